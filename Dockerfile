@@ -1,0 +1,21 @@
+# CPU image by default. For a CUDA image, build FROM a CUDA runtime base with Python 3.11,
+# e.g. `docker build --build-arg BASE=pytorch/pytorch:2.9.1-cuda12.8-cudnn9-runtime .`
+ARG BASE=python:3.11-slim
+FROM ${BASE}
+
+ENV PYTHONUNBUFFERED=1 \
+    GRADIO_SERVER_NAME=0.0.0.0 \
+    GRADIO_SERVER_PORT=7860 \
+    GRADIO_ANALYTICS_ENABLED=False \
+    HF_HUB_DISABLE_TELEMETRY=1 \
+    QA_CACHE_DIR=/opt/qa-cache
+
+WORKDIR /app
+COPY requirements.txt .
+RUN pip install --no-cache-dir -r requirements.txt
+COPY . .
+# Build the offline demo model into the image, so the app starts without a network.
+RUN python -c "from qa_core.demo_model import ensure_demo_model; ensure_demo_model('/opt/qa-cache')"
+
+EXPOSE 7860
+CMD ["python", "app.py"]

@@ -1,0 +1,3 @@
+from qa_core.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,120 @@
+"""Command line: ask a question, or check a QA data file before training on it.
+
+    python -m qa_core ask "What is a bond?"
+    python -m qa_core ask "What is the maximum fine?" --context-file policy.txt --stream
+    python -m qa_core ask "What is a bond?" --model Qwen/Qwen2.5-0.5B-Instruct --adapter me/qa-lora@4f1c2ab
+    python -m qa_core check-data data.csv --columns question=q,answer=a
+
+Settings not given as flags come from the environment and `.env` (see `.env.example`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from qa_core.config import DEVICES, DTYPES, QUANTIZATIONS, Settings, load_settings
+from qa_core.errors import QAError
+
+EPILOG = "Settings not given as flags come from the environment and .env: see .env.example."
+
+
+def _read_context(args: argparse.Namespace) -> str | None:
+    if args.context_file is None:
+        return args.context
+    if args.context_file == "-":
+        return sys.stdin.read()
+    path = Path(args.context_file)
+    try:
+        return path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise QAError(f"--context-file {path}: cannot read it as UTF-8 text ({exc})") from exc
+
+
+def cmd_ask(args: argparse.Namespace, settings: Settings) -> int:
+    from qa_core.demo_model import DEMO_NOTICE
+    from qa_core.generate import GenerationSettings
+    from qa_core.models import load_model
+    from qa_core.qa import ask, ask_stream
+
+    context = _read_context(args)
+    loaded = load_model(args.model, args.adapter, settings)
+    print(f"model: {loaded.description}", file=sys.stderr)
+    if loaded.is_demo:
+        print(DEMO_NOTICE, file=sys.stderr)
+    generation = GenerationSettings(max_new_tokens=args.max_new_tokens, temperature=args.temperature)
+    if args.stream:
+        for piece in ask_stream(loaded, args.question, context, args.prompt_style, generation):
+            print(piece, end="", flush=True)
+        print()
+    else:
+        print(ask(loaded, args.question, context, args.prompt_style, generation))
+    return 0
+
+
+def cmd_check_data(args: argparse.Namespace, settings: Settings) -> int:
+    from qa_core.data import load_qa_data, split_qa_data
+
+    dataset = load_qa_data(args.source, args.columns, args.split, settings.hf_token)
+    with_context = sum(1 for c in dataset["context"] if c)
+    parts = split_qa_data(dataset, args.test_size, args.seed)
+    print(
+        f"{args.source}: {len(dataset)} QA pairs ({with_context} with context); "
+        f"split {len(parts['train'])} train / {len(parts['test'])} test (seed {args.seed})"
+    )
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from qa_core.prompts import STYLE_HELP
+
+    parser = argparse.ArgumentParser(prog="python -m qa_core", description=__doc__.split("\n")[0], epilog=EPILOG)
+    parser.add_argument("--env-file", default=".env", help="file of KEY=VALUE settings (default: .env)")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    ask = commands.add_parser("ask", help="answer a question", epilog=EPILOG)
+    ask.add_argument("question", help="the question to answer")
+    source = ask.add_mutually_exclusive_group()
+    source.add_argument("--context-file", metavar="PATH", help="answer from the text in this file ('-': stdin)")
+    source.add_argument("--context", metavar="TEXT", help="answer from this text")
+    ask.add_argument(
+        "--model", metavar="ID_OR_PATH", help="Hub id[@revision], local folder, or 'demo' (default: QA_BASE_MODEL)"
+    )
+    ask.add_argument(
+        "--adapter", metavar="PATH_OR_REPO[@REV]", help="LoRA adapter folder or Hub repo (default: QA_ADAPTER)"
+    )
+    styles = "; ".join(f"{name}: {text}" for name, text in STYLE_HELP.items())
+    ask.add_argument(
+        "--prompt-style", default="auto", choices=list(STYLE_HELP), help=f"how the prompt is written ({styles})"
+    )
+    ask.add_argument("--max-new-tokens", type=int, default=256, help="longest answer in tokens (default 256)")
+    ask.add_argument("--temperature", type=float, default=0.0, help="0 is greedy and deterministic (default 0)")
+    ask.add_argument("--stream", action="store_true", help="print the answer token by token as it is generated")
+    ask.add_argument("--quantization", choices=QUANTIZATIONS, help="load the model in 4-bit or 8-bit (bitsandbytes)")
+    ask.add_argument("--device", help=f"{' | '.join(DEVICES)} or cuda:N (default: QA_DEVICE or auto)")
+    ask.add_argument("--dtype", choices=DTYPES, help="weights dtype (default: QA_DTYPE or auto)")
+    ask.set_defaults(run=cmd_ask)
+
+    check = commands.add_parser("check-data", help="validate a QA data file or dataset and show its split")
+    check.add_argument("source", help="CSV, JSONL or JSON file, or a Hugging Face dataset id or folder")
+    check.add_argument("--columns", metavar="MAPPING", help="e.g. question=instruction,context=input,answer=output")
+    check.add_argument("--split", default="train", help="dataset split to read (default: train)")
+    check.add_argument("--test-size", type=float, default=0.1, help="held-out fraction (default 0.1)")
+    check.add_argument("--seed", type=int, default=42, help="split seed (default 42)")
+    check.set_defaults(run=cmd_check_data)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the command line; returns the exit status (2 for bad input or settings)."""
+    args = build_parser().parse_args(argv)
+    settings: Settings | None = None
+    try:
+        overrides = {k: getattr(args, k, None) for k in ("quantization", "device", "dtype")}
+        settings = load_settings(args.env_file, **overrides)
+        return args.run(args, settings)
+    except QAError as exc:
+        message = settings.redact(str(exc)) if settings else str(exc)
+        print(f"error: {message}", file=sys.stderr)
+        return 2

@@ -1,0 +1,106 @@
+"""Settings read from the environment and an optional `.env` file.
+
+Real environment variables win over `.env`, which wins over the defaults, so a deployment can
+override a checked-in `.env` without editing it. The `.env` file is read without being copied
+into `os.environ`, so nothing else in the process (or a child process) sees the token by accident.
+
+Variables (see `.env.example`):
+
+    HF_TOKEN / HF       Hugging Face token (HF is accepted as an alias, HF_TOKEN wins)
+    HF_ENDPOINT         Hub endpoint, e.g. a private mirror (default https://huggingface.co)
+    QA_BASE_MODEL       model id or local path; `demo` is the offline demo model
+    QA_ADAPTER          LoRA adapter: local folder or Hub repo, optionally `@revision`
+    QA_DEVICE           auto | cpu | cuda | cuda:N | mps (default auto)
+    QA_DTYPE            auto | float32 | bfloat16 | float16 (default auto)
+    QA_QUANTIZATION     none | 4bit | 8bit (default none)
+    QA_CACHE_DIR        where the demo model is built (default ~/.cache/qa-toolkit)
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+
+from dotenv import dotenv_values
+
+from qa_core.errors import SettingsError
+
+DEFAULT_ENDPOINT = "https://huggingface.co"
+
+DEVICES = ("auto", "cpu", "cuda", "mps")
+DTYPES = ("auto", "float32", "bfloat16", "float16")
+QUANTIZATIONS = ("none", "4bit", "8bit")
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything the toolkit reads from the environment.
+
+    The token is excluded from `repr()` so that printing or logging settings never leaks it.
+    """
+
+    hf_token: str | None = field(default=None, repr=False)
+    hf_endpoint: str = DEFAULT_ENDPOINT
+    base_model: str | None = None
+    adapter: str | None = None
+    device: str = "auto"
+    dtype: str = "auto"
+    quantization: str = "none"
+    cache_dir: Path = field(default_factory=lambda: Path.home() / ".cache" / "qa-toolkit")
+
+    def __post_init__(self) -> None:
+        device_kind = self.device.split(":", 1)[0]
+        _check_choice("QA_DEVICE", device_kind, DEVICES)
+        _check_choice("QA_DTYPE", self.dtype, DTYPES)
+        _check_choice("QA_QUANTIZATION", self.quantization, QUANTIZATIONS)
+
+    def redact(self, text: str) -> str:
+        """Return `text` with the token (if any) replaced, for error messages and logs."""
+        return text.replace(self.hf_token, "***") if self.hf_token else text
+
+
+def _check_choice(variable: str, value: str, choices: tuple[str, ...]) -> None:
+    if value not in choices:
+        raise SettingsError(f"{variable}={value!r} is not one of: {', '.join(choices)}")
+
+
+def load_settings(env_file: str | os.PathLike | None = ".env", **overrides: object) -> Settings:
+    """Read settings from `env_file` (if it exists) and the process environment.
+
+    Keyword `overrides` (e.g. from command-line flags) win over both; `None` values are ignored
+    so that an unset flag does not hide an environment variable.
+
+    Returns:
+        The merged, validated `Settings`.
+
+    Raises:
+        SettingsError: a variable has a value outside its allowed choices.
+    """
+    values: dict[str, str | None] = {}
+    if env_file is not None and Path(env_file).is_file():
+        values.update(dotenv_values(env_file))
+    values.update(os.environ)
+
+    def get(name: str) -> str | None:
+        value = values.get(name)
+        return value.strip() if value and value.strip() else None
+
+    found: dict[str, object] = {
+        "hf_token": get("HF_TOKEN") or get("HF"),
+        "hf_endpoint": (get("HF_ENDPOINT") or DEFAULT_ENDPOINT).rstrip("/"),
+        "base_model": get("QA_BASE_MODEL"),
+        "adapter": get("QA_ADAPTER"),
+        "device": get("QA_DEVICE") or "auto",
+        "dtype": get("QA_DTYPE") or "auto",
+        "quantization": get("QA_QUANTIZATION") or "none",
+    }
+    if get("QA_CACHE_DIR"):
+        found["cache_dir"] = Path(get("QA_CACHE_DIR")).expanduser()
+    known = {f.name for f in fields(Settings)}
+    for name, value in overrides.items():
+        if name not in known:
+            raise TypeError(f"unknown setting {name!r}")
+        if value is not None:
+            found[name] = value
+    return Settings(**found)

@@ -1,0 +1,25 @@
+"""Exception classes. Every error a user can cause derives from `QAError`.
+
+Command-line tools and the app catch `QAError` and show its one-line message instead of a
+traceback; anything else is a bug and keeps its traceback.
+"""
+
+
+class QAError(Exception):
+    """A problem with the user's input, settings or environment, with a message that says which."""
+
+
+class SettingsError(QAError, ValueError):
+    """A setting has a value the toolkit cannot use."""
+
+
+class PromptError(QAError, ValueError):
+    """A prompt cannot be built: unknown style, missing chat template, or too long for the model."""
+
+
+class DataError(QAError, ValueError):
+    """A QA data file or dataset is malformed; the message names the file, row and column."""
+
+
+class ModelLoadError(QAError):
+    """A model or adapter cannot be loaded (not found, no access, unsupported quantization ...)."""

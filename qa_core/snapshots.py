@@ -1,0 +1,106 @@
+"""Download a model or adapter from the Hub at an exact commit.
+
+Everything goes through `huggingface_hub.snapshot_download` with the endpoint and token from
+`Settings` passed explicitly (the client reads `HF_ENDPOINT` only once, at import). Only
+safetensors weights, configs and tokenizer files are fetched: never pickled `.bin` weights,
+optimizer states or the `original/` checkpoints some repos also carry.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from huggingface_hub import snapshot_download
+from huggingface_hub.errors import (
+    GatedRepoError,
+    HfHubHTTPError,
+    LocalEntryNotFoundError,
+    OfflineModeIsEnabled,
+    RepositoryNotFoundError,
+    RevisionNotFoundError,
+)
+
+from qa_core.config import Settings
+from qa_core.errors import ModelLoadError
+
+MODEL_FILE_PATTERNS = ["*.json", "*.safetensors", "*.model", "*.tiktoken", "*.txt", "*.jinja"]
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """A downloaded repo at one commit: `path` holds the files of exactly `commit`."""
+
+    repo_id: str
+    commit: str
+    path: Path
+
+
+def parse_ref(spec: str) -> tuple[str, str | None]:
+    """Split `REPO_OR_PATH[@REVISION]` into its name and revision (None when absent).
+
+    >>> parse_ref("me/adapter@3f2a")
+    ('me/adapter', '3f2a')
+    """
+    name, sep, revision = spec.rpartition("@")
+    if not sep or not name or "/" in revision:
+        return spec, None
+    return name, revision or None
+
+
+def describe_hub_error(exc: Exception, repo_id: str, revision: str | None, endpoint: str) -> str:
+    """Turn a Hub client exception into one line that says what to do; never includes a token."""
+    at = f"@{revision}" if revision else ""
+    if isinstance(exc, GatedRepoError):
+        return f"{repo_id} is gated: accept its licence on the Hub and set HF_TOKEN"
+    if isinstance(exc, RepositoryNotFoundError):
+        return f"{repo_id}: repository not found on {endpoint}, or HF_TOKEN has no access to it"
+    if isinstance(exc, RevisionNotFoundError):
+        return f"{repo_id}: revision {revision!r} not found on {endpoint}"
+    if isinstance(exc, (OfflineModeIsEnabled, LocalEntryNotFoundError)):
+        return (
+            f"{repo_id}{at} is not in the local cache and the Hub at {endpoint} cannot be used "
+            "(offline mode, or no connection)"
+        )
+    if isinstance(exc, HfHubHTTPError) and exc.response is not None:
+        status = exc.response.status_code
+        if status == 401:
+            return f"{endpoint} rejected the token (HTTP 401): check HF_TOKEN"
+        if status == 403:
+            return f"{repo_id}: the token may not access this repository (HTTP 403)"
+        return f"{repo_id}{at}: the Hub at {endpoint} answered HTTP {status}"
+    return f"{repo_id}{at}: cannot download from {endpoint}: {type(exc).__name__}"
+
+
+def download_snapshot(repo_id: str, revision: str | None, settings: Settings) -> Snapshot:
+    """Download the weights, configs and tokenizer of `repo_id` at `revision`.
+
+    `revision` may be a branch, tag or commit sha; the returned snapshot records the commit
+    it resolved to, so callers can report and pin exactly what they loaded.
+
+    Returns:
+        The `Snapshot` in the local Hugging Face cache.
+
+    Raises:
+        ModelLoadError: the repo or revision does not exist, the token is rejected, the Hub
+            cannot be reached and the files are not cached, or the repo has no safetensors.
+    """
+    try:
+        path = Path(
+            snapshot_download(
+                repo_id,
+                revision=revision,
+                token=settings.hf_token,
+                endpoint=settings.hf_endpoint,
+                allow_patterns=MODEL_FILE_PATTERNS,
+            )
+        )
+    except Exception as exc:  # the client raises many kinds; all become one clear line
+        message = describe_hub_error(exc, repo_id, revision, settings.hf_endpoint)
+        raise ModelLoadError(settings.redact(message)) from exc
+    if not any(path.rglob("*.safetensors")):
+        raise ModelLoadError(
+            f"{repo_id}@{path.name} has no .safetensors weights; only safetensors are loaded "
+            "from the Hub (convert the repo, or download it and pass the local folder)"
+        )
+    return Snapshot(repo_id=repo_id, commit=path.name, path=path)

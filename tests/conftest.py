@@ -1,0 +1,42 @@
+"""Shared fixtures. The environment is made hermetic before any library reads it.
+
+Nothing here reaches the internet: HF_ENDPOINT points at a closed loopback port, so code that
+probes the Hub finds it unreachable at once and falls back to the offline demo model.
+"""
+
+import os
+import tempfile
+from pathlib import Path
+
+_home = Path(tempfile.mkdtemp(prefix="qa-tests-"))
+for _name in list(os.environ):
+    if _name.startswith("QA_") or _name in ("HF_TOKEN", "HF", "HF_HUB_OFFLINE"):
+        del os.environ[_name]
+os.environ.update(
+    {
+        "HF_HOME": str(_home / "hf-home"),
+        "HF_ENDPOINT": "http://127.0.0.1:9",  # the discard port: nothing listens, connect fails fast
+        "HF_HUB_DISABLE_TELEMETRY": "1",
+        "HF_HUB_DISABLE_XET": "1",
+        "GRADIO_ANALYTICS_ENABLED": "False",
+        "TOKENIZERS_PARALLELISM": "false",
+        "QA_CACHE_DIR": str(_home / "qa-cache"),
+    }
+)
+
+import pytest  # noqa: E402
+
+from qa_core.demo_model import ensure_demo_model  # noqa: E402
+from qa_core.models import LoadedModel, load_model  # noqa: E402
+
+
+@pytest.fixture(scope="session")
+def demo_dir() -> Path:
+    """The demo model folder, built once per test session."""
+    return ensure_demo_model(os.environ["QA_CACHE_DIR"])
+
+
+@pytest.fixture(scope="session")
+def demo(demo_dir: Path) -> LoadedModel:
+    """The demo model loaded once; tests must not modify it."""
+    return load_model("demo")

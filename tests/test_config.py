@@ -1,0 +1,59 @@
+import os
+
+import pytest
+
+from qa_core.config import load_settings
+from qa_core.errors import SettingsError
+
+SECRET = "hf_testsecretTOKENvalue0123456789abcdef"
+
+
+def write_env(tmp_path, text):
+    path = tmp_path / ".env"
+    path.write_text(text)
+    return path
+
+
+def test_env_file_is_read_without_touching_the_process_environment(tmp_path, monkeypatch):
+    env = write_env(tmp_path, f"HF_TOKEN={SECRET}\nQA_BASE_MODEL=demo\nQA_DTYPE=bfloat16\n")
+    settings = load_settings(env)
+    assert settings.hf_token == SECRET
+    assert settings.base_model == "demo"
+    assert settings.dtype == "bfloat16"
+    assert "HF_TOKEN" not in os.environ
+
+
+def test_hf_is_an_alias_and_hf_token_wins(tmp_path, monkeypatch):
+    assert load_settings(write_env(tmp_path, "HF=from-alias\n")).hf_token == "from-alias"
+    monkeypatch.setenv("HF_TOKEN", "from-env")
+    assert load_settings(write_env(tmp_path, "HF=from-alias\n")).hf_token == "from-env"
+
+
+def test_environment_beats_env_file_and_flags_beat_both(tmp_path, monkeypatch):
+    env = write_env(tmp_path, "QA_DEVICE=cuda\nQA_QUANTIZATION=8bit\nHF_ENDPOINT=http://mirror.example/\n")
+    monkeypatch.setenv("QA_DEVICE", "cpu")
+    monkeypatch.delenv("HF_ENDPOINT")
+    settings = load_settings(env, quantization="4bit", dtype=None)
+    assert settings.device == "cpu"
+    assert settings.quantization == "4bit"
+    assert settings.dtype == "auto"  # a None override does not hide the default
+    assert settings.hf_endpoint == "http://mirror.example"
+
+
+def test_token_is_never_in_repr_and_is_redacted(tmp_path):
+    settings = load_settings(write_env(tmp_path, f"HF_TOKEN={SECRET}\n"))
+    assert SECRET not in repr(settings)
+    assert settings.redact(f"failed with {SECRET} in it") == "failed with *** in it"
+
+
+@pytest.mark.parametrize(
+    ("line", "variable"),
+    [("QA_DEVICE=gpu", "QA_DEVICE"), ("QA_DTYPE=fp8", "QA_DTYPE"), ("QA_QUANTIZATION=3bit", "QA_QUANTIZATION")],
+)
+def test_bad_values_name_the_variable(tmp_path, line, variable):
+    with pytest.raises(SettingsError, match=variable):
+        load_settings(write_env(tmp_path, line + "\n"))
+
+
+def test_cuda_index_is_accepted(tmp_path):
+    assert load_settings(write_env(tmp_path, "QA_DEVICE=cuda:1\n")).device == "cuda:1"

@@ -1,0 +1,125 @@
+import pytest
+import torch
+from peft import LoraConfig, get_peft_model
+from transformers import LlamaForCausalLM
+
+from qa_core.config import load_settings
+from qa_core.demo_model import build_demo_model
+from qa_core.errors import ModelLoadError, PromptError
+from qa_core.generate import GenerationSettings, generate, stream
+from qa_core.models import load_model, resolve_model_name
+from qa_core.prompts import build_prompt
+from qa_core.snapshots import parse_ref
+
+PROMPTS = [
+    build_prompt("qa", "What is a bond?"),
+    build_prompt("qa", "What was Northwind Capital's CET1 ratio?", "The CET1 ratio stood at 13.8% at year end."),
+    build_prompt("alpaca", "Define diversification in one sentence, please, for a new analyst."),
+]
+GREEDY = GenerationSettings(max_new_tokens=16)
+
+
+def test_demo_model_is_built_deterministically(tmp_path, demo_dir):
+    rebuilt = build_demo_model(tmp_path / "again")
+    assert (rebuilt / "tokenizer.json").read_text() == (demo_dir / "tokenizer.json").read_text()
+    a = LlamaForCausalLM.from_pretrained(rebuilt).state_dict()
+    b = LlamaForCausalLM.from_pretrained(demo_dir).state_dict()
+    assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_demo_loads_through_the_auto_classes(demo, demo_dir):
+    assert demo.is_demo and demo.description == "demo"
+    assert isinstance(demo.model, LlamaForCausalLM)
+    assert demo.tokenizer.padding_side == "left" and demo.tokenizer.pad_token == "<pad>"
+    by_path = load_model(str(demo_dir))
+    assert not by_path.is_demo and by_path.name == str(demo_dir)
+
+
+def test_default_model_without_network_is_demo():
+    settings = load_settings(None)
+    assert resolve_model_name(None, settings) == "demo"
+    assert resolve_model_name("org/model", settings) == "org/model"
+    assert resolve_model_name(None, load_settings(None, base_model="my/base")) == "my/base"
+
+
+def test_batched_generation_equals_one_by_one(demo):
+    batched = generate(demo.model, demo.tokenizer, PROMPTS, GREEDY, batch_size=3)
+    single = [generate(demo.model, demo.tokenizer, [p], GREEDY)[0] for p in PROMPTS]
+    assert batched == single
+    assert all(batched)
+
+
+def test_stream_yields_pieces_that_add_up_to_the_answer(demo):
+    pieces = list(stream(demo.model, demo.tokenizer, PROMPTS[1], GREEDY))
+    assert len(pieces) > 1
+    assert "".join(pieces).strip() == generate(demo.model, demo.tokenizer, [PROMPTS[1]], GREEDY)[0]
+
+
+def test_sampling_with_temperature_runs(demo):
+    torch.manual_seed(0)
+    text = generate(demo.model, demo.tokenizer, PROMPTS[:1], GenerationSettings(max_new_tokens=8, temperature=0.8))
+    assert isinstance(text[0], str)
+
+
+def test_too_long_prompt_is_refused(demo):
+    long_prompt = build_prompt("qa", "Why?", "word " * 3000)
+    with pytest.raises(PromptError, match=r"limit of 2048 tokens"):
+        generate(demo.model, demo.tokenizer, [long_prompt], GREEDY)
+    with pytest.raises(PromptError, match=r"limit of 2048 tokens"):
+        list(stream(demo.model, demo.tokenizer, long_prompt, GREEDY))
+
+
+@pytest.fixture(scope="module")
+def adapter_dir(tmp_path_factory, demo_dir):
+    base = LlamaForCausalLM.from_pretrained(demo_dir)
+    # init_lora_weights=False: a non-zero adapter, so attaching it visibly changes the output
+    config = LoraConfig(r=8, lora_alpha=16, target_modules=["q_proj", "v_proj"], init_lora_weights=False)
+    out = tmp_path_factory.mktemp("adapter")
+    get_peft_model(base, config).save_pretrained(out)
+    return out
+
+
+def test_adapter_from_a_folder_changes_the_output(demo, adapter_dir):
+    tuned = load_model("demo", str(adapter_dir))
+    assert tuned.description == f"demo + adapter {adapter_dir}"
+    ids = demo.tokenizer(PROMPTS[:1], return_tensors="pt")
+    with torch.no_grad():
+        assert not torch.allclose(tuned.model(**ids).logits, demo.model(**ids).logits)
+
+
+def test_adapter_settings_fallback_and_not_an_adapter(tmp_path, adapter_dir, demo_dir):
+    assert load_model("demo", settings=load_settings(None, adapter=str(adapter_dir))).adapter == str(adapter_dir)
+    with pytest.raises(ModelLoadError, match="not a PEFT adapter"):
+        load_model("demo", str(demo_dir))
+    with pytest.raises(ModelLoadError, match="no such folder"):
+        load_model("demo", str(tmp_path / "missing-adapter"))
+
+
+@pytest.mark.parametrize("mode", ["4bit", "8bit"])
+def test_quantized_loading_generates(mode):
+    loaded = load_model("demo", quantization=mode, device="cpu")
+    layer = loaded.model.model.layers[0].self_attn.q_proj
+    assert type(layer).__name__ == ("Linear4bit" if mode == "4bit" else "Linear8bitLt")
+    assert loaded.description == f"demo ({mode})"
+    assert generate(loaded.model, loaded.tokenizer, PROMPTS[:2], GenerationSettings(max_new_tokens=4))
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the message on machines without a GPU")
+def test_missing_gpu_is_a_clear_error():
+    with pytest.raises(ModelLoadError, match="no CUDA GPU"):
+        load_model("demo", device="cuda")
+
+
+def test_hub_model_when_hub_unreachable_is_one_clear_line():
+    with pytest.raises(
+        ModelLoadError,
+        match=r"some-org/some-model is not in the local cache and the Hub at http://127.0.0.1:9 cannot be used",
+    ) as info:
+        load_model("some-org/some-model")
+    assert "\n" not in str(info.value)
+
+
+def test_parse_ref():
+    assert parse_ref("me/adapter@v1") == ("me/adapter", "v1")
+    assert parse_ref("me/adapter") == ("me/adapter", None)
+    assert parse_ref("./runs/x@2/checkpoint") == ("./runs/x@2/checkpoint", None)
