@@ -13,11 +13,51 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from qa_core.config import DEVICES, DTYPES, QUANTIZATIONS, Settings, load_settings
 from qa_core.errors import QAError
 
+if TYPE_CHECKING:
+    from qa_core.models import LoadedModel
+
 EPILOG = "Settings not given as flags come from the environment and .env: see .env.example."
+
+
+def new_parser(prog: str, doc: str) -> argparse.ArgumentParser:
+    """A parser with the options every command line of the toolkit shares."""
+    parser = argparse.ArgumentParser(prog=prog, description=doc.split("\n")[0], epilog=EPILOG)
+    parser.add_argument("--env-file", default=".env", help="file of KEY=VALUE settings (default: .env)")
+    return parser
+
+
+def run(parser: argparse.ArgumentParser, argv: list[str] | None, overrides: tuple[str, ...] = ()) -> int:
+    """Parse `argv`, load settings (flags named in `overrides` win), run the chosen command.
+
+    Returns:
+        The command's exit status, or 2 with a one-line `error:` message for a `QAError`.
+    """
+    args = parser.parse_args(argv)
+    settings: Settings | None = None
+    try:
+        settings = load_settings(args.env_file, **{name: getattr(args, name, None) for name in overrides})
+        return args.run(args, settings)
+    except QAError as exc:
+        message = settings.redact(str(exc)) if settings else str(exc)
+        print(f"error: {message}", file=sys.stderr)
+        return 2
+
+
+def load_model_for_cli(args: argparse.Namespace, settings: Settings) -> LoadedModel:
+    """Load `--model` / `--adapter`, saying on stderr what was loaded and if it is the demo model."""
+    from qa_core.demo_model import DEMO_NOTICE
+    from qa_core.models import load_model
+
+    loaded = load_model(args.model, args.adapter, settings)
+    print(f"model: {loaded.description}", file=sys.stderr)
+    if loaded.is_demo:
+        print(DEMO_NOTICE, file=sys.stderr)
+    return loaded
 
 
 def _read_context(args: argparse.Namespace) -> str | None:
@@ -33,16 +73,11 @@ def _read_context(args: argparse.Namespace) -> str | None:
 
 
 def cmd_ask(args: argparse.Namespace, settings: Settings) -> int:
-    from qa_core.demo_model import DEMO_NOTICE
     from qa_core.generate import GenerationSettings
-    from qa_core.models import load_model
     from qa_core.qa import ask, ask_stream
 
     context = _read_context(args)
-    loaded = load_model(args.model, args.adapter, settings)
-    print(f"model: {loaded.description}", file=sys.stderr)
-    if loaded.is_demo:
-        print(DEMO_NOTICE, file=sys.stderr)
+    loaded = load_model_for_cli(args, settings)
     generation = GenerationSettings(max_new_tokens=args.max_new_tokens, temperature=args.temperature)
     if args.stream:
         for piece in ask_stream(loaded, args.question, context, args.prompt_style, generation):
@@ -69,8 +104,7 @@ def cmd_check_data(args: argparse.Namespace, settings: Settings) -> int:
 def build_parser() -> argparse.ArgumentParser:
     from qa_core.prompts import STYLE_HELP
 
-    parser = argparse.ArgumentParser(prog="python -m qa_core", description=__doc__.split("\n")[0], epilog=EPILOG)
-    parser.add_argument("--env-file", default=".env", help="file of KEY=VALUE settings (default: .env)")
+    parser = new_parser("python -m qa_core", __doc__)
     commands = parser.add_subparsers(dest="command", required=True)
 
     ask = commands.add_parser("ask", help="answer a question", epilog=EPILOG)
@@ -108,13 +142,4 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     """Run the command line; returns the exit status (2 for bad input or settings)."""
-    args = build_parser().parse_args(argv)
-    settings: Settings | None = None
-    try:
-        overrides = {k: getattr(args, k, None) for k in ("quantization", "device", "dtype")}
-        settings = load_settings(args.env_file, **overrides)
-        return args.run(args, settings)
-    except QAError as exc:
-        message = settings.redact(str(exc)) if settings else str(exc)
-        print(f"error: {message}", file=sys.stderr)
-        return 2
+    return run(build_parser(), argv, overrides=("quantization", "device", "dtype"))

@@ -14,11 +14,17 @@ Variables (see `.env.example`):
     QA_DTYPE            auto | float32 | bfloat16 | float16 (default auto)
     QA_QUANTIZATION     none | 4bit | 8bit (default none)
     QA_CACHE_DIR        where the demo model is built (default ~/.cache/qa-toolkit)
+    QA_CHROMA_PATH      folder of the embedded Chroma database (default ./chroma_db)
+    QA_CHROMA_URL       http://host:port of a Chroma server; when set, used instead of the folder
+    QA_COLLECTION       Chroma collection name (default documents)
+    QA_EMBEDDING_MODEL  sentence-transformers model id or folder (default: the bundled all-MiniLM-L6-v2)
+    QA_MAX_FILE_MB      largest file accepted for ingestion, in MB (default 50)
 """
 
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 
@@ -48,6 +54,11 @@ class Settings:
     dtype: str = "auto"
     quantization: str = "none"
     cache_dir: Path = field(default_factory=lambda: Path.home() / ".cache" / "qa-toolkit")
+    chroma_path: Path = Path("chroma_db")
+    chroma_url: str | None = None
+    collection: str = "documents"
+    embedding_model: str | None = None
+    max_file_mb: float = 50.0
 
     def __post_init__(self) -> None:
         device_kind = self.device.split(":", 1)[0]
@@ -63,6 +74,28 @@ class Settings:
 def _check_choice(variable: str, value: str, choices: tuple[str, ...]) -> None:
     if value not in choices:
         raise SettingsError(f"{variable}={value!r} is not one of: {', '.join(choices)}")
+
+
+def _path(value: str) -> Path:
+    return Path(value).expanduser()
+
+
+# Settings field -> (environment variables, the first set one wins; conversion from text)
+_VARIABLES: dict[str, tuple[tuple[str, ...], Callable[[str], object]]] = {
+    "hf_token": (("HF_TOKEN", "HF"), str),
+    "hf_endpoint": (("HF_ENDPOINT",), lambda value: value.rstrip("/")),
+    "base_model": (("QA_BASE_MODEL",), str),
+    "adapter": (("QA_ADAPTER",), str),
+    "device": (("QA_DEVICE",), str),
+    "dtype": (("QA_DTYPE",), str),
+    "quantization": (("QA_QUANTIZATION",), str),
+    "cache_dir": (("QA_CACHE_DIR",), _path),
+    "chroma_path": (("QA_CHROMA_PATH",), _path),
+    "chroma_url": (("QA_CHROMA_URL",), lambda value: value.rstrip("/")),
+    "collection": (("QA_COLLECTION",), str),
+    "embedding_model": (("QA_EMBEDDING_MODEL",), str),
+    "max_file_mb": (("QA_MAX_FILE_MB",), float),
+}
 
 
 def load_settings(env_file: str | os.PathLike | None = ".env", **overrides: object) -> Settings:
@@ -82,21 +115,15 @@ def load_settings(env_file: str | os.PathLike | None = ".env", **overrides: obje
         values.update(dotenv_values(env_file))
     values.update(os.environ)
 
-    def get(name: str) -> str | None:
-        value = values.get(name)
-        return value.strip() if value and value.strip() else None
-
-    found: dict[str, object] = {
-        "hf_token": get("HF_TOKEN") or get("HF"),
-        "hf_endpoint": (get("HF_ENDPOINT") or DEFAULT_ENDPOINT).rstrip("/"),
-        "base_model": get("QA_BASE_MODEL"),
-        "adapter": get("QA_ADAPTER"),
-        "device": get("QA_DEVICE") or "auto",
-        "dtype": get("QA_DTYPE") or "auto",
-        "quantization": get("QA_QUANTIZATION") or "none",
-    }
-    if get("QA_CACHE_DIR"):
-        found["cache_dir"] = Path(get("QA_CACHE_DIR")).expanduser()
+    found: dict[str, object] = {}
+    for name, (variables, convert) in _VARIABLES.items():
+        present = [(v, values[v].strip()) for v in variables if (values.get(v) or "").strip()]
+        if present:
+            variable, raw = present[0]
+            try:
+                found[name] = convert(raw)
+            except ValueError:
+                raise SettingsError(f"{variable}={raw!r} is not a valid value") from None
     known = {f.name for f in fields(Settings)}
     for name, value in overrides.items():
         if name not in known:

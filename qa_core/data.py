@@ -104,26 +104,37 @@ def _read_text(path: Path) -> str:
         raise DataError(f"{path}: cannot read ({exc.strerror})") from exc
 
 
-def _csv_rows(path: Path, mapping: dict[str, str]) -> list[dict[str, str]]:
+def read_csv_rows(path: Path) -> tuple[list[str], list[tuple[str, dict[str, str]]]]:
+    """Read a UTF-8 CSV with a header row, checking every row's shape.
+
+    Returns:
+        (header, rows), each row paired with its location ("FILE, line N") for error messages.
+        Blank rows are dropped.
+
+    Raises:
+        DataError: unreadable or non-UTF-8 file, no header, malformed CSV, or a row with more
+            fields than the header.
+    """
     reader = csv.DictReader(_read_text(path).splitlines(keepends=True), strict=True)
+    rows: list[tuple[str, dict[str, str]]] = []
     try:
         header = reader.fieldnames
         if not header:
-            raise DataError(f"{path}: empty file, expected a header row such as question,answer,evidence_text")
-        columns = _resolve_columns(header, str(path), mapping)
-
-        def located() -> Iterator[tuple[str, Mapping]]:
-            for row in reader:
-                where = f"{path}, line {reader.line_num}"
-                if None in row:
-                    raise DataError(f"{where}: {len(header) + len(row[None])} fields, the header has {len(header)}")
-                if not any((v or "").strip() for v in row.values()):
-                    continue  # blank lines between rows are harmless
-                yield where, row
-
-        return list(_records(located(), columns))
+            raise DataError(f"{path}: empty file, expected a header row")
+        for row in reader:
+            where = f"{path}, line {reader.line_num}"
+            if None in row:
+                raise DataError(f"{where}: {len(header) + len(row[None])} fields, the header has {len(header)}")
+            if any((v or "").strip() for v in row.values()):  # blank lines between rows are harmless
+                rows.append((where, row))
     except csv.Error as exc:
         raise DataError(f"{path}, line {reader.line_num}: malformed CSV ({exc})") from exc
+    return list(header), rows
+
+
+def _csv_rows(path: Path, mapping: dict[str, str]) -> list[dict[str, str]]:
+    header, rows = read_csv_rows(path)
+    return list(_records(rows, _resolve_columns(header, str(path), mapping)))
 
 
 def _json_rows(path: Path, mapping: dict[str, str]) -> list[dict[str, str]]:

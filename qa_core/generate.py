@@ -57,13 +57,17 @@ def context_limit(model: PreTrainedModel) -> int:
     return getattr(model.config, "max_position_embeddings", None) or 2048
 
 
+def prompt_budget(model: PreTrainedModel, settings: GenerationSettings) -> int:
+    """The most prompt tokens that leave room for `settings.max_new_tokens` answer tokens."""
+    return context_limit(model) - settings.max_new_tokens
+
+
 def check_prompt_length(prompt_tokens: int, model: PreTrainedModel, settings: GenerationSettings) -> None:
     """Raise PromptError when prompt plus answer would not fit in the model's context."""
-    limit = context_limit(model)
-    if prompt_tokens + settings.max_new_tokens > limit:
+    if prompt_tokens > prompt_budget(model, settings):
         raise PromptError(
             f"the prompt is {prompt_tokens} tokens; with max_new_tokens={settings.max_new_tokens} "
-            f"that exceeds the model's limit of {limit} tokens: shorten the context or the answer"
+            f"that exceeds the model's limit of {context_limit(model)} tokens: shorten the context or the answer"
         )
 
 

@@ -57,3 +57,11 @@ def test_bad_values_name_the_variable(tmp_path, line, variable):
 
 def test_cuda_index_is_accepted(tmp_path):
     assert load_settings(write_env(tmp_path, "QA_DEVICE=cuda:1\n")).device == "cuda:1"
+
+
+def test_rag_settings_and_number_check(tmp_path):
+    env = write_env(tmp_path, "QA_CHROMA_URL=http://127.0.0.1:8000/\nQA_COLLECTION=filings\nQA_MAX_FILE_MB=2.5\n")
+    settings = load_settings(env)
+    assert (settings.chroma_url, settings.collection, settings.max_file_mb) == ("http://127.0.0.1:8000", "filings", 2.5)
+    with pytest.raises(SettingsError, match="QA_MAX_FILE_MB='lots' is not a valid value"):
+        load_settings(write_env(tmp_path, "QA_MAX_FILE_MB=lots\n"))

@@ -1,0 +1,3 @@
+from qa_core.rag.cli import main
+
+raise SystemExit(main())

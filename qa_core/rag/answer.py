@@ -1,0 +1,117 @@
+"""Answer questions from retrieved chunks, citing them as [1], [2] ...
+
+Two modes:
+- `retrieve-then-answer`: search with the question, then answer from what was found.
+- `answer-then-retrieve`: the model first drafts an answer without context; the question plus
+  that draft is the search query (a draft shares vocabulary with the passage that answers it),
+  and the final answer is grounded on what that search found.
+
+When the numbered sources would not fit in the model's context next to the answer, the
+lowest-ranked ones are dropped rather than cutting text mid-chunk.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from qa_core.errors import QAError
+from qa_core.generate import GenerationSettings, generate, prompt_budget
+from qa_core.models import LoadedModel
+from qa_core.qa import ask, qa_prompt
+from qa_core.rag.retrieval import Hit, Retriever
+
+MODES = ("retrieve-then-answer", "answer-then-retrieve")
+CITATION = re.compile(r"\[(\d+)\]")
+
+
+@dataclass
+class RagAnswer:
+    """An answer, the chunks it was grounded on (numbered from 1), and how they were found."""
+
+    question: str
+    prompt: str
+    hits: list[Hit]
+    query: str
+    answer: str = ""
+    draft: str | None = None
+
+    @property
+    def cited(self) -> list[int]:
+        """The source numbers the answer cites, in order of first mention."""
+        numbers = (int(n) for n in CITATION.findall(self.answer))
+        return list(dict.fromkeys(n for n in numbers if 1 <= n <= len(self.hits)))
+
+    def sources(self) -> list[tuple[int, Hit]]:
+        """The cited sources, or every retrieved one when the answer cites none."""
+        numbers = self.cited or range(1, len(self.hits) + 1)
+        return [(n, self.hits[n - 1]) for n in numbers]
+
+    def to_dict(self) -> dict:
+        return {
+            "question": self.question,
+            "answer": self.answer,
+            "cited": self.cited,
+            "query": self.query,
+            "draft": self.draft,
+            "sources": [{"n": n, **hit.to_dict()} for n, hit in enumerate(self.hits, start=1)],
+        }
+
+
+def numbered_context(hits: list[Hit]) -> str:
+    lines = ["Sources (cite the ones you use, like [1]):"]
+    lines += [f"[{n}] {hit.label}: {hit.text.strip()}" for n, hit in enumerate(hits, start=1)]
+    return "\n\n".join(lines)
+
+
+def prepare(
+    loaded: LoadedModel,
+    retriever: Retriever,
+    question: str,
+    mode: str = "retrieve-then-answer",
+    k: int = 5,
+    hybrid: bool = False,
+    style: str = "auto",
+    settings: GenerationSettings | None = None,
+) -> RagAnswer:
+    """Retrieve and build the grounded prompt, without generating the final answer yet
+    (so that a caller can stream it).
+
+    Raises:
+        QAError: unknown mode, or nothing stored to retrieve from.
+        PromptError: empty question, or the prompt does not fit even with a single source.
+    """
+    settings = settings or GenerationSettings()
+    if mode not in MODES:
+        raise QAError(f"unknown RAG mode {mode!r}; choose {' or '.join(MODES)}")
+    qa_prompt(loaded, question)  # fail fast on an empty question, before any generation
+    draft = ask(loaded, question, None, style, settings) if mode == "answer-then-retrieve" else None
+    query = f"{question}\n{draft}" if draft else question
+    hits = retriever.search(query, k, hybrid)
+    if not hits:
+        raise QAError(
+            f"collection {retriever.store.name!r} is empty: ingest documents first (python -m qa_core.rag ingest PATH)"
+        )
+    budget = prompt_budget(loaded.model, settings)
+    while True:
+        prompt = qa_prompt(loaded, question, numbered_context(hits), style)
+        if len(hits) == 1 or len(loaded.tokenizer(prompt)["input_ids"]) <= budget:
+            break
+        hits = hits[:-1]
+    return RagAnswer(question=question, prompt=prompt, hits=hits, query=query, draft=draft)
+
+
+def answer(
+    loaded: LoadedModel,
+    retriever: Retriever,
+    question: str,
+    mode: str = "retrieve-then-answer",
+    k: int = 5,
+    hybrid: bool = False,
+    style: str = "auto",
+    settings: GenerationSettings | None = None,
+) -> RagAnswer:
+    """Answer `question` from the store, citing the chunks used (see `prepare`)."""
+    result = prepare(loaded, retriever, question, mode, k, hybrid, style, settings)
+    result.answer = generate(loaded.model, loaded.tokenizer, [result.prompt], settings)[0]
+    return result

@@ -1,0 +1,176 @@
+"""RAG from the command line: ingest documents into Chroma, search them, answer with citations.
+
+    python -m qa_core.rag ingest reports/ policy.pdf --collection filings
+    python -m qa_core.rag ingest faq.csv --text-column answer --title-column topic
+    python -m qa_core.rag query "What was the CET1 ratio?" -k 5 [--hybrid] [--json]
+    python -m qa_core.rag ask "What was the CET1 ratio?" [--mode answer-then-retrieve] [--model ID]
+    python -m qa_core.rag list | delete --source reports/q3.pdf | reset
+    python -m qa_core.rag eval --csv qa_core/resources/sample_qa.csv --title-col doc_name --json
+
+The database is the folder QA_CHROMA_PATH (default ./chroma_db), or the Chroma server at
+QA_CHROMA_URL; the collection is --collection or QA_COLLECTION (default "documents").
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+from qa_core.cli import load_model_for_cli, new_parser, run
+from qa_core.config import Settings
+from qa_core.rag.answer import MODES
+from qa_core.rag.chunking import DEFAULT_CHUNK_TOKENS, DEFAULT_OVERLAP_TOKENS
+from qa_core.rag.store import RagStore
+
+
+def _preview(text: str, width: int = 160) -> str:
+    flat = " ".join(text.split())
+    return flat if len(flat) <= width else flat[: width - 1] + "…"
+
+
+def cmd_ingest(args: argparse.Namespace, settings: Settings) -> int:
+    store = RagStore(settings, args.collection)
+    report = store.ingest(
+        args.paths, None, args.text_column, args.title_column, args.chunk_tokens, args.overlap_tokens, progress=True
+    )
+    for problem in report.problems:
+        print(f"skipped: {problem}", file=sys.stderr)
+    print(f"{store.name}: {report.summary()}; {store.count()} chunks stored")
+    return 1 if report.problems and not (report.added or report.unchanged) else 0
+
+
+def cmd_query(args: argparse.Namespace, settings: Settings) -> int:
+    from qa_core.rag.retrieval import Retriever
+
+    hits = Retriever(RagStore(settings, args.collection)).search(args.question, args.k, args.hybrid)
+    if args.json:
+        print(json.dumps([hit.to_dict() for hit in hits]))
+    for n, hit in enumerate(hits if not args.json else [], start=1):
+        print(f"[{n}] {hit.score:.3f}  {hit.label}\n    {_preview(hit.text)}")
+    return 0
+
+
+def cmd_ask(args: argparse.Namespace, settings: Settings) -> int:
+    from qa_core.generate import GenerationSettings
+    from qa_core.rag.answer import answer
+    from qa_core.rag.retrieval import Retriever
+
+    retriever = Retriever(RagStore(settings, args.collection))
+    loaded = load_model_for_cli(args, settings)
+    generation = GenerationSettings(max_new_tokens=args.max_new_tokens)
+    result = answer(loaded, retriever, args.question, args.mode, args.k, args.hybrid, args.prompt_style, generation)
+    if args.json:
+        print(json.dumps(result.to_dict()))
+        return 0
+    print(result.answer)
+    print("\nSources:" if result.cited else "\nRetrieved (the answer cites none of them):")
+    for n, hit in result.sources():
+        print(f"[{n}] {hit.label} (score {hit.score:.3f})")
+    return 0
+
+
+def cmd_list(args: argparse.Namespace, settings: Settings) -> int:
+    store = RagStore(settings, args.collection)
+    entries = store.sources()
+    for entry in entries:
+        print(f"{entry['source']}\t{entry['chunks']} chunks\t{entry['title']}")
+    print(f"{store.name}: {len(entries)} document(s), {store.count()} chunks", file=sys.stderr)
+    return 0
+
+
+def cmd_delete(args: argparse.Namespace, settings: Settings) -> int:
+    store = RagStore(settings, args.collection)
+    print(f"{args.source}: {store.delete(args.source)} chunks deleted from {store.name}")
+    return 0
+
+
+def cmd_reset(args: argparse.Namespace, settings: Settings) -> int:
+    store = RagStore(settings, args.collection)
+    count = store.count()
+    store.reset()
+    print(f"{store.name}: reset, {count} chunks deleted")
+    return 0
+
+
+def cmd_eval(args: argparse.Namespace, settings: Settings) -> int:
+    from qa_core.rag.evaluate import evaluate_retrieval
+
+    metrics, report = evaluate_retrieval(
+        settings, args.csv, args.question_col, args.evidence_col, args.title_col, args.distractors, args.hybrid, True
+    )
+    for problem in report.problems:
+        print(f"skipped distractor: {problem}", file=sys.stderr)
+    mode = "hybrid" if args.hybrid else "dense"
+    print(
+        f"{args.csv} ({mode}, {metrics['n']} questions): "
+        + "  ".join(f"{key}={value:.3f}" for key, value in metrics.items() if key != "n")
+    )
+    if args.json:
+        print(json.dumps(metrics))
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from qa_core.prompts import STYLE_HELP
+
+    parser = new_parser("python -m qa_core.rag", __doc__)
+    parser.add_argument("--collection", help="Chroma collection (default: QA_COLLECTION or 'documents')")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    ingest = commands.add_parser("ingest", help="add .txt, .md, .pdf, .csv files and folders of them")
+    ingest.add_argument("paths", nargs="+", metavar="PATH", help="files and folders (walked recursively)")
+    ingest.add_argument("--text-column", help="CSV column holding each row's text (default: text, content, ...)")
+    ingest.add_argument("--title-column", help="CSV column naming each row's document (default: title, doc_name, ...)")
+    ingest.add_argument(
+        "--chunk-tokens",
+        type=int,
+        default=DEFAULT_CHUNK_TOKENS,
+        help=f"most tokens per chunk (default {DEFAULT_CHUNK_TOKENS}; never more than the embedding model reads)",
+    )
+    ingest.add_argument(
+        "--overlap-tokens",
+        type=int,
+        default=DEFAULT_OVERLAP_TOKENS,
+        help=f"tokens shared by neighbouring chunks (default {DEFAULT_OVERLAP_TOKENS})",
+    )
+    ingest.set_defaults(run=cmd_ingest)
+
+    for name, helptext, command_fn in (
+        ("query", "show the chunks that best match a question", cmd_query),
+        ("ask", "answer a question from the documents, with citations", cmd_ask),
+    ):
+        command = commands.add_parser(name, help=helptext)
+        command.add_argument("question")
+        command.add_argument("-k", type=int, default=5, help="chunks to retrieve (default 5)")
+        command.add_argument("--hybrid", action="store_true", help="fuse keyword (BM25) and dense rankings")
+        command.add_argument("--json", action="store_true", help="print one JSON object instead of text")
+        command.set_defaults(run=command_fn)
+        if name == "ask":
+            command.add_argument("--mode", choices=MODES, default=MODES[0], help="when to retrieve (default: first)")
+            command.add_argument("--model", metavar="ID_OR_PATH", help="model (default: QA_BASE_MODEL)")
+            command.add_argument("--adapter", metavar="PATH_OR_REPO[@REV]", help="LoRA adapter (default: QA_ADAPTER)")
+            command.add_argument("--prompt-style", default="auto", choices=list(STYLE_HELP), help="prompt style")
+            command.add_argument("--max-new-tokens", type=int, default=256, help="longest answer (default 256)")
+
+    commands.add_parser("list", help="list stored documents").set_defaults(run=cmd_list)
+    delete = commands.add_parser("delete", help="delete one document's chunks")
+    delete.add_argument("--source", required=True, help="the document's name as `list` shows it")
+    delete.set_defaults(run=cmd_delete)
+    commands.add_parser("reset", help="delete every chunk of the collection").set_defaults(run=cmd_reset)
+
+    evaluate = commands.add_parser("eval", help="recall@k and MRR of each question's own evidence")
+    evaluate.add_argument("--csv", required=True, help="CSV with a question and an evidence column")
+    evaluate.add_argument("--question-col", default="question")
+    evaluate.add_argument("--evidence-col", default="evidence_text")
+    evaluate.add_argument("--title-col", help="column naming each evidence's document (embedded as its header)")
+    evaluate.add_argument("--distractors", nargs="*", default=[], metavar="PATH", help="other documents to add")
+    evaluate.add_argument("--hybrid", action="store_true", help="fuse keyword (BM25) and dense rankings")
+    evaluate.add_argument("--json", action="store_true", help="last line: one JSON object of the metrics")
+    evaluate.set_defaults(run=cmd_eval)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the RAG command line; returns the exit status (2 for bad input or settings)."""
+    return run(build_parser(), argv)

@@ -1,0 +1,190 @@
+"""Read files into documents: .txt, .md, .pdf (one document per page) and .csv (one per row).
+
+A file that cannot be used (unsupported type, too large, empty, not UTF-8, a PDF without text,
+a link pointing outside the folder being ingested) is reported as a problem with its name and the
+reason, and the other files still go in.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from pypdf import PdfReader
+from pypdf.errors import PdfReadError
+
+from qa_core.data import read_csv_rows
+from qa_core.errors import DataError, QAError
+
+SUPPORTED = (".txt", ".md", ".pdf", ".csv")
+TEXT_COLUMNS = ("text", "content", "body", "evidence_text", "document")
+TITLE_COLUMNS = ("title", "doc_name", "document_name", "name")
+
+
+class IngestError(QAError):
+    """One file cannot be ingested; the message says which and why."""
+
+
+@dataclass
+class Document:
+    """Text from one file, page or row, with what a citation needs to point back at it."""
+
+    text: str
+    source: str
+    title: str
+    page: int | None = None
+    row: int | None = None
+
+
+@dataclass
+class SourceFile:
+    """A file to ingest and the name it is stored and cited under."""
+
+    path: Path
+    source: str
+    options: dict = field(default_factory=dict)
+
+    def fingerprint(self) -> str:
+        """Hash of the file's bytes and of the options that shape its chunks."""
+        digest = hashlib.sha256(self.path.read_bytes())
+        digest.update(repr(sorted(self.options.items())).encode())
+        return digest.hexdigest()
+
+
+def safe_source_name(name: str) -> str:
+    """A display name for an uploaded file: no folders, no control characters.
+
+    >>> safe_source_name("../../etc/passwd")
+    'passwd'
+    """
+    base = re.split(r"[\\/]", name)[-1]
+    cleaned = re.sub(r"[\x00-\x1f\x7f]", "", base).strip()
+    return cleaned or "unnamed"
+
+
+def _display_name(path: Path) -> str:
+    resolved = path.resolve()
+    try:
+        return str(resolved.relative_to(Path.cwd()))
+    except ValueError:
+        return str(resolved)
+
+
+def discover(paths: Iterable[str | Path], problems: list[str]) -> Iterator[Path]:
+    """Yield the supported files among `paths`, walking folders; append a line to `problems` for
+    each path skipped (missing, unsupported type, or a link leading outside its folder)."""
+    for given in map(Path, paths):
+        if given.is_dir():
+            root = given.resolve()
+            for path in sorted(given.rglob("*")):
+                if path.name.startswith(".") or path.is_dir():
+                    continue
+                if not path.resolve().is_relative_to(root):
+                    problems.append(f"{path}: skipped, it links outside {given}")
+                elif path.suffix.lower() not in SUPPORTED:
+                    problems.append(f"{path}: skipped, unsupported type (supported: {', '.join(SUPPORTED)})")
+                else:
+                    yield path
+        elif not given.is_file():
+            problems.append(f"{given}: no such file or folder")
+        elif given.suffix.lower() not in SUPPORTED:
+            problems.append(f"{given}: unsupported type {given.suffix or '(none)'} (supported: {', '.join(SUPPORTED)})")
+        else:
+            yield given
+
+
+def source_files(
+    paths: Iterable[str | Path], problems: list[str], names: Iterable[str] | None = None
+) -> list[SourceFile]:
+    """The files to ingest, each with the name it is cited under: `names` (uploads keep their
+    original name), else the path relative to the working directory."""
+    if names is not None:
+        return [SourceFile(Path(p), safe_source_name(n)) for p, n in zip(paths, names, strict=True)]
+    return [SourceFile(p, _display_name(p)) for p in discover(paths, problems)]
+
+
+def _title_from_name(source: str) -> str:
+    return re.sub(r"[_-]+", " ", Path(source).stem).strip() or source
+
+
+def _read_text(file: SourceFile) -> list[Document]:
+    try:
+        text = file.path.read_text(encoding="utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise IngestError(f"{file.source}: not UTF-8 text (bad byte at offset {exc.start})") from exc
+    title = _title_from_name(file.source)
+    if file.path.suffix.lower() == ".md":
+        heading = re.search(r"^#\s+(.+)$", text, re.MULTILINE)
+        title = heading.group(1).strip() if heading else title
+    return [Document(text, file.source, title)]
+
+
+def _read_pdf(file: SourceFile) -> list[Document]:
+    try:
+        reader = PdfReader(file.path)
+        if reader.is_encrypted:
+            raise IngestError(f"{file.source}: the PDF is encrypted")
+        title = (reader.metadata.title if reader.metadata else None) or _title_from_name(file.source)
+        pages = [page.extract_text() or "" for page in reader.pages]
+    except (PdfReadError, ValueError, KeyError, TypeError) as exc:
+        raise IngestError(f"{file.source}: not a readable PDF ({exc})") from exc
+    docs = [Document(text, file.source, str(title), page=n) for n, text in enumerate(pages, start=1) if text.strip()]
+    if not docs:
+        raise IngestError(f"{file.source}: the PDF has no extractable text (scanned? run OCR first)")
+    return docs
+
+
+def _pick(requested: str | None, candidates: tuple[str, ...], header: list[str], source: str, what: str) -> str | None:
+    if requested:
+        if requested not in header:
+            raise IngestError(f"{source}: no {what} column {requested!r} (columns: {', '.join(header)})")
+        return requested
+    return next((c for c in candidates if c in header), None)
+
+
+def _read_csv(file: SourceFile) -> list[Document]:
+    try:
+        header, rows = read_csv_rows(file.path)
+    except DataError as exc:
+        raise IngestError(str(exc).replace(str(file.path), file.source)) from exc
+    text_col = _pick(file.options.get("text_column"), TEXT_COLUMNS, header, file.source, "text")
+    if text_col is None:
+        raise IngestError(
+            f"{file.source}: no text column found (columns: {', '.join(header)}); choose one with --text-column"
+        )
+    title_col = _pick(file.options.get("title_column"), TITLE_COLUMNS, header, file.source, "title")
+    fallback = _title_from_name(file.source)
+    return [
+        Document(row[text_col], file.source, (row.get(title_col) or "").strip() or fallback, row=n)
+        for n, (_, row) in enumerate(rows, start=1)
+        if (row.get(text_col) or "").strip()
+    ]
+
+
+READERS = {".txt": _read_text, ".md": _read_text, ".pdf": _read_pdf, ".csv": _read_csv}
+
+
+def read_documents(file: SourceFile, max_bytes: int) -> list[Document]:
+    """Read `file` into documents.
+
+    Raises:
+        IngestError: unsupported type, over `max_bytes`, unreadable, or no text in it.
+    """
+    suffix = file.path.suffix.lower()
+    if suffix not in READERS:
+        raise IngestError(f"{file.source}: unsupported type {suffix or '(none)'} (supported: {', '.join(SUPPORTED)})")
+    try:
+        size = file.path.stat().st_size
+    except OSError as exc:
+        raise IngestError(f"{file.source}: cannot read ({exc.strerror})") from exc
+    if size > max_bytes:
+        raise IngestError(
+            f"{file.source}: {size / 1e6:.1f} MB is over the {max_bytes / 1e6:g} MB limit (QA_MAX_FILE_MB)"
+        )
+    docs = READERS[suffix](file)
+    if not any(doc.text.strip() for doc in docs):
+        raise IngestError(f"{file.source}: no text in the file")
+    return docs

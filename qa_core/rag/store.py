@@ -1,0 +1,221 @@
+"""A Chroma collection of document chunks: embedded on disk, or on a Chroma server.
+
+`QA_CHROMA_URL=http://host:port` uses a server started with
+`chroma run --path DIR --host 127.0.0.1 --port 8000`; otherwise the database lives in the folder
+`QA_CHROMA_PATH`. Ingesting is idempotent: chunk ids are hashes of the file's contents, an
+unchanged file adds nothing, and a changed file's new chunks are stored before its old ones
+are removed, so a failure half-way never loses what was there.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from urllib.parse import urlsplit
+
+import chromadb
+from chromadb.api import ClientAPI
+from chromadb.api.models.Collection import Collection
+from tqdm.auto import tqdm
+
+from qa_core.config import Settings
+from qa_core.errors import QAError
+from qa_core.rag.chunking import DEFAULT_CHUNK_TOKENS, DEFAULT_OVERLAP_TOKENS, Chunk, chunk_documents
+from qa_core.rag.documents import Document, IngestError, read_documents, source_files
+from qa_core.rag.embeddings import DEFAULT_EMBEDDING_MODEL, EmbeddingError, SentenceEmbedding
+
+COLLECTION_NAME = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9._-]{1,510}[a-zA-Z0-9]$")
+
+
+class StoreError(QAError):
+    """The vector store cannot be opened or used (bad collection name, server unreachable ...)."""
+
+
+@dataclass
+class IngestReport:
+    """What an ingest did, file by file."""
+
+    added: dict[str, int] = field(default_factory=dict)
+    replaced: list[str] = field(default_factory=list)
+    unchanged: list[str] = field(default_factory=list)
+    problems: list[str] = field(default_factory=list)
+
+    def summary(self) -> str:
+        parts = [f"{sum(self.added.values())} chunks from {len(self.added)} file(s) added"]
+        if self.replaced:
+            parts.append(f"{len(self.replaced)} changed file(s) replaced")
+        if self.unchanged:
+            parts.append(f"{len(self.unchanged)} unchanged file(s) skipped")
+        if self.problems:
+            parts.append(f"{len(self.problems)} problem(s)")
+        return "; ".join(parts)
+
+
+def open_client(settings: Settings) -> ClientAPI:
+    """A Chroma client for `QA_CHROMA_URL` when set, else the folder `QA_CHROMA_PATH`.
+
+    Raises:
+        StoreError: the server does not answer, or the folder cannot be used.
+    """
+    if settings.chroma_url:
+        url = urlsplit(settings.chroma_url)
+        try:
+            client = chromadb.HttpClient(host=url.hostname, port=url.port or 8000, ssl=url.scheme == "https")
+            client.heartbeat()
+        except Exception as exc:
+            raise StoreError(f"cannot reach the Chroma server at {settings.chroma_url}: {exc}") from exc
+        return client
+    try:
+        return chromadb.PersistentClient(path=str(settings.chroma_path))
+    except Exception as exc:
+        raise StoreError(f"cannot open the Chroma database in {settings.chroma_path}: {exc}") from exc
+
+
+class RagStore:
+    """One collection of chunks, and the embedding model that goes with it."""
+
+    def __init__(self, settings: Settings, collection: str | None = None, client: ClientAPI | None = None) -> None:
+        """Open (creating if needed) `collection`, default `QA_COLLECTION`.
+
+        Raises:
+            StoreError: bad collection name, or the database cannot be reached.
+            EmbeddingError: the collection was built with another embedding model or dimension.
+        """
+        self.settings = settings
+        self.name = collection or settings.collection
+        if not COLLECTION_NAME.match(self.name) or ".." in self.name:
+            raise StoreError(
+                f"collection name {self.name!r}: use 3-512 letters, digits, '.', '_' or '-', "
+                "starting and ending with a letter or digit"
+            )
+        self.embedder = SentenceEmbedding(settings.embedding_model or DEFAULT_EMBEDDING_MODEL)
+        self.client = client or open_client(settings)
+        self.collection: Collection = self._open_collection()
+
+    def _open_collection(self) -> Collection:
+        expected = {"embedding_model": self.embedder.model_name, "embedding_dim": self.embedder.dimension}
+        try:
+            collection = self.client.get_or_create_collection(
+                self.name,
+                embedding_function=self.embedder,
+                configuration={"hnsw": {"space": "cosine"}},
+                metadata=expected,
+            )
+        except ValueError as exc:  # Chroma's embedding function conflict
+            raise EmbeddingError(f"collection {self.name!r} was built with another embedding function: {exc}") from exc
+        found = {key: (collection.metadata or {}).get(key) for key in expected}
+        if found != expected:
+            raise EmbeddingError(
+                f"collection {self.name!r} was built with {found['embedding_model']} "
+                f"({found['embedding_dim']} dimensions) but this run embeds with {expected['embedding_model']} "
+                f"({expected['embedding_dim']}): use another collection, or reset this one"
+            )
+        return collection
+
+    def count(self) -> int:
+        return self.collection.count()
+
+    def _stored_fingerprints(self, source: str) -> set[str]:
+        stored = self.collection.get(where={"source": source}, include=["metadatas"])
+        return {meta["file_hash"] for meta in stored["metadatas"]}
+
+    def ingest(
+        self,
+        paths: Iterable[str],
+        names: Iterable[str] | None = None,
+        text_column: str | None = None,
+        title_column: str | None = None,
+        chunk_tokens: int = DEFAULT_CHUNK_TOKENS,
+        overlap_tokens: int = DEFAULT_OVERLAP_TOKENS,
+        progress: bool = False,
+    ) -> IngestReport:
+        """Ingest files and folders; `names` gives uploaded files the names they are cited under.
+
+        Returns:
+            The report: chunks added per file, files replaced or unchanged, and one line per
+            file that could not be ingested (the others are ingested all the same).
+        """
+        report = IngestReport()
+        options = {
+            "text_column": text_column,
+            "title_column": title_column,
+            "chunk_tokens": chunk_tokens,
+            "overlap_tokens": overlap_tokens,
+        }
+        pending: list[tuple[str, str, list[Chunk]]] = []
+        for file in source_files(paths, report.problems, names):
+            file.options = {k: v for k, v in options.items() if v is not None}
+            try:
+                docs = read_documents(file, int(self.settings.max_file_mb * 1e6))
+            except IngestError as exc:
+                report.problems.append(str(exc))
+                continue
+            fingerprint = file.fingerprint()
+            stored = self._stored_fingerprints(file.source)
+            if stored == {fingerprint}:
+                report.unchanged.append(file.source)
+                continue
+            if stored:
+                report.replaced.append(file.source)
+            pending.append(
+                (
+                    file.source,
+                    fingerprint,
+                    chunk_documents(docs, self.embedder, fingerprint, chunk_tokens, overlap_tokens),
+                )
+            )
+        self._add([chunk for _, _, chunks in pending for chunk in chunks], progress)
+        for source, fingerprint, chunks in pending:
+            self.collection.delete(where={"$and": [{"source": source}, {"file_hash": {"$ne": fingerprint}}]})
+            report.added[source] = len(chunks)
+        return report
+
+    def add_documents(self, source: str, docs: list[Document], fingerprint: str) -> int:
+        """Store documents that did not come from a file (e.g. CSV cells in an evaluation).
+
+        Returns:
+            The number of chunks stored.
+        """
+        chunks = chunk_documents(docs, self.embedder, fingerprint)
+        self._add(chunks, progress=False)
+        return len(chunks)
+
+    def _add(self, chunks: list[Chunk], progress: bool, batch_size: int = 64) -> None:
+        limit = min(batch_size, self.client.get_max_batch_size())
+        with tqdm(total=len(chunks), desc="embedding", unit="chunk", disable=not progress or not chunks) as bar:
+            for start in range(0, len(chunks), limit):
+                batch = chunks[start : start + limit]
+                self.collection.upsert(
+                    ids=[c.id for c in batch],
+                    embeddings=self.embedder([c.indexed_text for c in batch]),
+                    documents=[c.text for c in batch],
+                    metadatas=[c.metadata for c in batch],
+                )
+                bar.update(len(batch))
+
+    def sources(self) -> list[dict]:
+        """One entry per stored source: source, title and number of chunks, sorted by source."""
+        found: dict[str, dict] = {}
+        for meta in self.collection.get(include=["metadatas"])["metadatas"]:
+            entry = found.setdefault(meta["source"], {"source": meta["source"], "title": meta["title"], "chunks": 0})
+            entry["chunks"] += 1
+        return sorted(found.values(), key=lambda entry: entry["source"])
+
+    def delete(self, source: str) -> int:
+        """Remove every chunk of `source`; returns how many there were.
+
+        Raises:
+            StoreError: nothing is stored under that source name.
+        """
+        ids = self.collection.get(where={"source": source}, include=[])["ids"]
+        if not ids:
+            known = ", ".join(entry["source"] for entry in self.sources()[:10]) or "none"
+            raise StoreError(f"no document {source!r} in collection {self.name!r} (stored: {known})")
+        self.collection.delete(ids=ids)
+        return len(ids)
+
+    def reset(self) -> None:
+        """Delete the collection and start it again empty."""
+        self.client.delete_collection(self.name)
+        self.collection = self._open_collection()
