@@ -20,6 +20,8 @@ os.environ.update(
         "HF_HUB_DISABLE_XET": "1",
         "GRADIO_ANALYTICS_ENABLED": "False",
         "TOKENIZERS_PARALLELISM": "false",
+        "ANONYMIZED_TELEMETRY": "False",
+        "QA_CHROMA_PATH": str(_home / "chroma"),
         "QA_CACHE_DIR": str(_home / "qa-cache"),
     }
 )

@@ -181,9 +181,7 @@ def read_documents(file: SourceFile, max_bytes: int) -> list[Document]:
     except OSError as exc:
         raise IngestError(f"{file.source}: cannot read ({exc.strerror})") from exc
     if size > max_bytes:
-        raise IngestError(
-            f"{file.source}: {size / 1e6:.1f} MB is over the {max_bytes / 1e6:g} MB limit (QA_MAX_FILE_MB)"
-        )
+        raise IngestError(f"{file.source}: {size:,} bytes is over the limit of {max_bytes:,} bytes (QA_MAX_FILE_MB)")
     docs = READERS[suffix](file)
     if not any(doc.text.strip() for doc in docs):
         raise IngestError(f"{file.source}: no text in the file")

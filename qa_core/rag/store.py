@@ -103,7 +103,11 @@ class RagStore:
                 metadata=expected,
             )
         except ValueError as exc:  # Chroma's embedding function conflict
-            raise EmbeddingError(f"collection {self.name!r} was built with another embedding function: {exc}") from exc
+            persisted = re.search(r"persisted: (\S+)", str(exc))
+            raise EmbeddingError(
+                f"collection {self.name!r} was built with another embedding function "
+                f"({persisted.group(1) if persisted else exc}): use another collection, or reset this one"
+            ) from exc
         found = {key: (collection.metadata or {}).get(key) for key in expected}
         if found != expected:
             raise EmbeddingError(

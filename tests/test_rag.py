@@ -1,0 +1,306 @@
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import chromadb
+import pytest
+
+from qa_core.config import load_settings
+from qa_core.demo_model import sample_data_path
+from qa_core.errors import QAError
+from qa_core.rag.answer import RagAnswer, answer
+from qa_core.rag.cli import main as rag_main
+from qa_core.rag.documents import safe_source_name
+from qa_core.rag.embeddings import EmbeddingError, SentenceEmbedding
+from qa_core.rag.evaluate import evaluate_retrieval
+from qa_core.rag.retrieval import Hit, Retriever
+from qa_core.rag.store import RagStore, StoreError
+from tests.helpers import ROOT, free_port, write_pdf
+
+
+@pytest.fixture
+def corpus(tmp_path):
+    docs = tmp_path / "docs"
+    (docs / "minutes").mkdir(parents=True)
+    (docs / "harbor.txt").write_text(
+        "In the third quarter of 2025 Harbor Utilities achieved an operating margin of 18.4%.\n\n"
+        "Management reaffirmed its 2025 capital expenditure plan of $620 million."
+    )
+    (docs / "minutes" / "board.md").write_text("# Board minutes\n\nThe board approved a budget of $4.2 million.")
+    (docs / "faq.csv").write_text(
+        "topic,text\nBreaches,Report a personal data breach within 72 hours.\n"
+        "CCTV,Keep CCTV footage for no longer than 30 days.\n"
+    )
+    write_pdf(
+        docs / "green.pdf",
+        ["Proceeds are allocated to renewable energy projects.", "", "Allocation reports are published annually."],
+        title="Green Bond Framework",
+    )
+    return docs
+
+
+@pytest.fixture
+def settings(tmp_path):
+    return load_settings(None, chroma_path=tmp_path / "db")
+
+
+def test_ingest_every_type_with_locations_and_titles(corpus, settings):
+    store = RagStore(settings)
+    report = store.ingest([str(corpus)])
+    assert report.problems == []
+    assert set(report.added) == {str(corpus / n) for n in ("harbor.txt", "minutes/board.md", "faq.csv", "green.pdf")}
+    assert report.added[str(corpus / "faq.csv")] == 2  # one document per row
+    assert report.added[str(corpus / "green.pdf")] == 2  # the page without text has no chunk
+    titles = {entry["source"].rsplit("/", 1)[-1]: entry["title"] for entry in store.sources()}
+    assert titles == {
+        "harbor.txt": "harbor",
+        "board.md": "Board minutes",
+        "faq.csv": "faq",
+        "green.pdf": "Green Bond Framework",
+    }
+    retriever = Retriever(store)
+    assert retriever.search("How long can CCTV footage be kept?", 1)[0].label == f"{corpus / 'faq.csv'}, row 2"
+    assert retriever.search("When are allocation reports published?", 1)[0].label == f"{corpus / 'green.pdf'}, page 3"
+    top = retriever.search("What operating margin did Harbor Utilities achieve?", 1)[0]
+    assert top.source == str(corpus / "harbor.txt") and "18.4%" in top.text and 0 < top.score <= 1
+
+
+def test_reingest_is_idempotent_and_a_changed_file_replaces_its_chunks(corpus, settings):
+    store = RagStore(settings)
+    store.ingest([str(corpus)])
+    count = store.count()
+    again = store.ingest([str(corpus)])
+    assert again.added == {} and len(again.unchanged) == 4 and store.count() == count
+    (corpus / "harbor.txt").write_text("Harbor Utilities now reports an operating margin of 21.0%.")
+    changed = store.ingest([str(corpus)])
+    assert changed.replaced == [str(corpus / "harbor.txt")] and len(changed.unchanged) == 3
+    harbor = store.collection.get(where={"source": str(corpus / "harbor.txt")}, include=["documents"])
+    assert harbor["documents"] == ["Harbor Utilities now reports an operating margin of 21.0%."]
+    assert store.count() == count  # one old chunk out, one new chunk in
+
+
+def test_bad_files_are_reported_and_the_rest_ingested(corpus, settings, tmp_path):
+    (corpus / "empty.txt").write_text("   ")
+    (corpus / "latin1.txt").write_bytes("Caf\xe9 prices".encode("latin-1"))
+    (corpus / "slides.pptx").write_bytes(b"PK")
+    (corpus / "broken.pdf").write_bytes(b"%PDF-1.4 not really")
+    write_pdf(corpus / "scan.pdf", ["", ""])
+    (corpus / "leak.txt").symlink_to(tmp_path / "outside.txt")
+    (tmp_path / "outside.txt").write_text("secret outside the folder")
+    report = RagStore(settings).ingest([str(corpus), str(tmp_path / "missing.md")])
+    problems = "\n".join(report.problems)
+    for expected in (
+        "empty.txt: no text",
+        "latin1.txt: not UTF-8",
+        "slides.pptx: skipped, unsupported type",
+        "broken.pdf: not a readable PDF",
+        "scan.pdf: the PDF has no extractable text",
+        "leak.txt: skipped, it links outside",
+        "missing.md: no such file",
+    ):
+        assert expected in problems, problems
+    assert len(report.added) == 4  # the good files still go in
+
+
+def test_files_over_the_size_limit_are_skipped(corpus, settings):
+    (corpus / "huge.txt").write_text("Very long filing. " * 100)
+    small_limit = load_settings(None, chroma_path=settings.chroma_path, max_file_mb=0.0015)
+    report = RagStore(small_limit).ingest([str(corpus)])
+    assert report.problems == [f"{corpus / 'huge.txt'}: 1,800 bytes is over the limit of 1,500 bytes (QA_MAX_FILE_MB)"]
+    assert len(report.added) == 4
+
+
+def test_upload_names_lose_path_tricks(tmp_path, settings):
+    upload = tmp_path / "tmp123.txt"
+    upload.write_text("Uploaded content about bonds.")
+    store = RagStore(settings)
+    report = store.ingest([str(upload)], names=["../../etc/passwd.txt"])
+    assert list(report.added) == ["passwd.txt"]
+    assert safe_source_name("a\\b\\c\x00.md") == "c.md" and safe_source_name("../") == "unnamed"
+
+
+def test_list_delete_reset_and_errors(corpus, settings):
+    store = RagStore(settings)
+    store.ingest([str(corpus)])
+    assert store.delete(str(corpus / "faq.csv")) == 2
+    assert str(corpus / "faq.csv") not in [e["source"] for e in store.sources()]
+    with pytest.raises(StoreError, match="no document 'nope.txt'"):
+        store.delete("nope.txt")
+    store.reset()
+    assert store.count() == 0 and RagStore(settings).count() == 0
+    with pytest.raises(StoreError, match="collection name 'x'"):
+        RagStore(settings, "x")
+
+
+def test_collection_with_another_embedding_model_is_a_clear_error(settings):
+    client = chromadb.PersistentClient(path=str(settings.chroma_path))
+    client.create_collection(
+        "legacy",
+        metadata={"embedding_model": "bge-large", "embedding_dim": 1024},
+        configuration={"hnsw": {"space": "cosine"}},
+    )
+    with pytest.raises(EmbeddingError, match="'legacy' was built with another embedding function \\(default\\)"):
+        RagStore(settings, "legacy", client=client)
+    client.create_collection(
+        "other-dim",
+        embedding_function=SentenceEmbedding(),
+        metadata={"embedding_model": "bge-large", "embedding_dim": 1024},
+    )
+    with pytest.raises(EmbeddingError, match="built with bge-large \\(1024 dimensions\\).*all-MiniLM-L6-v2 \\(384\\)"):
+        RagStore(settings, "other-dim", client=client)
+
+
+def test_hybrid_finds_exact_numbers_and_keyword_search_works(corpus, settings):
+    store = RagStore(settings)
+    store.ingest([str(corpus)])
+    retriever = Retriever(store)
+    keyword = retriever.keyword("$4.2 million budget", 3)
+    assert keyword[0].source.endswith("board.md") and keyword[0].score > 0
+    hybrid = retriever.search("$4.2 million budget", 3, hybrid=True)
+    assert hybrid[0].source.endswith("board.md") and len(hybrid) == 3
+    assert 0 < hybrid[0].score <= 2 / 61  # RRF: at most rank 1 in both rankings
+
+
+def test_answer_modes_cite_the_retrieved_chunks(corpus, settings, demo):
+    store = RagStore(settings)
+    store.ingest([str(corpus)])
+    retriever = Retriever(store)
+    first = answer(demo, retriever, "What operating margin did Harbor Utilities achieve?", k=2)
+    assert first.hits[0].source.endswith("harbor.txt") and first.draft is None
+    assert "[1] " + first.hits[0].label in first.prompt and first.answer
+    second = answer(demo, retriever, "What operating margin did Harbor Utilities achieve?", "answer-then-retrieve", k=2)
+    assert (
+        second.draft is not None and second.query.startswith("What operating margin") and second.draft in second.query
+    )
+    with pytest.raises(QAError, match="unknown RAG mode"):
+        answer(demo, retriever, "Why?", "retrieve-twice")
+
+
+def test_citations_map_numbers_to_sources():
+    hits = [Hit(str(i), f"text {i}", 0.5, {"source": f"doc{i}.pdf", "page": i}) for i in (1, 2, 3)]
+    cited = RagAnswer("q", "p", hits, "q", answer="Margin was 18.4% [2], see also [1][2] and [7].")
+    assert cited.cited == [2, 1]
+    assert [(n, hit.label) for n, hit in cited.sources()] == [(2, "doc2.pdf, page 2"), (1, "doc1.pdf, page 1")]
+    assert [n for n, _ in RagAnswer("q", "p", hits, "q", answer="No citation.").sources()] == [1, 2, 3]
+
+
+def test_too_many_sources_are_trimmed_to_fit(settings, tmp_path, demo):
+    docs = tmp_path / "long"
+    docs.mkdir()
+    for n in range(8):
+        (docs / f"d{n}.txt").write_text(f"Filing {n}. " + "Revenue grew strongly in every region. " * 40)
+    store = RagStore(settings)
+    store.ingest([str(docs)])
+    from qa_core.generate import GenerationSettings
+    from qa_core.rag.answer import prepare
+
+    result = prepare(
+        demo, Retriever(store), "How did revenue grow?", k=8, settings=GenerationSettings(max_new_tokens=1200)
+    )
+    assert 1 <= len(result.hits) < 8
+    assert len(demo.tokenizer(result.prompt)["input_ids"]) <= 2048 - 1200
+
+
+def test_empty_collection_says_to_ingest_first(settings, demo):
+    with pytest.raises(QAError, match="is empty: ingest documents first"):
+        answer(demo, Retriever(RagStore(settings)), "What is a bond?")
+
+
+def test_eval_on_the_sample_csv(settings):
+    with_titles, _ = evaluate_retrieval(settings, sample_data_path(), title_col="doc_name")
+    assert with_titles["n"] == 36
+    assert with_titles["recall@5"] >= 0.95 and with_titles["recall@1"] >= 0.9
+    assert with_titles["recall@1"] <= with_titles["recall@5"] <= with_titles["recall@10"]
+    assert with_titles["recall@1"] <= with_titles["mrr"] <= with_titles["recall@10"]
+
+
+def test_eval_cli_prints_json_last(tmp_path, corpus):
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "QA_CHROMA_PATH": str(tmp_path / "db")}
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "qa_core.rag",
+            "eval",
+            "--csv",
+            str(sample_data_path()),
+            "--title-col",
+            "doc_name",
+            "--distractors",
+            str(corpus),
+            "--json",
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+        cwd=ROOT,
+    )
+    assert result.returncode == 0, result.stderr
+    metrics = json.loads(result.stdout.strip().splitlines()[-1])
+    assert set(metrics) == {"recall@1", "recall@5", "recall@10", "mrr", "n"} and metrics["n"] == 36
+    assert not (tmp_path / "db").exists()  # evaluation never touches the user's database
+
+
+def test_cli_ingest_query_list_delete(corpus, tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("QA_CHROMA_PATH", str(tmp_path / "db"))
+    assert rag_main(["--collection", "cli-test", "ingest", str(corpus)]) == 0
+    assert "4 file(s) added" in capsys.readouterr().out
+    assert rag_main(["--collection", "cli-test", "query", "CCTV footage retention", "-k", "2", "--json"]) == 0
+    hits = json.loads(capsys.readouterr().out)
+    assert hits[0]["label"].endswith("faq.csv, row 2") and hits[0]["row"] == 2
+    assert rag_main(["--collection", "cli-test", "list"]) == 0
+    assert "faq.csv\t2 chunks" in capsys.readouterr().out
+    assert rag_main(["--collection", "cli-test", "delete", "--source", "nope"]) == 2
+    assert "error: no document 'nope'" in capsys.readouterr().err
+    assert rag_main(["--collection", "cli-test", "ingest", str(tmp_path / "nothing")]) == 1
+
+
+@pytest.fixture(scope="module")
+def chroma_server(tmp_path_factory):
+    port = free_port()
+    chroma = Path(sys.executable).parent / "chroma"
+    process = subprocess.Popen(
+        [
+            str(chroma),
+            "run",
+            "--path",
+            str(tmp_path_factory.mktemp("chroma-server")),
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    deadline = time.time() + 60
+    while True:
+        try:
+            chromadb.HttpClient(host="127.0.0.1", port=port).heartbeat()
+            break
+        except Exception:
+            if time.time() > deadline or process.poll() is not None:
+                process.kill()
+                pytest.fail("chroma run did not start")
+            time.sleep(0.3)
+    yield f"http://127.0.0.1:{port}"
+    process.terminate()
+    process.wait(timeout=30)
+
+
+def test_server_mode(chroma_server, corpus):
+    settings = load_settings(None, chroma_url=chroma_server)
+    store = RagStore(settings, "server-test")
+    assert len(store.ingest([str(corpus)]).added) == 4
+    assert RagStore(settings, "server-test").ingest([str(corpus)]).added == {}
+    top = Retriever(RagStore(settings, "server-test")).search("How long can CCTV footage be kept?", 1)[0]
+    assert top.label.endswith("faq.csv, row 2")
+
+
+def test_server_unreachable_is_a_clear_error():
+    with pytest.raises(StoreError, match=r"cannot reach the Chroma server at http://127.0.0.1:9"):
+        RagStore(load_settings(None, chroma_url="http://127.0.0.1:9"))
