@@ -122,6 +122,16 @@ def test_upload_names_lose_path_tricks(tmp_path, settings):
     assert safe_source_name("a\\b\\c\x00.md") == "c.md" and safe_source_name("../") == "unnamed"
 
 
+def test_documents_without_location_get_distinct_ids(settings):
+    from qa_core.rag.documents import Document
+
+    store = RagStore(settings)
+    docs = [Document("First note on bonds.", "notes", "Notes"), Document("Second note on equities.", "notes", "Notes")]
+    assert store.add_documents("notes", docs, "v1") == 2
+    assert store.count() == 2
+    assert store.add_documents("notes", docs, "v1") == 2 and store.count() == 2  # same ids: upserted, not doubled
+
+
 def test_list_delete_reset_and_errors(corpus, settings):
     store = RagStore(settings)
     store.ingest([str(corpus)])

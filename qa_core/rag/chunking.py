@@ -54,10 +54,11 @@ def chunk_documents(
     chunk_tokens: int = DEFAULT_CHUNK_TOKENS,
     overlap_tokens: int = DEFAULT_OVERLAP_TOKENS,
 ) -> list[Chunk]:
-    """Chunk every document; ids are derived from source, `fingerprint`, location and position,
-    so the same file chunked the same way always gets the same ids."""
+    """Chunk every document; ids are derived from source, `fingerprint` and position (of the
+    document in `docs`, of the chunk in the document), so the same file chunked the same way
+    always gets the same ids."""
     chunks: list[Chunk] = []
-    for doc in docs:
+    for doc_index, doc in enumerate(docs):
         header = document_header(doc.title)
         room = embedder.max_tokens - 2 - embedder.count_tokens(header)  # 2: [CLS] and [SEP]
         size = max(MIN_CHUNK_TOKENS, min(chunk_tokens, room))
@@ -68,7 +69,7 @@ def chunk_documents(
         for index, (text, (start, end)) in enumerate(zip(texts, offsets, strict=True)):
             if not text.strip():
                 continue
-            key = f"{doc.source}\0{fingerprint}\0{doc.page}\0{doc.row}\0{index}"
+            key = f"{doc.source}\0{fingerprint}\0{doc_index}\0{index}"
             metadata = {
                 "source": doc.source,
                 "title": doc.title,
