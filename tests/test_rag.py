@@ -11,7 +11,7 @@ import pytest
 from qa_core.config import load_settings
 from qa_core.demo_model import sample_data_path
 from qa_core.errors import QAError
-from qa_core.rag.answer import RagAnswer, answer
+from qa_core.rag.answer import RagAnswer, RagOptions, answer
 from qa_core.rag.cli import main as rag_main
 from qa_core.rag.documents import safe_source_name
 from qa_core.rag.embeddings import EmbeddingError, SentenceEmbedding
@@ -178,15 +178,17 @@ def test_answer_modes_cite_the_retrieved_chunks(corpus, settings, demo):
     store = RagStore(settings)
     store.ingest([str(corpus)])
     retriever = Retriever(store)
-    first = answer(demo, retriever, "What operating margin did Harbor Utilities achieve?", k=2)
+    first = answer(demo, retriever, "What operating margin did Harbor Utilities achieve?", RagOptions(k=2))
     assert first.hits[0].source.endswith("harbor.txt") and first.draft is None
     assert "[1] " + first.hits[0].label in first.prompt and first.answer
-    second = answer(demo, retriever, "What operating margin did Harbor Utilities achieve?", "answer-then-retrieve", k=2)
+    second = answer(
+        demo, retriever, "What operating margin did Harbor Utilities achieve?", RagOptions("answer-then-retrieve", k=2)
+    )
     assert (
         second.draft is not None and second.query.startswith("What operating margin") and second.draft in second.query
     )
     with pytest.raises(QAError, match="unknown RAG mode"):
-        answer(demo, retriever, "Why?", "retrieve-twice")
+        answer(demo, retriever, "Why?", RagOptions(mode="retrieve-twice"))
 
 
 def test_citations_map_numbers_to_sources():
@@ -207,9 +209,8 @@ def test_too_many_sources_are_trimmed_to_fit(settings, tmp_path, demo):
     from qa_core.generate import GenerationSettings
     from qa_core.rag.answer import prepare
 
-    result = prepare(
-        demo, Retriever(store), "How did revenue grow?", k=8, settings=GenerationSettings(max_new_tokens=1200)
-    )
+    options = RagOptions(k=8, generation=GenerationSettings(max_new_tokens=1200))
+    result = prepare(demo, Retriever(store), "How did revenue grow?", options)
     assert 1 <= len(result.hits) < 8
     assert len(demo.tokenizer(result.prompt)["input_ids"]) <= 2048 - 1200
 

@@ -13,7 +13,7 @@ lowest-ranked ones are dropped rather than cutting text mid-chunk.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from qa_core.errors import QAError
 from qa_core.generate import GenerationSettings, generate, prompt_budget
@@ -64,16 +64,18 @@ def numbered_context(hits: list[Hit]) -> str:
     return "\n\n".join(lines)
 
 
-def prepare(
-    loaded: LoadedModel,
-    retriever: Retriever,
-    question: str,
-    mode: str = "retrieve-then-answer",
-    k: int = 5,
-    hybrid: bool = False,
-    style: str = "auto",
-    settings: GenerationSettings | None = None,
-) -> RagAnswer:
+@dataclass
+class RagOptions:
+    """How to retrieve and answer: mode, number of chunks, hybrid search, prompt style, sampling."""
+
+    mode: str = MODES[0]
+    k: int = 5
+    hybrid: bool = False
+    style: str = "auto"
+    generation: GenerationSettings = field(default_factory=GenerationSettings)
+
+
+def prepare(loaded: LoadedModel, retriever: Retriever, question: str, options: RagOptions | None = None) -> RagAnswer:
     """Retrieve and build the grounded prompt, without generating the final answer yet
     (so that a caller can stream it).
 
@@ -81,37 +83,31 @@ def prepare(
         QAError: unknown mode, or nothing stored to retrieve from.
         PromptError: empty question, or the prompt does not fit even with a single source.
     """
-    settings = settings or GenerationSettings()
-    if mode not in MODES:
-        raise QAError(f"unknown RAG mode {mode!r}; choose {' or '.join(MODES)}")
+    options = options or RagOptions()
+    if options.mode not in MODES:
+        raise QAError(f"unknown RAG mode {options.mode!r}; choose {' or '.join(MODES)}")
     qa_prompt(loaded, question)  # fail fast on an empty question, before any generation
-    draft = ask(loaded, question, None, style, settings) if mode == "answer-then-retrieve" else None
+    draft = None
+    if options.mode == "answer-then-retrieve":
+        draft = ask(loaded, question, None, options.style, options.generation)
     query = f"{question}\n{draft}" if draft else question
-    hits = retriever.search(query, k, hybrid)
+    hits = retriever.search(query, options.k, options.hybrid)
     if not hits:
         raise QAError(
             f"collection {retriever.store.name!r} is empty: ingest documents first (python -m qa_core.rag ingest PATH)"
         )
-    budget = prompt_budget(loaded.model, settings)
+    budget = prompt_budget(loaded.model, options.generation)
     while True:
-        prompt = qa_prompt(loaded, question, numbered_context(hits), style)
+        prompt = qa_prompt(loaded, question, numbered_context(hits), options.style)
         if len(hits) == 1 or len(loaded.tokenizer(prompt)["input_ids"]) <= budget:
             break
         hits = hits[:-1]
     return RagAnswer(question=question, prompt=prompt, hits=hits, query=query, draft=draft)
 
 
-def answer(
-    loaded: LoadedModel,
-    retriever: Retriever,
-    question: str,
-    mode: str = "retrieve-then-answer",
-    k: int = 5,
-    hybrid: bool = False,
-    style: str = "auto",
-    settings: GenerationSettings | None = None,
-) -> RagAnswer:
+def answer(loaded: LoadedModel, retriever: Retriever, question: str, options: RagOptions | None = None) -> RagAnswer:
     """Answer `question` from the store, citing the chunks used (see `prepare`)."""
-    result = prepare(loaded, retriever, question, mode, k, hybrid, style, settings)
-    result.answer = generate(loaded.model, loaded.tokenizer, [result.prompt], settings)[0]
+    options = options or RagOptions()
+    result = prepare(loaded, retriever, question, options)
+    result.answer = generate(loaded.model, loaded.tokenizer, [result.prompt], options.generation)[0]
     return result

@@ -53,13 +53,14 @@ def cmd_query(args: argparse.Namespace, settings: Settings) -> int:
 
 def cmd_ask(args: argparse.Namespace, settings: Settings) -> int:
     from qa_core.generate import GenerationSettings
-    from qa_core.rag.answer import answer
+    from qa_core.rag.answer import RagOptions, answer
     from qa_core.rag.retrieval import Retriever
 
     retriever = Retriever(RagStore(settings, args.collection))
     loaded = load_model_for_cli(args, settings)
     generation = GenerationSettings(max_new_tokens=args.max_new_tokens)
-    result = answer(loaded, retriever, args.question, args.mode, args.k, args.hybrid, args.prompt_style, generation)
+    options = RagOptions(args.mode, args.k, args.hybrid, args.prompt_style, generation)
+    result = answer(loaded, retriever, args.question, options)
     if args.json:
         print(json.dumps(result.to_dict()))
         return 0
