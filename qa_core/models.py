@@ -49,6 +49,7 @@ class LoadedModel:
     commit: str | None = None
     adapter: str | None = None
     adapter_commit: str | None = None
+    adapter_path: Path | None = None
     quantization: str = "none"
 
     @property
@@ -214,11 +215,11 @@ def load_model(
 
     loaded = LoadedModel(model=base, tokenizer=tokenizer, name=name, commit=commit, quantization=mode)
     if adapter:
-        adapter_folder, loaded.adapter, loaded.adapter_commit = locate(adapter, settings)
-        if not (adapter_folder / "adapter_config.json").is_file():
+        loaded.adapter_path, loaded.adapter, loaded.adapter_commit = locate(adapter, settings)
+        if not (loaded.adapter_path / "adapter_config.json").is_file():
             raise ModelLoadError(f"{adapter}: not a PEFT adapter (no adapter_config.json)")
         try:
-            loaded.model = PeftModel.from_pretrained(base, adapter_folder)
+            loaded.model = PeftModel.from_pretrained(base, loaded.adapter_path)
         except Exception as exc:
             raise ModelLoadError(f"cannot attach adapter {adapter} to {name}: {exc}") from exc
     loaded.model.eval()

@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+import httpx2
 from huggingface_hub import snapshot_download
 from huggingface_hub.errors import (
     GatedRepoError,
@@ -69,7 +70,10 @@ def describe_hub_error(exc: Exception, repo_id: str, revision: str | None, endpo
         if status == 403:
             return f"{repo_id}: the token may not access this repository (HTTP 403)"
         return f"{repo_id}{at}: the Hub at {endpoint} answered HTTP {status}"
-    return f"{repo_id}{at}: cannot download from {endpoint}: {type(exc).__name__}"
+    if isinstance(exc, (httpx2.TransportError, ConnectionError, TimeoutError)):
+        return f"{repo_id}{at}: cannot reach the Hub at {endpoint} ({type(exc).__name__})"
+    detail = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+    return f"{repo_id}{at}: request to the Hub at {endpoint} failed: {type(exc).__name__} {detail}".rstrip()
 
 
 def download_snapshot(repo_id: str, revision: str | None, settings: Settings) -> Snapshot:

@@ -42,3 +42,25 @@ def demo_dir() -> Path:
 def demo(demo_dir: Path) -> LoadedModel:
     """The demo model loaded once; tests must not modify it."""
     return load_model("demo")
+
+
+HUB_TOKEN = "hf_testTOKENforTheLocalHub0123456789"
+
+
+@pytest.fixture(scope="module")
+def hub_server(tmp_path_factory):
+    """A Hub-compatible server on a free loopback port that accepts only HUB_TOKEN."""
+    from tests.hub_server import HubServer
+
+    server = HubServer(0, tmp_path_factory.mktemp("hub-data"), token=HUB_TOKEN, page_size=3).start()
+    yield server
+    server.shutdown()
+    server.server_close()
+
+
+@pytest.fixture
+def hub_settings(hub_server):
+    """Settings pointing at the test Hub with its token."""
+    from qa_core.config import load_settings
+
+    return load_settings(None, hf_endpoint=hub_server.url, hf_token=HUB_TOKEN)

@@ -56,3 +56,27 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
+
+
+def make_adapter(base_dir: Path, out: Path, seed: int = 0, train_head: bool = False) -> Path:
+    """Save a LoRA adapter for the model in `base_dir` with non-zero (seeded) weights, so that
+    attaching it changes the output; with `train_head`, lm_head is trained too (modules_to_save)."""
+    import torch
+    from peft import LoraConfig, get_peft_model
+    from transformers import AutoModelForCausalLM
+
+    torch.manual_seed(seed)
+    config = LoraConfig(
+        r=8,
+        lora_alpha=16,
+        target_modules=["q_proj", "k_proj", "v_proj", "o_proj"],
+        init_lora_weights=False,
+        modules_to_save=["lm_head"] if train_head else None,
+    )
+    model = get_peft_model(AutoModelForCausalLM.from_pretrained(base_dir), config)
+    if train_head:
+        with torch.no_grad():
+            head = model.base_model.model.lm_head.modules_to_save["default"].weight
+            head.add_(torch.randn_like(head) * 0.5)
+    model.save_pretrained(out)
+    return out

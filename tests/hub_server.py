@@ -322,6 +322,8 @@ class Handler(BaseHTTPRequestHandler):
         # Read the whole body first: an error answered before reading it would leave it on the
         # kept-alive connection, where it would corrupt the next request.
         self.raw = self._read_body()
+        if self.server.take_failure():
+            return self._send(503, {"error": "injected failure"})
         url = urlsplit(self.path)
         self.query = parse_qs(url.query)
         segments = [unquote(s) for s in url.path.split("/")[1:]]
@@ -561,6 +563,20 @@ class HubServer(ThreadingHTTPServer):
         super().__init__(("127.0.0.1", port), Handler)
         self.state = HubState(Path(data_dir), token)
         self.page_size = page_size
+        self.failures_left = 0
+        self._failures_lock = threading.Lock()
+
+    def fail_next(self, count: int) -> None:
+        """Answer the next `count` requests with HTTP 503, as an overloaded Hub would."""
+        with self._failures_lock:
+            self.failures_left = count
+
+    def take_failure(self) -> bool:
+        with self._failures_lock:
+            if self.failures_left > 0:
+                self.failures_left -= 1
+                return True
+            return False
 
     @property
     def url(self) -> str:

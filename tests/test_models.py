@@ -1,6 +1,5 @@
 import pytest
 import torch
-from peft import LoraConfig, get_peft_model
 from transformers import LlamaForCausalLM
 
 from qa_core.config import load_settings
@@ -10,6 +9,7 @@ from qa_core.generate import GenerationSettings, generate, stream
 from qa_core.models import load_model, resolve_model_name
 from qa_core.prompts import build_prompt
 from qa_core.snapshots import parse_ref
+from tests.helpers import make_adapter
 
 PROMPTS = [
     build_prompt("qa", "What is a bond?"),
@@ -71,12 +71,7 @@ def test_too_long_prompt_is_refused(demo):
 
 @pytest.fixture(scope="module")
 def adapter_dir(tmp_path_factory, demo_dir):
-    base = LlamaForCausalLM.from_pretrained(demo_dir)
-    # init_lora_weights=False: a non-zero adapter, so attaching it visibly changes the output
-    config = LoraConfig(r=8, lora_alpha=16, target_modules=["q_proj", "v_proj"], init_lora_weights=False)
-    out = tmp_path_factory.mktemp("adapter")
-    get_peft_model(base, config).save_pretrained(out)
-    return out
+    return make_adapter(demo_dir, tmp_path_factory.mktemp("adapter"))
 
 
 def test_adapter_from_a_folder_changes_the_output(demo, adapter_dir):

@@ -1,0 +1,115 @@
+"""Checkpoints of a training run: one Hub commit each, with its step and metrics in the commit.
+
+A checkpoint commit is titled `checkpoint step 40: loss 1.2345` and carries the full record
+(step, epoch, loss, eval metrics ...) as JSON in the commit description and in `checkpoint.json`,
+so listing a run needs one API call and every checkpoint stays readable on its own.
+
+    from hub.checkpoints import list_checkpoints, pull
+    for c in list_checkpoints("me/run", settings): print(c.commit, c.step, c.info.get("loss"))
+    pull("me/run", "40", "ckpt-40", settings)      # by step, or by (short) commit sha
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+
+from huggingface_hub import snapshot_download
+
+from hub.remote import HubError, api, call
+from qa_core.config import Settings
+
+CHECKPOINT_FILE = "checkpoint.json"
+STEP = re.compile(r"^(?:step[-=:]?)?(\d{1,6})$")
+
+
+@dataclass
+class Checkpoint:
+    """One pushed checkpoint: the commit, when, and what the trainer recorded with it."""
+
+    commit: str
+    date: datetime
+    title: str
+    info: dict
+
+    @property
+    def step(self) -> int | None:
+        return self.info.get("step")
+
+
+def checkpoint_message(info: dict) -> tuple[str, str]:
+    """The commit title and description for a checkpoint record (`step` is required)."""
+    title = f"checkpoint step {info['step']}"
+    if isinstance(info.get("loss"), (int, float)):
+        title += f": loss {info['loss']:.4f}"
+    return title, json.dumps(info, sort_keys=True)
+
+
+def parse_checkpoint_info(message: str) -> dict | None:
+    """The checkpoint record in a commit message, or None for commits that are not checkpoints."""
+    start = message.find("{")
+    if start < 0:
+        return None
+    try:
+        info, _ = json.JSONDecoder().raw_decode(message[start:])
+    except json.JSONDecodeError:
+        return None
+    return info if isinstance(info, dict) and isinstance(info.get("step"), int) else None
+
+
+def list_checkpoints(repo_id: str, settings: Settings, branch: str = "main") -> list[Checkpoint]:
+    """The checkpoints on `branch`, newest first (commits without a checkpoint record are skipped).
+
+    Raises:
+        HubError: the repo or branch does not exist, the token is refused, the Hub is unreachable.
+    """
+    commits = call(lambda: api(settings).list_repo_commits(repo_id, revision=branch), settings, repo_id, branch)
+    found = []
+    for commit in commits:
+        info = parse_checkpoint_info(commit.message or "")
+        if info is not None:
+            found.append(Checkpoint(commit.commit_id, commit.created_at, commit.title, info))
+    return found
+
+
+def resolve_revision(repo_id: str, revision: str, settings: Settings) -> str:
+    """The full commit sha for a step (`40`, `step-40`), a branch, a tag or a (short) sha.
+
+    Branch names are resolved on the Hub every time, never from a possibly stale local cache.
+
+    Raises:
+        HubError: no checkpoint has that step, or the revision does not exist.
+    """
+    step = STEP.match(revision)
+    if step:
+        checkpoints = list_checkpoints(repo_id, settings)
+        for checkpoint in checkpoints:
+            if checkpoint.step == int(step.group(1)):
+                return checkpoint.commit
+        steps = ", ".join(str(c.step) for c in reversed(checkpoints)) or "none"
+        raise HubError(f"{repo_id}: no checkpoint at step {step.group(1)} (steps pushed: {steps})")
+    return call(lambda: api(settings).repo_info(repo_id, revision=revision).sha, settings, repo_id, revision)
+
+
+def pull(repo_id: str, revision: str, out: str | Path, settings: Settings) -> str:
+    """Download every file of one checkpoint into `out`.
+
+    Returns:
+        The commit sha that was downloaded.
+
+    Raises:
+        HubError: as for `resolve_revision`, or the download fails.
+    """
+    commit = resolve_revision(repo_id, revision, settings)
+    call(
+        lambda: snapshot_download(
+            repo_id, revision=commit, local_dir=out, endpoint=settings.hf_endpoint, token=settings.hf_token
+        ),
+        settings,
+        repo_id,
+        commit,
+    )
+    return commit

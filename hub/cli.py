@@ -1,0 +1,121 @@
+"""Hub utilities: list a run's checkpoints, pull one, merge an adapter, push a folder.
+
+    python -m hub list me/policy-qa-run
+    python -m hub pull me/policy-qa-run --revision 40 --out ckpt-40          # step 40, or a commit sha
+    python -m hub merge --base demo --adapter me/policy-qa-run@3f2a1c --out merged --verify
+    python -m hub merge --base NousResearch/Llama-2-7b-chat-hf --adapter ckpt-40 --out merged \
+        --dtype bfloat16 --push me/policy-qa-merged
+    python -m hub push merged me/policy-qa-merged
+
+The endpoint and token come from --hub-endpoint / --hub-token, else HF_ENDPOINT / HF_TOKEN.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from hub.checkpoints import list_checkpoints, pull
+from hub.merge import DEFAULT_TOLERANCE, MERGE_INFO_FILE, merge_adapter
+from hub.publish import model_card, push_folder
+from qa_core.cli import new_parser, run
+from qa_core.config import Settings
+
+
+def cmd_list(args: argparse.Namespace, settings: Settings) -> int:
+    checkpoints = list_checkpoints(args.repo, settings)
+    if args.json:
+        print(json.dumps([{"commit": c.commit, "date": c.date.isoformat(), **c.info} for c in checkpoints]))
+        return 0
+    for c in checkpoints:
+        extras = "  ".join(
+            f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}"
+            for k, v in c.info.items()
+            if k != "step" and isinstance(v, (int, float))
+        )
+        print(f"{c.commit[:12]}  step {c.step:>6}  {c.date:%Y-%m-%d %H:%M}  {extras}")
+    print(f"{args.repo}: {len(checkpoints)} checkpoint(s)", file=sys.stderr)
+    return 0
+
+
+def cmd_pull(args: argparse.Namespace, settings: Settings) -> int:
+    commit = pull(args.repo, args.revision, args.out, settings)
+    print(f"{args.repo}@{commit} -> {args.out}")
+    return 0
+
+
+def _push(folder: Path, repo: str, settings: Settings) -> str:
+    info_file = folder / MERGE_INFO_FILE
+    extra = {"README.md": model_card(repo, json.loads(info_file.read_text()))} if info_file.is_file() else {}
+    return push_folder(folder, repo, settings, f"Upload {folder.name}", extra_files=extra)
+
+
+def cmd_merge(args: argparse.Namespace, settings: Settings) -> int:
+    result = merge_adapter(args.base, args.adapter, args.out, settings, args.dtype, verify=args.verify)
+    print(f"merged {result.base} + {result.adapter} -> {result.out}", file=sys.stderr)
+    if args.push:
+        commit = _push(Path(args.out), args.push, settings)
+        print(f"pushed {args.out} -> {args.push}@{commit}", file=sys.stderr)
+    if result.max_abs_diff is None:
+        return 0
+    tolerance = args.tolerance if args.tolerance is not None else DEFAULT_TOLERANCE[args.dtype]
+    print(f"max_abs_diff={result.max_abs_diff:.6g}")
+    if result.max_abs_diff > tolerance:
+        print(f"error: merged logits differ from the adapter's by more than {tolerance}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def cmd_push(args: argparse.Namespace, settings: Settings) -> int:
+    commit = _push(Path(args.folder), args.repo, settings)
+    print(f"{args.folder} -> {args.repo}@{commit}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = new_parser("python -m hub", __doc__)
+    parser.add_argument("--hub-endpoint", dest="hf_endpoint", help="Hub URL (default: HF_ENDPOINT or huggingface.co)")
+    parser.add_argument("--hub-token", dest="hf_token", help="Hub token (default: HF_TOKEN); prefer the variable")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    listing = commands.add_parser("list", help="the checkpoints of a run: commit, step, date, metrics")
+    listing.add_argument("repo")
+    listing.add_argument("--json", action="store_true", help="print one JSON list")
+    listing.set_defaults(run=cmd_list)
+
+    pulling = commands.add_parser("pull", help="download one checkpoint exactly, by commit sha or step")
+    pulling.add_argument("repo")
+    pulling.add_argument("--revision", required=True, help="a step (40, step-40), a commit sha, a branch or tag")
+    pulling.add_argument("--out", required=True, help="folder to write the checkpoint's files to")
+    pulling.set_defaults(run=cmd_pull)
+
+    merging = commands.add_parser("merge", help="merge a LoRA adapter (and trained head) into its base")
+    merging.add_argument("--base", required=True, help="base model: Hub id[@rev], folder, or 'demo'")
+    merging.add_argument("--adapter", required=True, help="adapter: Hub repo[@rev or @step sha] or folder")
+    merging.add_argument("--out", required=True, help="folder for the merged model")
+    merging.add_argument("--dtype", default="float32", choices=list(DEFAULT_TOLERANCE), help="merge precision")
+    merging.add_argument(
+        "--verify", action="store_true", help="compare merged vs adapter logits; last line max_abs_diff="
+    )
+    merging.add_argument(
+        "--tolerance",
+        type=float,
+        help="largest accepted difference (default by dtype: "
+        + ", ".join(f"{k} {v:g}" for k, v in DEFAULT_TOLERANCE.items())
+        + ")",
+    )
+    merging.add_argument("--push", metavar="REPO", help="also push the merged folder, with a model card")
+    merging.set_defaults(run=cmd_merge)
+
+    pushing = commands.add_parser("push", help="push a folder as one commit (a merged folder gets a model card)")
+    pushing.add_argument("folder")
+    pushing.add_argument("repo")
+    pushing.set_defaults(run=cmd_push)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the hub command line; returns the exit status (2 for bad input, 1 for a failed verify)."""
+    return run(build_parser(), argv, overrides=("hf_endpoint", "hf_token"))

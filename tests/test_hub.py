@@ -1,0 +1,212 @@
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from huggingface_hub import HfApi, snapshot_download
+from transformers import AutoModelForCausalLM
+
+import hub.remote
+from hub.checkpoints import list_checkpoints, pull, resolve_revision
+from hub.cli import main as hub_main
+from hub.merge import MergeError, merge_adapter
+from hub.publish import push_checkpoint, push_folder
+from hub.remote import HubError
+from qa_core.config import load_settings
+from qa_core.demo_model import build_demo_model
+from qa_core.generate import generate
+from qa_core.models import load_model
+from tests.conftest import HUB_TOKEN
+from tests.helpers import ROOT, free_port, make_adapter
+
+
+@pytest.fixture(autouse=True)
+def fast_retries(monkeypatch):
+    monkeypatch.setattr(hub.remote, "BACKOFF_SECONDS", 0.01)
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory, hub_server, demo_dir):
+    """A training run pushed as two checkpoint commits (steps 10 and 20) with a trained head."""
+    settings = load_settings(None, hf_endpoint=hub_server.url, hf_token=HUB_TOKEN)
+    folders, commits = {}, {}
+    for step, seed in ((10, 1), (20, 2)):
+        folders[step] = make_adapter(demo_dir, tmp_path_factory.mktemp(f"step{step}"), seed=seed, train_head=True)
+        info = {
+            "step": step,
+            "epoch": step / 20,
+            "loss": 3.0 - step / 10,
+            "eval_loss": 3.1 - step / 10,
+            "dataset": "qa_core/resources/sample_qa.csv",
+        }
+        commits[step] = push_checkpoint(folders[step], "tester/policy-run", info, settings)
+    return {"repo": "tester/policy-run", "folders": folders, "commits": commits}
+
+
+def test_checkpoints_are_listed_newest_first_with_metrics(run, hub_settings):
+    checkpoints = list_checkpoints(run["repo"], hub_settings)  # 3 commits per page: pagination is used
+    assert [c.step for c in checkpoints] == [20, 10]
+    assert [c.commit for c in checkpoints] == [run["commits"][20], run["commits"][10]]
+    assert checkpoints[0].title == "checkpoint step 20: loss 1.0000"
+    assert checkpoints[1].info["eval_loss"] == pytest.approx(2.1)
+
+
+def test_pull_an_older_checkpoint_by_step_and_by_sha(run, hub_settings, tmp_path):
+    by_step = pull(run["repo"], "10", tmp_path / "a", hub_settings)
+    by_sha = pull(run["repo"], run["commits"][10][:10], tmp_path / "b", hub_settings)
+    assert by_step == by_sha == run["commits"][10]
+    pushed = (run["folders"][10] / "adapter_model.safetensors").read_bytes()
+    for folder in ("a", "b"):
+        assert (tmp_path / folder / "adapter_model.safetensors").read_bytes() == pushed
+        assert json.loads((tmp_path / folder / "checkpoint.json").read_text())["step"] == 10
+    assert resolve_revision(run["repo"], "main", hub_settings) == run["commits"][20]  # asked, never cached
+
+
+def test_cli_list_and_pull(run, hub_server, tmp_path, capsys):
+    flags = ["--hub-endpoint", hub_server.url, "--hub-token", HUB_TOKEN]
+    assert hub_main([*flags, "list", run["repo"], "--json"]) == 0
+    listed = json.loads(capsys.readouterr().out)
+    assert [c["step"] for c in listed] == [20, 10] and listed[0]["commit"] == run["commits"][20]
+    assert hub_main([*flags, "pull", run["repo"], "--revision", "step-20", "--out", str(tmp_path / "c")]) == 0
+    assert run["commits"][20] in capsys.readouterr().out
+
+
+def test_merge_verify_push_download_generate(run, hub_server, hub_settings, tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("HF_ENDPOINT", hub_server.url)
+    monkeypatch.setenv("HF_TOKEN", HUB_TOKEN)
+    adapter = f"{run['repo']}@{run['commits'][10]}"
+    code = hub_main(
+        [
+            "merge",
+            "--base",
+            "demo",
+            "--adapter",
+            adapter,
+            "--out",
+            str(tmp_path / "merged"),
+            "--verify",
+            "--push",
+            "tester/policy-merged",
+        ]
+    )
+    out = capsys.readouterr().out
+    assert code == 0
+    assert float(out.strip().splitlines()[-1].removeprefix("max_abs_diff=")) < 1e-4
+    assert not list((tmp_path / "merged").glob("adapter_*"))
+    api = HfApi(endpoint=hub_server.url, token=HUB_TOKEN)
+    card = Path(api.hf_hub_download("tester/policy-merged", "README.md")).read_text()
+    assert "base_model: demo" in card and run["commits"][10] in card and "sample_qa.csv" in card
+    snapshot = Path(snapshot_download("tester/policy-merged", endpoint=hub_server.url, token=HUB_TOKEN))
+    for file in snapshot.rglob("*"):
+        assert HUB_TOKEN.encode() not in file.read_bytes()
+    merged = load_model("tester/policy-merged", settings=hub_settings)
+    tuned = load_model("demo", adapter, settings=hub_settings)
+    prompts = ["Answer the following question:\nQuestion: What is a bond?\n---\nAnswer:"]
+    assert generate(merged.model, merged.tokenizer, prompts) == generate(tuned.model, tuned.tokenizer, prompts)
+    assert merged.commit == api.repo_info("tester/policy-merged").sha
+
+
+@pytest.mark.parametrize("tied", [True, False])
+def test_merge_keeps_a_trained_head_and_the_input_embeddings(tmp_path, tied):
+    base_dir = build_demo_model(tmp_path / "base", tie_word_embeddings=tied)
+    adapter = make_adapter(base_dir, tmp_path / "adapter", seed=3, train_head=True)
+    settings = load_settings(None)
+    result = merge_adapter(str(base_dir), str(adapter), tmp_path / "merged", settings, verify=True)
+    assert result.max_abs_diff < 1e-4
+    base = AutoModelForCausalLM.from_pretrained(base_dir)
+    merged = AutoModelForCausalLM.from_pretrained(tmp_path / "merged")
+    assert torch.equal(merged.get_input_embeddings().weight, base.get_input_embeddings().weight)
+    assert not torch.allclose(merged.lm_head.weight, base.lm_head.weight)  # the trained head is used
+    assert merged.lm_head.weight.data_ptr() != merged.get_input_embeddings().weight.data_ptr()
+
+
+def test_quantized_merge_is_refused(tmp_path, demo_dir):
+    adapter = make_adapter(demo_dir, tmp_path / "adapter")
+    with pytest.raises(MergeError, match="refusing to merge into a 4bit base"):
+        merge_adapter("demo", str(adapter), tmp_path / "out", load_settings(None), quantization="4bit")
+    quantized = load_model("demo", quantization="4bit", device="cpu")
+    quantized.model.save_pretrained(tmp_path / "demo-4bit")
+    quantized.tokenizer.save_pretrained(tmp_path / "demo-4bit")
+    with pytest.raises(MergeError, match="already quantized"):
+        merge_adapter(str(tmp_path / "demo-4bit"), str(adapter), tmp_path / "out", load_settings(None))
+    assert not (tmp_path / "out").exists()
+
+
+def test_verify_fails_above_the_tolerance(run, hub_server, tmp_path, capsys):
+    flags = ["--hub-endpoint", hub_server.url, "--hub-token", HUB_TOKEN]
+    code = hub_main(
+        [
+            *flags,
+            "merge",
+            "--base",
+            "demo",
+            "--adapter",
+            str(run["folders"][20]),
+            "--out",
+            str(tmp_path / "m"),
+            "--verify",
+            "--tolerance",
+            "-1",
+        ]
+    )
+    captured = capsys.readouterr()
+    assert code == 1 and captured.out.strip().splitlines()[-1].startswith("max_abs_diff=")
+    assert "differ from the adapter's by more than -1" in captured.err
+
+
+def test_remote_errors_are_one_clear_line(run, hub_server, hub_settings, tmp_path):
+    wrong = load_settings(None, hf_endpoint=hub_server.url, hf_token="hf_wrongTOKEN000000000000000000")
+    with pytest.raises(HubError, match="rejected the token") as info:
+        list_checkpoints(run["repo"], wrong)
+    assert "hf_wrong" not in str(info.value)
+    with pytest.raises(HubError, match="tester/nope: repository not found"):
+        list_checkpoints("tester/nope", hub_settings)
+    with pytest.raises(HubError, match="revision 'deadbeef00' not found"):
+        pull(run["repo"], "deadbeef00", tmp_path / "x", hub_settings)
+    with pytest.raises(HubError, match=r"no checkpoint at step 99 \(steps pushed: 10, 20\)"):
+        pull(run["repo"], "99", tmp_path / "x", hub_settings)
+    down = load_settings(None, hf_endpoint=f"http://127.0.0.1:{free_port()}", hf_token=HUB_TOKEN)
+    with pytest.raises(HubError, match=r"cannot reach the Hub at http://127\.0\.0\.1:\d+ .*gave up after retrying"):
+        resolve_revision(run["repo"], "main", down)
+
+
+def test_transient_failures_are_retried(run, hub_server, hub_settings):
+    hub_server.fail_next(2)  # repo_info: retried here
+    assert resolve_revision(run["repo"], "main", hub_settings) == run["commits"][20]
+    hub_server.fail_next(2)  # commit listing: retried by the client's own backoff
+    assert [c.step for c in list_checkpoints(run["repo"], hub_settings)] == [20, 10]
+    hub_server.fail_next(10)
+    with pytest.raises(HubError, match="HTTP 503 .*gave up after retrying"):
+        resolve_revision(run["repo"], "main", hub_settings)
+    hub_server.fail_next(0)
+
+
+def test_push_never_sends_the_token(tmp_path, hub_settings):
+    folder = tmp_path / "out"
+    folder.mkdir()
+    (folder / "config.json").write_text("{}")
+    (folder / ".env").write_text(f"HF_TOKEN={HUB_TOKEN}\n")
+    commit = push_folder(folder, "tester/clean", hub_settings, "upload")
+    files = HfApi(endpoint=hub_settings.hf_endpoint, token=HUB_TOKEN).list_repo_files("tester/clean", revision=commit)
+    assert ".env" not in files and "config.json" in files
+    (folder / "notes.txt").write_text(f"debug: token={HUB_TOKEN}")
+    with pytest.raises(HubError, match="notes.txt contains the Hugging Face token; refusing to push it"):
+        push_folder(folder, "tester/clean", hub_settings, "upload")
+
+
+def test_server_runs_from_the_command_line(tmp_path):
+    port = free_port()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "tests.hub_server", "--port", str(port), "--data-dir", str(tmp_path), "--token", "t0k"],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert process.stdout.readline().strip() == f"http://127.0.0.1:{port}"
+        assert HfApi(endpoint=f"http://127.0.0.1:{port}", token="t0k").whoami()["name"] == "tester"
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
