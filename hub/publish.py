@@ -91,43 +91,68 @@ def push_checkpoint(folder: str | Path, repo_id: str, info: dict, settings: Sett
     return push_folder(folder, repo_id, settings, title, description, extra_files=extra, **kwargs)
 
 
-def model_card(repo_id: str, provenance: dict) -> str:
-    """A README.md for a merged model: front matter the Hub indexes, then where it came from."""
-    checkpoint = provenance.get("checkpoint") or {}
-    dataset = checkpoint.get("dataset")
-    lines = [
-        "---",
-        f"base_model: {provenance['base']}",
-        "library_name: transformers",
-        "tags:",
-        "- qa-toolkit",
-        "- lora",
-        "- merged",
-    ]
-    if dataset and "/" in str(dataset) and not Path(str(dataset)).exists():
-        lines += ["datasets:", f"- {dataset}"]
-    lines += [
-        "---",
-        "",
-        f"# {repo_id}",
-        "",
-        f"A LoRA adapter merged into its base model with qa-toolkit (`python -m hub merge`), in {provenance['dtype']}.",
-        "",
-        "| | |",
-        "|---|---|",
-        f"| base model | `{provenance['base']}`{_at(provenance.get('base_commit'))} |",
-        f"| adapter | `{provenance['adapter']}`{_at(provenance.get('adapter_commit'))} |",
-    ]
-    if dataset:
-        lines.append(f"| training data | `{dataset}` |")
-    if provenance.get("max_abs_diff") is not None:
-        lines.append(f"| merge check: max abs logit difference vs adapter | {provenance['max_abs_diff']:.3g} |")
-    metrics = {k: v for k, v in checkpoint.items() if k not in ("dataset",) and isinstance(v, (int, float, str))}
-    if metrics:
-        lines += ["", "## Training checkpoint", "", "| | |", "|---|---|"]
-        lines += [f"| {key} | {value} |" for key, value in sorted(metrics.items())]
+def _card(front: dict, title: str, intro: str, facts: dict, metrics: dict) -> str:
+    """A model card: YAML front matter the Hub indexes, an intro, a facts table, a metrics table."""
+    lines = ["---"]
+    for key, value in front.items():
+        lines += [f"{key}:", *(f"- {item}" for item in value)] if isinstance(value, list) else [f"{key}: {value}"]
+    lines += ["---", "", f"# {title}", "", intro, "", "| | |", "|---|---|"]
+    lines += [f"| {key} | {value} |" for key, value in facts.items() if value not in (None, "")]
+    numbers = {k: v for k, v in metrics.items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
+    if numbers:
+        lines += ["", "## Metrics", "", "| metric | value |", "|---|---|"]
+        lines += [f"| {key} | {value:.6g} |" for key, value in sorted(numbers.items())]
     return "\n".join(lines) + "\n"
 
 
-def _at(commit: str | None) -> str:
-    return f" at commit `{commit}`" if commit else ""
+def _front(base: str, library: str, tags: list[str], dataset: str | None) -> dict:
+    front: dict = {"base_model": base, "library_name": library, "tags": ["qa-toolkit", *tags]}
+    if dataset and "/" in dataset and not Path(dataset).exists():  # a Hub dataset id, not a local file
+        front["datasets"] = [dataset]
+    return front
+
+
+def _code(text: str | None, commit: str | None = None) -> str | None:
+    return f"`{text}`" + (f" at commit `{commit}`" if commit else "") if text else None
+
+
+def model_card(repo_id: str, provenance: dict) -> str:
+    """The README.md of a merged model: base and adapter (with commits), data, merge check, metrics."""
+    checkpoint = provenance.get("checkpoint") or {}
+    dataset = checkpoint.get("dataset")
+    diff = provenance.get("max_abs_diff")
+    return _card(
+        _front(provenance["base"], "transformers", ["lora", "merged"], dataset),
+        repo_id,
+        f"A LoRA adapter merged into its base model with qa-toolkit (`python -m hub merge`), in {provenance['dtype']}.",
+        {
+            "base model": _code(provenance["base"], provenance.get("base_commit")),
+            "adapter": _code(provenance["adapter"], provenance.get("adapter_commit")),
+            "training data": _code(dataset),
+            "merge check: max abs logit difference vs adapter": f"{diff:.3g}" if diff is not None else None,
+        },
+        checkpoint,
+    )
+
+
+def adapter_card(repo_id: str, record: dict, options: dict) -> str:
+    """The README.md of a run's adapter repo: how it was trained, its final metrics, how to use it."""
+    base = options["model"].rpartition("@")[0] or options["model"]
+    usage = f'python -m qa_core ask "Your question" --model {base} --adapter {repo_id}'
+    return _card(
+        _front(base, "peft", ["lora", "question-answering"], options.get("data")),
+        repo_id,
+        f"LoRA adapter trained with qa-toolkit (`train_job/run.py`); one commit per checkpoint.\n\n"
+        f"```bash\n{usage}\n```",
+        {
+            "base model": _code(record.get("base_model", base)),
+            "training data": _code(options.get("data")),
+            "prompt style": _code(options.get("prompt_style")),
+            "quantization": _code(options.get("quantization")),
+            "LoRA": f"r {options['lora_r']}, alpha {options['lora_alpha']}, dropout {options['lora_dropout']}, "
+            f"modules {', '.join(options['lora_target_modules'])}",
+            "trained head": "lm_head" if options.get("train_head") else "no",
+            "steps": record.get("step"),
+        },
+        record,
+    )

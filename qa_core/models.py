@@ -29,7 +29,7 @@ from transformers import (
     PreTrainedTokenizerBase,
 )
 
-from qa_core.config import Settings, load_settings
+from qa_core.config import QUANTIZATIONS, Settings, load_settings
 from qa_core.demo_model import DEMO_NAME, ensure_demo_model
 from qa_core.errors import ModelLoadError
 from qa_core.snapshots import download_snapshot, parse_ref
@@ -131,6 +131,8 @@ def quantization_config(mode: str, compute_dtype: torch.dtype) -> BitsAndBytesCo
     """
     if mode == "none":
         return None
+    if mode not in QUANTIZATIONS:
+        raise ModelLoadError(f"quantization {mode!r} is not one of: {', '.join(QUANTIZATIONS)}")
     if importlib.util.find_spec("bitsandbytes") is None:
         raise ModelLoadError(f"quantization {mode!r} needs bitsandbytes: pip install bitsandbytes")
     if mode == "4bit":

@@ -322,7 +322,7 @@ class Handler(BaseHTTPRequestHandler):
         # Read the whole body first: an error answered before reading it would leave it on the
         # kept-alive connection, where it would corrupt the next request.
         self.raw = self._read_body()
-        if self.server.take_failure():
+        if self.server.take_failure(self.path):
             return self._send(503, {"error": "injected failure"})
         url = urlsplit(self.path)
         self.query = parse_qs(url.query)
@@ -563,17 +563,18 @@ class HubServer(ThreadingHTTPServer):
         super().__init__(("127.0.0.1", port), Handler)
         self.state = HubState(Path(data_dir), token)
         self.page_size = page_size
-        self.failures_left = 0
+        self.failures_left, self.failing_route = 0, ""
         self._failures_lock = threading.Lock()
 
-    def fail_next(self, count: int) -> None:
-        """Answer the next `count` requests with HTTP 503, as an overloaded Hub would."""
+    def fail_next(self, count: int, route: str = "") -> None:
+        """Answer the next `count` requests whose path contains `route` with HTTP 503, as an
+        overloaded Hub would."""
         with self._failures_lock:
-            self.failures_left = count
+            self.failures_left, self.failing_route = count, route
 
-    def take_failure(self) -> bool:
+    def take_failure(self, path: str) -> bool:
         with self._failures_lock:
-            if self.failures_left > 0:
+            if self.failures_left > 0 and self.failing_route in path:
                 self.failures_left -= 1
                 return True
             return False
