@@ -82,11 +82,19 @@ def build_tokenizer(vocab_size: int = 1000) -> PreTrainedTokenizerFast:
     )
 
 
-def build_demo_model(out_dir: str | os.PathLike, tie_word_embeddings: bool = False, seed: int = 0) -> Path:
+def build_demo_model(
+    out_dir: str | os.PathLike,
+    tie_word_embeddings: bool = False,
+    seed: int = 0,
+    hidden_size: int = 128,
+    num_hidden_layers: int = 2,
+) -> Path:
     """Build the demo tokenizer and a randomly initialised tiny Llama into `out_dir`.
 
     `tie_word_embeddings` chooses whether lm_head shares the input embedding matrix (as many
     small models do) or not (as Llama-2 does); both kinds matter when merging a trained head.
+    `hidden_size` and `num_hidden_layers` make larger variants, e.g. for benchmarks that should
+    be bound by compute rather than by per-step overhead.
 
     Returns:
         `out_dir` as a Path, holding a folder loadable with `from_pretrained`.
@@ -94,9 +102,9 @@ def build_demo_model(out_dir: str | os.PathLike, tie_word_embeddings: bool = Fal
     tokenizer = build_tokenizer()
     config = LlamaConfig(
         vocab_size=len(tokenizer),
-        hidden_size=128,
-        intermediate_size=256,
-        num_hidden_layers=2,
+        hidden_size=hidden_size,
+        intermediate_size=2 * hidden_size,
+        num_hidden_layers=num_hidden_layers,
         num_attention_heads=4,
         num_key_value_heads=4,
         max_position_embeddings=2048,

@@ -29,7 +29,7 @@ def fast_retries(monkeypatch):
     monkeypatch.setattr(hub.remote, "BACKOFF_SECONDS", 0.01)
 
 
-def train(tmp_path, *args: str, server=None) -> int:
+def train(tmp_path, *args: str, server=None) -> dict:
     hub_flags = ["--hub-endpoint", server.url, "--hub-token", HUB_TOKEN] if server else []
     return main(*parse_args(["--config", TINY, "--output_dir", str(tmp_path), *hub_flags, *args]))
 
@@ -39,7 +39,9 @@ def pushed(tmp_path_factory, hub_server):
     """The tiny preset, 30 steps, pushing every 10 steps to the test Hub."""
     hub.remote.BACKOFF_SECONDS = 0.01
     out = tmp_path_factory.mktemp("tiny")
-    assert train(out, "--push-to-hub", "--hub-repo", "tester/tiny", "--push-every", "10", server=hub_server) == 0
+    record = train(out, "--push-to-hub", "--hub-repo", "tester/tiny", "--push-every", "10", server=hub_server)
+    assert record["step"] == 30 and record["train_tokens"] > 0
+    assert record["batching"] == "grouped"  # auto: no flash-attention on a CPU
     return out
 
 
@@ -75,7 +77,7 @@ def test_the_trained_adapter_changes_the_model(pushed, hub_settings, demo):
 
 
 def test_resume_from_a_hub_checkpoint_continues_at_its_step(pushed, hub_server, hub_settings, tmp_path):
-    code = train(
+    record = train(
         tmp_path,
         "--resume-from-hub",
         "tester/tiny@20",
@@ -88,13 +90,13 @@ def test_resume_from_a_hub_checkpoint_continues_at_its_step(pushed, hub_server, 
         "10",
         server=hub_server,
     )
-    assert code == 0
+    assert record["step"] == 40
     assert [c.step for c in list_checkpoints("tester/tiny-resumed", hub_settings)] == [40, 30]
 
 
 def test_hub_failures_during_training_are_reported_and_training_completes(hub_server, hub_settings, tmp_path, capsys):
     hub_server.fail_next(4, route="/commit/")  # the first checkpoint's commit fails on every retry
-    code = train(
+    record = train(
         tmp_path,
         "--push-to-hub",
         "--hub-repo",
@@ -106,7 +108,7 @@ def test_hub_failures_during_training_are_reported_and_training_completes(hub_se
         server=hub_server,
     )
     out = capsys.readouterr().out
-    assert code == 0
+    assert record["step"] == 30
     assert "warning: push of step 10 failed, training goes on" in out
     assert "pushed 2 checkpoint(s) to tester/flaky, 1 push(es) failed: step 10:" in out
     assert [c.step for c in list_checkpoints("tester/flaky", hub_settings)] == [30, 20]
@@ -158,6 +160,7 @@ def test_packed_examples_do_not_attend_to_each_other(demo, tmp_path):
         (["--lora_target_modules", "q_proj", "attn_out"], QAError, r"\['attn_out'\] are not modules of this model"),
         (["--quantization", "3bit"], ModelLoadError, "quantization '3bit' is not one of"),
         (["--push-to-hub"], QAError, "--push-to-hub needs --hub-repo"),
+        (["--batching", "bucketed"], QAError, "--batching 'bucketed': choose auto, packed, grouped or max-length"),
     ],
 )
 def test_bad_input_fails_before_training(tmp_path, args, error, message):
@@ -188,13 +191,13 @@ def test_a_repo_without_write_access_fails_before_training(hub_server, tmp_path)
 def test_every_preset_parses():
     for preset in sorted((ROOT / "configs").glob("*.yaml")):
         script_args, training_args = parse_args(["--config", str(preset), "--bf16", "false"])
-        assert script_args.lora_r >= 8 and training_args.packing, preset.name
-    policy = parse_args(["--config", str(ROOT / "configs/policy-qa-int8.yaml"), "--bf16", "false"])[1]
-    assert (policy.optim.value, policy.learning_rate, policy.max_grad_norm, policy.train_sampling_strategy) == (
+        assert script_args.lora_r >= 8 and script_args.batching in ("auto", "grouped"), preset.name
+    script_args, policy = parse_args(["--config", str(ROOT / "configs/policy-qa-int8.yaml"), "--bf16", "false"])
+    assert (policy.optim.value, policy.learning_rate, policy.max_grad_norm, script_args.batching) == (
         "paged_adamw_8bit",
         2e-4,
         0.3,
-        "group_by_length",
+        "grouped",
     )
 
 

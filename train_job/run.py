@@ -12,9 +12,9 @@ optimizer, scheduler, packing, max_length, eval and save steps ...) can be set i
 and overridden on the command line (`--learning_rate 1e-4` or `--learning-rate 1e-4`); `--help`
 lists them all. The endpoint and token come from HF_ENDPOINT / HF_TOKEN or the flags.
 
-Loss is computed on the answer only (the prompt and context are masked out), and examples are
-packed without padding (best-fit decreasing, each example attending only to itself); the naive
-way, every example padded to max_length, stays available with --pad_to_max_length.
+Loss is computed on the answer only (the prompt and context are masked out), and no compute is
+spent on padding (--batching, see its help); the naive way, every example padded to max_length,
+stays available with --batching max-length.
 """
 
 from __future__ import annotations
@@ -77,9 +77,14 @@ class TrainScriptArguments:
     resume_from_hub: str | None = field(
         default=None, metadata={"help": "Continue from a pushed checkpoint: REPO[@STEP_OR_SHA] (default: latest)."}
     )
-    pad_to_max_length: bool = field(
-        default=False,
-        metadata={"help": "Naive batching for comparison: no packing, every example padded to max_length."},
+    batching: str = field(
+        default="auto",
+        metadata={
+            "help": "auto: packed with flash-attention (its varlen kernels skip the other examples), else grouped | "
+            "packed: examples packed into max_length rows without padding, each attending only to itself | "
+            "grouped: batches of similar-length examples, padded to their longest | "
+            "max-length: every example padded to max_length (the naive way, for comparison)"
+        },
     )
 
 
@@ -104,7 +109,9 @@ def check_target_modules(model, targets: list[str]) -> None:
         raise QAError(f"lora_target_modules {missing} are not modules of this model; linear layers are: {linear}")
 
 
-def main(script_args: TrainScriptArguments, training_args: SFTConfig) -> int:
+def main(script_args: TrainScriptArguments, training_args: SFTConfig) -> dict:
+    """Train, evaluate and publish; returns the final checkpoint record (step, losses, metrics,
+    train_runtime and train_tokens, the real tokens trained on, padding excluded)."""
     started = time.time()
     settings = load_settings(hf_endpoint=script_args.hub_endpoint, hf_token=training_args.hub_token)
     # The trainer pickles its arguments into every checkpoint: keep the token out of them, and
@@ -112,6 +119,8 @@ def main(script_args: TrainScriptArguments, training_args: SFTConfig) -> int:
     push = training_args.push_to_hub
     training_args.hub_token, training_args.push_to_hub = None, False
     is_main = training_args.process_index == 0
+    if training_args.include_num_input_tokens_seen == "no":  # the summary reports real tokens per second
+        training_args.include_num_input_tokens_seen = "non_padding"
 
     # 1. Data: QA rows -> prompt / completion pairs, split reproducibly.
     parts = split_qa_data(
@@ -145,9 +154,17 @@ def main(script_args: TrainScriptArguments, training_args: SFTConfig) -> int:
         if script_args.push_every:
             training_args.save_strategy, training_args.save_steps = "steps", script_args.push_every
 
-    # 4. Batching: packed without padding by default; the naive way pads every example to max_length.
-    if script_args.pad_to_max_length:
-        training_args.packing, training_args.padding_free = False, False
+    # 4. Batching: no compute on padding. Packing flattens a batch into one sequence; only flash-attention
+    # skips the other examples' tokens, elsewhere attention would cost the square of the whole batch.
+    batching = script_args.batching
+    if batching == "auto":
+        batching = "packed" if "flash" in (model.config._attn_implementation or "") else "grouped"
+    if batching not in ("packed", "grouped", "max-length"):
+        raise QAError(f"--batching {batching!r}: choose auto, packed, grouped or max-length")
+    training_args.packing = training_args.padding_free = batching == "packed"
+    if batching == "grouped":
+        training_args.train_sampling_strategy = "group_by_length"
+    if batching == "max-length":
         training_args.pad_to_multiple_of = training_args.max_length
 
     # 5. Resume from a pushed checkpoint (adapter, head, optimizer, scheduler, step), or a local one.
@@ -160,7 +177,12 @@ def main(script_args: TrainScriptArguments, training_args: SFTConfig) -> int:
             raise QAError(f"{repo_id}@{commit[:12]} has no trainer state to resume from (adapter only)")
         resume_from = str(folder)
 
-    extra = {"base_model": loaded.description, "dataset": script_args.data, "prompt_style": script_args.prompt_style}
+    extra = {
+        "base_model": loaded.description,
+        "dataset": script_args.data,
+        "prompt_style": script_args.prompt_style,
+        "batching": batching,
+    }
     trainer = SFTTrainer(
         model=model,
         args=training_args,
@@ -178,7 +200,7 @@ def main(script_args: TrainScriptArguments, training_args: SFTConfig) -> int:
         callbacks=[PushCallback(pusher, extra)] if pusher else None,
     )
     try:
-        trainer.train(resume_from_checkpoint=resume_from)
+        train_output = trainer.train(resume_from_checkpoint=resume_from)
     except ValueError as exc:
         if "checkpoint" in str(exc).lower():
             raise QAError(f"cannot resume: {exc}") from exc
@@ -189,6 +211,8 @@ def main(script_args: TrainScriptArguments, training_args: SFTConfig) -> int:
     final = Path(training_args.output_dir) / "final"
     trainer.save_model(final)
     record = checkpoint_record(trainer.state, extra)
+    record["train_runtime"] = round(train_output.metrics["train_runtime"], 3)
+    record["train_tokens"] = trainer.state.num_input_tokens_seen
     report = None
     if pusher:
         pusher.submit(final, record, {"README.md": adapter_card(script_args.hub_repo, record, vars(script_args))})
@@ -197,8 +221,9 @@ def main(script_args: TrainScriptArguments, training_args: SFTConfig) -> int:
     if is_main:
         summary = (
             f"trained {loaded.description} on {len(train)} examples with {training_args.world_size} process(es): "
-            f"{trainer.state.global_step} steps "
-            f"in {time.time() - started:.0f}s, train loss {record.get('loss', float('nan')):.4f}, "
+            f"{trainer.state.global_step} steps in {time.time() - started:.0f}s "
+            f"({record['train_tokens'] / record['train_runtime']:.0f} tokens/s), "
+            f"train loss {record.get('loss', float('nan')):.4f}, "
             f"eval loss {record.get('eval_loss', float('nan')):.4f} "
             f"(perplexity {record.get('eval_perplexity', float('nan')):.2f}); adapter in {final}"
         )
@@ -207,18 +232,18 @@ def main(script_args: TrainScriptArguments, training_args: SFTConfig) -> int:
             if report.failed:
                 summary += f", {len(report.failed)} push(es) failed: " + " | ".join(report.failed)
         print(summary, flush=True)
-    return 0
+    return record
 
 
 def parse_args(argv: list[str] | None = None) -> tuple[TrainScriptArguments, SFTConfig]:
     parser = TrlParser((TrainScriptArguments, SFTConfig))
-    parser.set_defaults(packing=True, report_to="none", output_dir="runs/qa-lora")
+    parser.set_defaults(report_to="none", output_dir="runs/qa-lora")
     return parser.parse_args_and_config(argv)
 
 
 if __name__ == "__main__":
     try:
-        sys.exit(main(*parse_args()))
+        main(*parse_args())
     except QAError as exc:
         print(f"error: {exc}", file=sys.stderr)
         sys.exit(2)
