@@ -94,6 +94,17 @@ def test_resume_from_a_hub_checkpoint_continues_at_its_step(pushed, hub_server, 
     assert [c.step for c in list_checkpoints("tester/tiny-resumed", hub_settings)] == [40, 30]
 
 
+def test_resume_from_the_latest_local_checkpoint(tmp_path):
+    with pytest.raises(QAError, match="cannot resume"):
+        train(tmp_path / "empty", "--resume", "--max_steps", "10")
+    train(tmp_path / "run", "--max_steps", "20", "--save_steps", "10", "--eval_strategy", "no")
+    state = json.loads((tmp_path / "run" / "checkpoint-20" / "trainer_state.json").read_text())
+    record = train(tmp_path / "run", "--resume", "--max_steps", "30", "--save_steps", "10", "--eval_strategy", "no")
+    assert record["step"] == 30
+    resumed = json.loads((tmp_path / "run" / "checkpoint-30" / "trainer_state.json").read_text())
+    assert resumed["log_history"][: len(state["log_history"])] == state["log_history"]  # continued, not restarted
+
+
 def test_hub_failures_during_training_are_reported_and_training_completes(hub_server, hub_settings, tmp_path, capsys):
     hub_server.fail_next(4, route="/commit/")  # the first checkpoint's commit fails on every retry
     record = train(

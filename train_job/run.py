@@ -211,6 +211,7 @@ def main(script_args: TrainScriptArguments, training_args: SFTConfig) -> dict:
     final = Path(training_args.output_dir) / "final"
     trainer.save_model(final)
     record = checkpoint_record(trainer.state, extra)
+    record["train_loss"] = round(train_output.training_loss, 6)  # the average over the run
     record["train_runtime"] = round(train_output.metrics["train_runtime"], 3)
     record["train_tokens"] = trainer.state.num_input_tokens_seen
     report = None
@@ -223,7 +224,7 @@ def main(script_args: TrainScriptArguments, training_args: SFTConfig) -> dict:
             f"trained {loaded.description} on {len(train)} examples with {training_args.world_size} process(es): "
             f"{trainer.state.global_step} steps in {time.time() - started:.0f}s "
             f"({record['train_tokens'] / record['train_runtime']:.0f} tokens/s), "
-            f"train loss {record.get('loss', float('nan')):.4f}, "
+            f"train loss {record['train_loss']:.4f}, "
             f"eval loss {record.get('eval_loss', float('nan')):.4f} "
             f"(perplexity {record.get('eval_perplexity', float('nan')):.2f}); adapter in {final}"
         )
