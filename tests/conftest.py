@@ -45,6 +45,7 @@ def demo(demo_dir: Path) -> LoadedModel:
 
 
 HUB_TOKEN = "hf_testTOKENforTheLocalHub0123456789"
+HUB_READ_TOKEN = "hf_testREADonlyTOKEN0123456789abcd"
 
 
 @pytest.fixture(scope="module")
@@ -52,7 +53,9 @@ def hub_server(tmp_path_factory):
     """A Hub-compatible server on a free loopback port that accepts only HUB_TOKEN."""
     from tests.hub_server import HubServer
 
-    server = HubServer(0, tmp_path_factory.mktemp("hub-data"), token=HUB_TOKEN, page_size=3).start()
+    server = HubServer(
+        0, tmp_path_factory.mktemp("hub-data"), token=HUB_TOKEN, page_size=3, read_token=HUB_READ_TOKEN
+    ).start()
     yield server
     server.shutdown()
     server.server_close()

@@ -108,8 +108,8 @@ class Repo:
 class HubState:
     """All repositories and blobs under one data folder; one lock serialises every write."""
 
-    def __init__(self, data_dir: Path, token: str | None, user: str = "tester") -> None:
-        self.data_dir, self.token, self.user = data_dir, token, user
+    def __init__(self, data_dir: Path, token: str | None, read_token: str | None = None, user: str = "tester") -> None:
+        self.data_dir, self.token, self.read_token, self.user = data_dir, token, read_token, user
         self.blobs = data_dir / "blobs"
         self.blobs.mkdir(parents=True, exist_ok=True)
         self.lock = threading.RLock()
@@ -313,6 +313,10 @@ class Handler(BaseHTTPRequestHandler):
         expected, given = self.state.token, self._token()
         if expected is None:
             return
+        if given is not None and given == self.state.read_token:
+            if write:
+                raise HubError(403, "You don't have the rights to write with a read token")
+            return
         if given is not None and given != expected:
             raise HubError(401, "Invalid credentials in Authorization header")
         if write and given is None:
@@ -347,6 +351,7 @@ class Handler(BaseHTTPRequestHandler):
         if s == ["api", "whoami-v2"] and method == "GET":
             if self._token() is None:
                 raise HubError(401, "Invalid credentials in Authorization header")
+            role = "read" if self._token() == self.state.read_token else "write"
             return self._send(
                 200,
                 {
@@ -354,7 +359,7 @@ class Handler(BaseHTTPRequestHandler):
                     "name": self.state.user,
                     "fullname": "Test User",
                     "orgs": [],
-                    "auth": {"type": "access_token", "accessToken": {"displayName": "test", "role": "write"}},
+                    "auth": {"type": "access_token", "accessToken": {"displayName": "test", "role": role}},
                 },
             )
         if s == ["api", "validate-yaml"]:
@@ -559,9 +564,11 @@ class Handler(BaseHTTPRequestHandler):
 class HubServer(ThreadingHTTPServer):
     daemon_threads = True
 
-    def __init__(self, port: int, data_dir: Path, token: str | None = None, page_size: int = 50) -> None:
+    def __init__(
+        self, port: int, data_dir: Path, token: str | None = None, page_size: int = 50, read_token: str | None = None
+    ) -> None:
         super().__init__(("127.0.0.1", port), Handler)
-        self.state = HubState(Path(data_dir), token)
+        self.state = HubState(Path(data_dir), token, read_token)
         self.page_size = page_size
         self.failures_left, self.failing_route = 0, ""
         self._failures_lock = threading.Lock()
@@ -594,8 +601,9 @@ def main() -> None:
     parser.add_argument("--port", type=int, default=8765)
     parser.add_argument("--data-dir", type=Path, required=True, help="where repositories and files are stored")
     parser.add_argument("--token", help="the only token accepted (default: accept any request)")
+    parser.add_argument("--read-token", help="a token that may read but not write")
     args = parser.parse_args()
-    server = HubServer(args.port, args.data_dir, args.token)
+    server = HubServer(args.port, args.data_dir, args.token, read_token=args.read_token)
     print(server.url, flush=True)
     try:
         server.serve_forever()

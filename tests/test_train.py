@@ -17,7 +17,7 @@ from qa_core.data import load_qa_data
 from qa_core.demo_model import sample_data_path
 from qa_core.errors import DataError, ModelLoadError, QAError
 from qa_core.models import load_model
-from tests.conftest import HUB_TOKEN
+from tests.conftest import HUB_READ_TOKEN, HUB_TOKEN
 from tests.helpers import ROOT
 from train_job.run import main, parse_args, prompt_completion
 
@@ -171,12 +171,31 @@ def test_packed_examples_do_not_attend_to_each_other(demo, tmp_path):
         (["--lora_target_modules", "q_proj", "attn_out"], QAError, r"\['attn_out'\] are not modules of this model"),
         (["--quantization", "3bit"], ModelLoadError, "quantization '3bit' is not one of"),
         (["--push-to-hub"], QAError, "--push-to-hub needs --hub-repo"),
-        (["--batching", "bucketed"], QAError, "--batching 'bucketed': choose auto, packed, grouped or max-length"),
+        (["--batching", "bucketed"], QAError, "--batching 'bucketed': choose auto, packed, grouped, max-length"),
     ],
 )
 def test_bad_input_fails_before_training(tmp_path, args, error, message):
     with pytest.raises(error, match=message):
         train(tmp_path / "out", *args)
+    assert not (tmp_path / "out").exists()
+
+
+def test_a_read_only_token_fails_before_training(pushed, hub_server, tmp_path):
+    args = [
+        "--config",
+        TINY,
+        "--output_dir",
+        str(tmp_path / "out"),
+        "--push-to-hub",
+        "--hub-repo",
+        "tester/tiny",
+        "--hub-endpoint",
+        hub_server.url,
+        "--hub-token",
+        HUB_READ_TOKEN,
+    ]
+    with pytest.raises(QAError, match="tester/tiny: the token is read-only"):
+        main(*parse_args(args))
     assert not (tmp_path / "out").exists()
 
 

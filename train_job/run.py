@@ -31,7 +31,7 @@ from trl import SFTConfig, SFTTrainer, TrlParser
 from hub.checkpoints import pull
 from hub.publish import adapter_card
 from hub.remote import api, call
-from qa_core.config import load_settings
+from qa_core.config import Settings, load_settings
 from qa_core.data import load_qa_data, split_qa_data
 from qa_core.demo_model import sample_data_path
 from qa_core.errors import QAError
@@ -39,6 +39,8 @@ from qa_core.models import load_model
 from qa_core.prompts import STYLE_HELP, build_prompt
 from qa_core.snapshots import parse_ref
 from train_job.pushing import CheckpointPusher, PushCallback, checkpoint_record
+
+BATCHINGS = ("auto", "packed", "grouped", "max-length")
 
 
 @dataclass
@@ -109,6 +111,14 @@ def check_target_modules(model, targets: list[str]) -> None:
         raise QAError(f"lora_target_modules {missing} are not modules of this model; linear layers are: {linear}")
 
 
+def check_write_access(repo_id: str, settings: Settings) -> None:
+    """Fail before training when the token cannot write to `repo_id` (creating it if needed)."""
+    identity = call(lambda: api(settings).whoami(), settings, repo_id)
+    if identity.get("auth", {}).get("accessToken", {}).get("role") == "read":
+        raise QAError(f"{repo_id}: the token is read-only; pushing checkpoints needs a write token")
+    call(lambda: api(settings).create_repo(repo_id, exist_ok=True), settings, repo_id)
+
+
 def main(script_args: TrainScriptArguments, training_args: SFTConfig) -> dict:
     """Train, evaluate and publish; returns the final checkpoint record (step, losses, metrics,
     train_runtime and train_tokens, the real tokens trained on, padding excluded)."""
@@ -119,6 +129,12 @@ def main(script_args: TrainScriptArguments, training_args: SFTConfig) -> dict:
     push = training_args.push_to_hub
     training_args.hub_token, training_args.push_to_hub = None, False
     is_main = training_args.process_index == 0
+    if script_args.batching not in BATCHINGS:
+        raise QAError(f"--batching {script_args.batching!r}: choose {', '.join(BATCHINGS)}")
+    if push and not script_args.hub_repo:
+        raise QAError("--push-to-hub needs --hub-repo USER/NAME")
+    if push and not settings.hf_token:
+        raise QAError("--push-to-hub needs a token: set HF_TOKEN or pass --hub-token")
     if training_args.include_num_input_tokens_seen == "no":  # the summary reports real tokens per second
         training_args.include_num_input_tokens_seen = "non_padding"
 
@@ -144,12 +160,8 @@ def main(script_args: TrainScriptArguments, training_args: SFTConfig) -> dict:
     # 3. Publishing: check write access before spending any compute.
     pusher = None
     if push:
-        if not script_args.hub_repo:
-            raise QAError("--push-to-hub needs --hub-repo USER/NAME")
-        if not settings.hf_token:
-            raise QAError("--push-to-hub needs a token: set HF_TOKEN or pass --hub-token")
         if is_main:
-            call(lambda: api(settings).create_repo(script_args.hub_repo, exist_ok=True), settings, script_args.hub_repo)
+            check_write_access(script_args.hub_repo, settings)
             pusher = CheckpointPusher(script_args.hub_repo, settings)
         if script_args.push_every:
             training_args.save_strategy, training_args.save_steps = "steps", script_args.push_every
@@ -159,8 +171,6 @@ def main(script_args: TrainScriptArguments, training_args: SFTConfig) -> dict:
     batching = script_args.batching
     if batching == "auto":
         batching = "packed" if "flash" in (model.config._attn_implementation or "") else "grouped"
-    if batching not in ("packed", "grouped", "max-length"):
-        raise QAError(f"--batching {batching!r}: choose auto, packed, grouped or max-length")
     training_args.packing = training_args.padding_free = batching == "packed"
     if batching == "grouped":
         training_args.train_sampling_strategy = "group_by_length"
