@@ -1,66 +1,253 @@
-"""Gradio app: ask the loaded model questions, in the browser or through `gradio_client`.
+"""Gradio app and Hugging Face Space: QA, context QA, RAG over your documents, and the model.
 
     python app.py                                   # http://127.0.0.1:7860
-    QA_BASE_MODEL=Qwen/Qwen2.5-0.5B-Instruct python app.py
+    QA_BASE_MODEL=Qwen/Qwen2.5-0.5B-Instruct QA_ADAPTER=me/qa-run python app.py
     GRADIO_SERVER_NAME=0.0.0.0 GRADIO_SERVER_PORT=8080 python app.py
 
-From Python:
+Every action is also an API endpoint (see the README, "Use it from Python"):
 
-    from gradio_client import Client
-    print(Client("http://127.0.0.1:7860").predict("What is a bond?", 128, 0.0, api_name="/qa"))
+    from gradio_client import Client, handle_file
+    client = Client("http://127.0.0.1:7860")
+    client.predict("What is a bond?", 128, 0.0, api_name="/qa")
+    client.predict([handle_file("report.pdf")], api_name="/ingest")
+    for partial in client.submit("What was the CET1 ratio?", "retrieve-then-answer", 5, False, 256, api_name="/rag"):
+        print(partial[0])
 
-This file only wires the UI to `qa_core`; the logic lives there.
+This file only wires the UI to `qa_core.serving.QAService`; the logic lives there.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import functools
+import inspect
+from collections.abc import Callable
+from pathlib import Path
 
 import gradio as gr
 
-from qa_core.config import Settings, load_settings
+from hub.checkpoints import resolve_revision
+from qa_core.config import load_settings
 from qa_core.demo_model import DEMO_NOTICE
 from qa_core.errors import QAError
 from qa_core.generate import GenerationSettings
-from qa_core.models import LoadedModel, load_model
-from qa_core.qa import ask_stream
+from qa_core.rag.answer import MODES, RagAnswer, RagOptions
+from qa_core.serving import QAService, split_sentences
+
+try:  # ZeroGPU Spaces: a GPU is attached while a decorated function runs
+    import spaces
+
+    gpu = spaces.GPU
+except ImportError:  # anywhere else the decorator does nothing
+
+    def gpu(fn: Callable) -> Callable:
+        return fn
 
 
-def build_app(loaded: LoadedModel, settings: Settings) -> gr.Blocks:
-    """Build the Blocks app around an already loaded model."""
+GENERATION = {"concurrency_id": "model", "concurrency_limit": 1}  # one generation at a time per model
+DOCUMENTS = {"concurrency_id": "documents", "concurrency_limit": 4}  # retrieval never waits behind it
+CHUNK_COLUMNS = ["#", "source", "page/row", "score", "text"]
+TRACK_TQDM = gr.Progress(track_tqdm=True)  # Gradio's idiom: the default marks the progress parameter
 
-    def qa(question: str, max_new_tokens: float, temperature: float) -> Iterator[str]:
-        generation = GenerationSettings(max_new_tokens=int(max_new_tokens), temperature=float(temperature))
-        text = ""
-        try:
-            for piece in ask_stream(loaded, question, None, "auto", generation):
-                text += piece
-                yield text
-        except QAError as exc:
-            raise gr.Error(settings.redact(str(exc))) from None
+
+def build_app(service: QAService) -> gr.Blocks:
+    """The Blocks app around a `QAService` whose model is already loaded."""
+    redact = service.settings.redact
+
+    def friendly(fn: Callable) -> Callable:
+        """Show a `QAError` as a message in the page (and to API clients), never a traceback."""
+        if inspect.isgeneratorfunction(fn):
+
+            @functools.wraps(fn)
+            def generator(*args, **kwargs):
+                try:
+                    yield from fn(*args, **kwargs)
+                except QAError as exc:
+                    raise gr.Error(redact(str(exc))) from None
+
+            return generator
+
+        @functools.wraps(fn)
+        def function(*args, **kwargs):
+            try:
+                return fn(*args, **kwargs)
+            except QAError as exc:
+                raise gr.Error(redact(str(exc))) from None
+
+        return function
+
+    def model_info() -> str:
+        return f"**Model:** `{service.loaded.description}`"
+
+    def documents_table(session: str) -> list[list]:
+        return [[d["source"], d["title"], d["chunks"]] for d in service.documents(session)]
+
+    def chunks_table(result: RagAnswer) -> list[list]:
+        return [
+            [n, hit.source, hit.metadata.get("page", hit.metadata.get("row", "")), round(hit.score, 3), hit.text[:300]]
+            for n, hit in enumerate(result.hits, start=1)
+        ]
+
+    @gpu
+    @friendly
+    def qa(question: str, max_new_tokens: float, temperature: float):
+        yield from service.answer_stream(question, None, GenerationSettings(int(max_new_tokens), float(temperature)))
+
+    @gpu
+    @friendly
+    def context_qa(question: str, context: str, file: str | None, max_new_tokens: float):
+        if file:
+            context = service.read_context_file(file, Path(file).name)
+        if not context or not context.strip():
+            raise QAError("paste a context or upload a file to answer from")
+        answer = ""
+        for answer in service.answer_stream(question, context, GenerationSettings(int(max_new_tokens))):
+            yield answer, [(context, None)]
+        support = set(service.supporting_sentences(question, answer, context))
+        yield answer, [(sentence, "support" if sentence in support else None) for sentence in split_sentences(context)]
+
+    @friendly
+    def ingest(files: list[str] | None, request: gr.Request, progress=TRACK_TQDM):
+        if not files:
+            raise QAError("choose one or more .txt, .md, .pdf or .csv files to upload")
+        report = service.ingest(request.session_hash, files, [Path(f).name for f in files])
+        lines = [report.summary()] + [f"- skipped: {problem}" for problem in report.problems]
+        return "\n".join(lines), documents_table(request.session_hash)
+
+    @friendly
+    def documents(request: gr.Request):
+        return documents_table(request.session_hash)
+
+    @friendly
+    def delete_document(source: str, request: gr.Request):
+        removed = service.delete_document(request.session_hash, source.strip())
+        return f"{source}: {removed} chunks deleted", documents_table(request.session_hash)
+
+    @gpu
+    @friendly
+    def rag(question: str, mode: str, k: float, hybrid: bool, max_new_tokens: float, request: gr.Request):
+        options = RagOptions(mode, int(k), bool(hybrid), "auto", GenerationSettings(int(max_new_tokens)))
+        for answer, result in service.rag_stream(request.session_hash, question, options):
+            sources = "\n".join(f"[{n}] {hit.label} (score {hit.score:.3f})" for n, hit in result.sources())
+            yield answer, sources, chunks_table(result)
+
+    @gpu
+    @friendly
+    def load_adapter(repo: str, revision: str):
+        repo, revision = repo.strip(), (revision or "").strip()
+        if not repo:
+            raise QAError("name an adapter: a Hub repo (USER/NAME) or a local folder")
+        spec = (
+            repo
+            if Path(repo).expanduser().is_dir()
+            else f"{repo}@{resolve_revision(repo, revision or 'main', service.settings)}"
+        )
+        service.load_adapter(spec)
+        return model_info()
+
+    @gpu
+    @friendly
+    def compare(question: str, max_new_tokens: float):
+        return service.compare(question, GenerationSettings(int(max_new_tokens)))
 
     with gr.Blocks(title="Domain QA") as app:
-        gr.Markdown(f"# Domain QA\nModel: `{loaded.description}`")
-        if loaded.is_demo:
-            gr.Markdown(f"**{DEMO_NOTICE}**", elem_id="demo-banner")
+        gr.Markdown("# Domain QA")
+        info = gr.Markdown(model_info())
+        if service.loaded.is_demo:
+            gr.Markdown(f"⚠️ **{DEMO_NOTICE}**", elem_id="demo-banner")
+
         with gr.Tab("QA"):
-            question = gr.Textbox(label="Question", placeholder="What is a bond?")
+            question = gr.Textbox(label="Question", placeholder="What is a bond?", elem_id="qa-question")
             with gr.Accordion("Generation settings", open=False):
                 max_new_tokens = gr.Slider(1, 1024, value=256, step=1, label="Max new tokens")
                 temperature = gr.Slider(0.0, 2.0, value=0.0, step=0.05, label="Temperature (0 = greedy)")
-            button = gr.Button("Answer", variant="primary")
-            answer = gr.Textbox(label="Answer", lines=8)
-            inputs = [question, max_new_tokens, temperature]
-            button.click(qa, inputs, answer, api_name="qa")
-            question.submit(qa, inputs, answer, api_name=False)
+            ask_button = gr.Button("Answer", variant="primary", elem_id="qa-button")
+            answer = gr.Textbox(label="Answer", lines=6, elem_id="qa-answer")
+            ask_button.click(qa, [question, max_new_tokens, temperature], answer, api_name="qa", **GENERATION)
+            question.submit(qa, [question, max_new_tokens, temperature], answer, api_name=False, **GENERATION)
+
+        with gr.Tab("Context QA"):
+            c_question = gr.Textbox(label="Question", elem_id="cqa-question")
+            with gr.Row():
+                c_context = gr.Textbox(label="Context (paste)", lines=8, elem_id="cqa-context")
+                c_file = gr.File(label="…or upload a file", file_types=[".txt", ".md", ".pdf", ".csv"], type="filepath")
+            c_tokens = gr.Slider(1, 1024, value=256, step=1, label="Max new tokens")
+            c_button = gr.Button("Answer from the context", variant="primary", elem_id="cqa-button")
+            c_answer = gr.Textbox(label="Answer", lines=4, elem_id="cqa-answer")
+            c_support = gr.HighlightedText(label="Supporting sentences", elem_id="cqa-support")
+            c_button.click(
+                context_qa,
+                [c_question, c_context, c_file, c_tokens],
+                [c_answer, c_support],
+                api_name="context_qa",
+                **GENERATION,
+            )
+
+        with gr.Tab("RAG"):
+            with gr.Row():
+                with gr.Column(scale=1):
+                    files = gr.File(
+                        label="Documents (.txt .md .pdf .csv)",
+                        file_count="multiple",
+                        file_types=[".txt", ".md", ".pdf", ".csv"],
+                        elem_id="rag-files",
+                    )
+                    ingest_button = gr.Button("Add to my collection", elem_id="rag-ingest")
+                    status = gr.Markdown(elem_id="rag-status")
+                    table = gr.Dataframe(
+                        headers=["source", "title", "chunks"],
+                        label="My documents",
+                        interactive=False,
+                        elem_id="rag-docs",
+                    )
+                    with gr.Row():
+                        doomed = gr.Textbox(label="Source to delete", scale=3)
+                        delete_button = gr.Button("Delete", scale=1)
+                with gr.Column(scale=2):
+                    r_question = gr.Textbox(label="Question", elem_id="rag-question")
+                    with gr.Row():
+                        mode = gr.Radio(list(MODES), value=MODES[0], label="Mode")
+                        k = gr.Slider(1, 10, value=5, step=1, label="Chunks (k)")
+                        hybrid = gr.Checkbox(label="Hybrid (BM25 + dense)")
+                    r_tokens = gr.Slider(1, 1024, value=256, step=1, label="Max new tokens")
+                    rag_button = gr.Button("Answer from my documents", variant="primary", elem_id="rag-button")
+                    r_answer = gr.Textbox(label="Answer", lines=5, elem_id="rag-answer")
+                    r_sources = gr.Textbox(label="Citations", lines=3, elem_id="rag-sources")
+                    r_chunks = gr.Dataframe(headers=CHUNK_COLUMNS, label="Retrieved chunks", interactive=False)
+            ingest_button.click(ingest, files, [status, table], api_name="ingest", **DOCUMENTS)
+            delete_button.click(delete_document, doomed, [status, table], api_name="delete_document", **DOCUMENTS)
+            rag_button.click(
+                rag,
+                [r_question, mode, k, hybrid, r_tokens],
+                [r_answer, r_sources, r_chunks],
+                api_name="rag",
+                **GENERATION,
+            )
+            app.load(documents, None, table, api_name="documents", **DOCUMENTS)
+
+        with gr.Tab("Model"):
+            with gr.Row():
+                repo = gr.Textbox(label="Adapter: Hub repo or folder", placeholder="your-name/qa-run", scale=3)
+                revision = gr.Textbox(label="Revision: step, commit or branch", placeholder="main", scale=2)
+                load_button = gr.Button("Load adapter", scale=1)
+            load_button.click(load_adapter, [repo, revision], info, api_name="load_adapter", **GENERATION)
+            m_question = gr.Textbox(label="Question to compare", elem_id="cmp-question")
+            m_tokens = gr.Slider(1, 1024, value=128, step=1, label="Max new tokens")
+            compare_button = gr.Button("Compare base and fine-tuned", elem_id="cmp-button")
+            with gr.Row():
+                base_answer = gr.Textbox(label="Base model", lines=5, elem_id="cmp-base")
+                tuned_answer = gr.Textbox(label="Fine-tuned", lines=5, elem_id="cmp-tuned")
+            compare_button.click(
+                compare, [m_question, m_tokens], [base_answer, tuned_answer], api_name="compare", **GENERATION
+            )
     return app
 
 
 def main() -> None:
     settings = load_settings()
-    loaded = load_model(settings=settings)
-    # One generation at a time per model: a second would only slow both down on one device.
-    build_app(loaded, settings).queue(default_concurrency_limit=1).launch()
+    service = QAService(settings)
+    build_app(service).queue(default_concurrency_limit=4).launch(
+        max_file_size=f"{settings.max_file_mb:g}mb", show_error=True
+    )
 
 
 if __name__ == "__main__":

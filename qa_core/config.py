@@ -19,6 +19,8 @@ Variables (see `.env.example`):
     QA_COLLECTION       Chroma collection name (default documents)
     QA_EMBEDDING_MODEL  sentence-transformers model id or folder (default: the bundled all-MiniLM-L6-v2)
     QA_MAX_FILE_MB      largest file accepted for ingestion, in MB (default 50)
+    QA_SHARED_COLLECTION  app: one collection every visitor sees (default: one per browser session)
+    QA_MAX_UPLOADS      app: most files per upload (default 10)
 """
 
 from __future__ import annotations
@@ -59,6 +61,8 @@ class Settings:
     collection: str = "documents"
     embedding_model: str | None = None
     max_file_mb: float = 50.0
+    shared_collection: str | None = None
+    max_uploads: int = 10
 
     def __post_init__(self) -> None:
         device_kind = self.device.split(":", 1)[0]
@@ -95,6 +99,8 @@ _VARIABLES: dict[str, tuple[tuple[str, ...], Callable[[str], object]]] = {
     "collection": (("QA_COLLECTION",), str),
     "embedding_model": (("QA_EMBEDDING_MODEL",), str),
     "max_file_mb": (("QA_MAX_FILE_MB",), float),
+    "shared_collection": (("QA_SHARED_COLLECTION",), str),
+    "max_uploads": (("QA_MAX_UPLOADS",), int),
 }
 
 

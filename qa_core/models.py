@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import importlib.util
 import socket
+import uuid
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -217,12 +218,30 @@ def load_model(
 
     loaded = LoadedModel(model=base, tokenizer=tokenizer, name=name, commit=commit, quantization=mode)
     if adapter:
-        loaded.adapter_path, loaded.adapter, loaded.adapter_commit = locate(adapter, settings)
-        if not (loaded.adapter_path / "adapter_config.json").is_file():
-            raise ModelLoadError(f"{adapter}: not a PEFT adapter (no adapter_config.json)")
-        try:
-            loaded.model = PeftModel.from_pretrained(base, loaded.adapter_path)
-        except Exception as exc:
-            raise ModelLoadError(f"cannot attach adapter {adapter} to {name}: {exc}") from exc
+        attach_adapter(loaded, adapter, settings)
     loaded.model.eval()
     return loaded
+
+
+def attach_adapter(loaded: LoadedModel, adapter: str, settings: Settings) -> None:
+    """Attach the LoRA `adapter` (`PATH_OR_REPO[@REV]`) to `loaded`, replacing any adapter it has,
+    without reloading the base model.
+
+    Raises:
+        ModelLoadError: the adapter cannot be found, is not a PEFT adapter, or does not fit the base.
+    """
+    folder, name, commit = locate(adapter, settings)
+    if not (folder / "adapter_config.json").is_file():
+        raise ModelLoadError(f"{adapter}: not a PEFT adapter (no adapter_config.json)")
+    try:
+        if isinstance(loaded.model, PeftModel):
+            previous, fresh = loaded.model.active_adapter, f"adapter_{uuid.uuid4().hex[:8]}"
+            loaded.model.load_adapter(folder, adapter_name=fresh)
+            loaded.model.set_adapter(fresh)
+            loaded.model.delete_adapter(previous)
+        else:
+            loaded.model = PeftModel.from_pretrained(loaded.model, folder)
+    except Exception as exc:
+        raise ModelLoadError(f"cannot attach adapter {adapter} to {loaded.name}: {exc}") from exc
+    loaded.model.eval()
+    loaded.adapter, loaded.adapter_commit, loaded.adapter_path = name, commit, folder

@@ -1,28 +1,147 @@
+import json
+import urllib.request
+from concurrent.futures import ThreadPoolExecutor
+
 import pytest
-from gradio_client import Client
+from gradio_client import Client, handle_file
 from gradio_client.exceptions import AppError
 
 from app import build_app
+from hub.publish import push_checkpoint
 from qa_core.config import load_settings
+from qa_core.models import load_model
+from qa_core.serving import QAService
+from tests.conftest import HUB_TOKEN
+from tests.helpers import make_adapter
+
+ENDPOINTS = {"/qa", "/context_qa", "/rag", "/ingest", "/documents", "/delete_document", "/load_adapter", "/compare"}
 
 
 @pytest.fixture(scope="module")
-def client(demo):
-    app = build_app(demo, load_settings(None))
-    app.queue(default_concurrency_limit=1).launch(
-        server_name="127.0.0.1", server_port=None, prevent_thread_lock=True, quiet=True
+def served(tmp_path_factory, hub_server):
+    settings = load_settings(
+        None,
+        chroma_path=tmp_path_factory.mktemp("app-chroma"),
+        hf_endpoint=hub_server.url,
+        hf_token=HUB_TOKEN,
+        max_uploads=3,
     )
-    yield Client(app.local_url, verbose=False)
+    service = QAService(settings, load_model("demo", settings=settings))  # its own model: tests swap adapters
+    app = build_app(service).queue(default_concurrency_limit=4)
+    app.launch(server_name="127.0.0.1", prevent_thread_lock=True, quiet=True)
+    yield app.local_url, service
     app.close()
 
 
-def test_qa_endpoint_answers_and_streams(client):
+@pytest.fixture
+def client(served):
+    return Client(served[0], verbose=False)
+
+
+@pytest.fixture
+def docs(tmp_path):
+    report = tmp_path / "harbor_q3.txt"
+    report.write_text("Harbor Utilities achieved an operating margin of 18.4% in the third quarter of 2025.")
+    faq = tmp_path / "faq.csv"
+    faq.write_text("title,text\nCCTV,Keep CCTV footage for no longer than 30 days.\n")
+    return report, faq
+
+
+def test_every_action_is_a_named_endpoint(client):
+    assert set(client.view_api(return_format="dict", print_info=False)["named_endpoints"]) >= ENDPOINTS
+
+
+def test_qa_answers_and_streams(client):
     answer = client.predict("What is a bond?", 8, 0.0, api_name="/qa")
     assert isinstance(answer, str) and answer
     partials = list(client.submit("What is a bond?", 8, 0.0, api_name="/qa"))
-    assert len(partials) > 1 and partials[-1] == answer  # greedy: streaming gives the same text
+    assert len(partials) > 1 and partials[-1] == answer
 
 
-def test_empty_question_is_a_friendly_error(client):
+def test_context_qa_highlights_supporting_sentences(client, tmp_path):
+    context = (
+        "The board met in March. Breaches must be reported within 72 hours. "
+        "Footage is kept for 30 days. The canteen opens at noon."
+    )
+    answer, highlighted = client.predict(
+        "How fast must breaches be reported?", context, None, 8, api_name="/context_qa"
+    )
+    assert answer
+    supported = [item["token"] for item in highlighted if item["class_or_confidence"] == "support"]
+    assert "Breaches must be reported within 72 hours." in supported and len(supported) <= 2
+    upload = tmp_path / "policy.md"
+    upload.write_text("# Policy\n\nBreaches must be reported within 72 hours.")
+    answer, _ = client.predict("How fast?", "", handle_file(str(upload)), 8, api_name="/context_qa")
+    assert answer
+
+
+def test_ingest_then_rag_with_citations_then_delete(client, docs):
+    status, table = client.predict([handle_file(str(p)) for p in docs], api_name="/ingest")
+    assert "2 chunks from 2 file(s) added" in status
+    assert sorted(row[0] for row in table["data"]) == ["faq.csv", "harbor_q3.txt"]
+    partials = list(
+        client.submit(
+            "What operating margin did Harbor Utilities achieve?", "retrieve-then-answer", 2, False, 8, api_name="/rag"
+        )
+    )
+    answer, citations, chunks = partials[-1]
+    assert len(partials) > 1 and answer
+    assert citations.startswith("[1] harbor_q3.txt")
+    assert chunks["data"][0][1] == "harbor_q3.txt" and "18.4%" in chunks["data"][0][4]
+    status, table = client.predict("faq.csv", api_name="/delete_document")
+    assert status == "faq.csv: 1 chunks deleted" and [row[0] for row in table["data"]] == ["harbor_q3.txt"]
+
+
+def test_uploads_are_visible_only_to_their_session(served, docs):
+    owner, visitor = Client(served[0], verbose=False), Client(served[0], verbose=False)
+    owner.predict([handle_file(str(docs[0]))], api_name="/ingest")
+    assert owner.predict(api_name="/documents")["data"]
+    assert visitor.predict(api_name="/documents")["data"] == []
+    with pytest.raises(AppError, match="is empty: ingest documents first"):
+        visitor.predict("What margin?", "retrieve-then-answer", 2, False, 8, api_name="/rag")
+
+
+def test_load_an_adapter_by_step_and_compare(served, client, tmp_path, demo_dir):
+    url, service = served
+    adapter = make_adapter(demo_dir, tmp_path / "adapter", seed=5)
+    commit = push_checkpoint(adapter, "tester/app-run", {"step": 10, "loss": 1.5}, service.settings)
+    with pytest.raises(AppError, match="no adapter is loaded"):
+        client.predict("What is a bond?", 8, api_name="/compare")
+    info = client.predict("tester/app-run", "10", api_name="/load_adapter")
+    assert f"demo + adapter tester/app-run@{commit[:12]}" in info
+    base, tuned = client.predict("What is a bond?", 8, api_name="/compare")
+    assert base and tuned and base != tuned
+    with pytest.raises(AppError, match="no checkpoint at step 99"):
+        client.predict("tester/app-run", "99", api_name="/load_adapter")
+
+
+def test_bad_input_is_a_friendly_message(client, docs, tmp_path):
     with pytest.raises(AppError, match="the question is empty"):
         client.predict("   ", 8, 0.0, api_name="/qa")
+    with pytest.raises(AppError, match="paste a context or upload a file"):
+        client.predict("Why?", "", None, 8, api_name="/context_qa")
+    with pytest.raises(AppError, match="the limit is 3"):
+        client.predict([handle_file(str(docs[0]))] * 4, api_name="/ingest")
+    broken = tmp_path / "broken.pdf"
+    broken.write_bytes(b"%PDF-1.4 nothing")
+    status, _ = client.predict([handle_file(str(broken))], api_name="/ingest")
+    assert "skipped: broken.pdf: not a readable PDF" in status
+    with pytest.raises(AppError, match="limit of 2048 tokens"):
+        client.predict("Why?", "word " * 3000, None, 8, api_name="/context_qa")
+
+
+def test_twenty_simultaneous_requests_all_complete(served):
+    def ask(i: int) -> str:
+        return Client(served[0], verbose=False).predict(f"Question {i}?", 4, 0.0, api_name="/qa")
+
+    with ThreadPoolExecutor(20) as pool:
+        answers = list(pool.map(ask, range(20)))
+    assert len(answers) == 20 and all(isinstance(a, str) and a for a in answers)
+
+
+def test_the_token_never_reaches_the_page(served):
+    url, _ = served
+    for path in ("/", "/config", "/gradio_api/info"):
+        with urllib.request.urlopen(url.rstrip("/") + path) as response:
+            assert HUB_TOKEN not in response.read().decode()
+    assert HUB_TOKEN not in json.dumps(Client(url, verbose=False).view_api(return_format="dict", print_info=False))

@@ -1,0 +1,137 @@
+"""What the app serves, as plain Python: QA, context QA, RAG per session, adapters, comparisons.
+
+`app.py` wires these methods to Gradio components and API endpoints; tests and scripts call them
+directly. One `QAService` holds one loaded model (loaded once) and one Chroma client. Documents a
+visitor uploads go into a collection of their own session, unless the operator configures a
+shared collection (QA_SHARED_COLLECTION).
+
+    service = QAService(load_settings())
+    print("".join(service.answer_stream("What is a bond?")))
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections.abc import Iterator
+from pathlib import Path
+
+from qa_core.config import Settings
+from qa_core.errors import QAError
+from qa_core.generate import GenerationSettings, stream
+from qa_core.models import LoadedModel, attach_adapter, load_model
+from qa_core.qa import ask, ask_stream
+from qa_core.rag.answer import RagAnswer, RagOptions, prepare
+from qa_core.rag.documents import SourceFile, read_documents
+from qa_core.rag.embeddings import DEFAULT_EMBEDDING_MODEL, load_sentence_model
+from qa_core.rag.retrieval import Retriever
+from qa_core.rag.store import IngestReport, RagStore, open_client
+
+SENTENCE = re.compile(r"(?<=[.!?])\s+|\n{2,}")
+
+
+def split_sentences(text: str) -> list[str]:
+    """The sentences of `text` (split after . ! ? and at blank lines), blank ones dropped."""
+    return [s.strip() for s in SENTENCE.split(text) if s.strip()]
+
+
+class QAService:
+    """The model, the document collections and the operations the app offers."""
+
+    def __init__(self, settings: Settings, loaded: LoadedModel | None = None) -> None:
+        self.settings = settings
+        self.loaded = loaded or load_model(settings=settings)
+        self.chroma = open_client(settings)
+        self._retrievers: dict[str, Retriever] = {}
+
+    # --- question answering -----------------------------------------------------------------
+    def answer_stream(
+        self, question: str, context: str | None = None, generation: GenerationSettings | None = None
+    ) -> Iterator[str]:
+        """Yield the answer as it grows (each item is the whole answer so far)."""
+        text = ""
+        for piece in ask_stream(self.loaded, question, context, "auto", generation):
+            text += piece
+            yield text
+
+    def supporting_sentences(self, question: str, answer: str, context: str, top: int = 2) -> list[str]:
+        """The `top` sentences of `context` closest in meaning to the question and answer."""
+        sentences = split_sentences(context)
+        if not sentences:
+            return []
+        model = load_sentence_model(self.settings.embedding_model or DEFAULT_EMBEDDING_MODEL)
+        vectors = model.encode([f"{question} {answer}", *sentences], normalize_embeddings=True)
+        scores = vectors[1:] @ vectors[0]
+        best = sorted(range(len(sentences)), key=lambda i: scores[i], reverse=True)[:top]
+        return [sentences[i] for i in sorted(best)]
+
+    def read_context_file(self, path: str, name: str) -> str:
+        """The text of an uploaded .txt, .md, .pdf or .csv file, for context QA.
+
+        Raises:
+            IngestError: unsupported, too large, unreadable, or no text.
+        """
+        docs = read_documents(SourceFile(Path(path), name), int(self.settings.max_file_mb * 1e6))
+        return "\n\n".join(doc.text for doc in docs)
+
+    # --- documents and RAG ------------------------------------------------------------------
+    def collection_for(self, session: str) -> str:
+        """The collection a session reads and writes: the shared one, or one per session."""
+        if self.settings.shared_collection:
+            return self.settings.shared_collection
+        return "session-" + hashlib.sha256(session.encode()).hexdigest()[:24]
+
+    def retriever(self, session: str) -> Retriever:
+        name = self.collection_for(session)
+        if name not in self._retrievers:
+            self._retrievers[name] = Retriever(RagStore(self.settings, name, client=self.chroma))
+        return self._retrievers[name]
+
+    def ingest(self, session: str, paths: list[str], names: list[str]) -> IngestReport:
+        """Ingest uploaded files (stored under their original `names`) into the session's collection.
+
+        Raises:
+            QAError: more files than QA_MAX_UPLOADS at once.
+        """
+        if len(paths) > self.settings.max_uploads:
+            raise QAError(f"{len(paths)} files at once; the limit is {self.settings.max_uploads} (QA_MAX_UPLOADS)")
+        return self.retriever(session).store.ingest(paths, names, progress=True)
+
+    def documents(self, session: str) -> list[dict]:
+        return self.retriever(session).store.sources()
+
+    def delete_document(self, session: str, source: str) -> int:
+        return self.retriever(session).store.delete(source)
+
+    def rag_stream(
+        self, session: str, question: str, options: RagOptions | None = None
+    ) -> Iterator[tuple[str, RagAnswer]]:
+        """Retrieve, then yield (answer so far, result) as the grounded answer is generated."""
+        result = prepare(self.loaded, self.retriever(session), question, options)
+        generation = (options or RagOptions()).generation
+        for piece in stream(self.loaded.model, self.loaded.tokenizer, result.prompt, generation):
+            result.answer += piece
+            yield result.answer, result
+        yield result.answer, result
+
+    # --- model ------------------------------------------------------------------------------
+    def load_adapter(self, spec: str) -> str:
+        """Attach the adapter `spec` (a folder, or `REPO@COMMIT`), replacing the current one.
+
+        Returns:
+            The description of what is now loaded.
+        """
+        attach_adapter(self.loaded, spec, self.settings)
+        return self.loaded.description
+
+    def compare(self, question: str, generation: GenerationSettings | None = None) -> tuple[str, str]:
+        """(base model's answer, fine-tuned answer) to the same question.
+
+        Raises:
+            QAError: no adapter is loaded.
+        """
+        if not self.loaded.adapter:
+            raise QAError("no adapter is loaded: load one first to compare base and fine-tuned answers")
+        with self.loaded.model.disable_adapter():
+            base = ask(self.loaded, question, None, "auto", generation)
+        return base, ask(self.loaded, question, None, "auto", generation)

@@ -1,0 +1,12 @@
+#!/usr/bin/env bash
+# Installs what the test suite needs: the Python packages, and Debian's chromium for the browser
+# test (Playwright drives it; Playwright's own browser download cannot work offline).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+pip install -r requirements-dev.txt
+if [ ! -x /usr/bin/chromium ]; then
+  sudo=""
+  [ "$(id -u)" = 0 ] || sudo="sudo"
+  $sudo apt-get update -qq
+  $sudo apt-get install -y -qq chromium
+fi

@@ -1,0 +1,76 @@
+"""A real browser (Debian's chromium, driven by Playwright) uses every tab of the app."""
+
+import re
+from pathlib import Path
+
+import pytest
+from playwright.sync_api import expect, sync_playwright
+
+from app import build_app
+from qa_core.config import load_settings
+from qa_core.models import load_model
+from qa_core.serving import QAService
+
+CHROMIUM = "/usr/bin/chromium"
+ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--no-first-run",
+    "--disable-sync",
+]
+
+
+@pytest.fixture(scope="module")
+def url(tmp_path_factory):
+    settings = load_settings(None, chroma_path=tmp_path_factory.mktemp("browser-chroma"))
+    app = build_app(QAService(settings, load_model("demo", settings=settings))).queue()
+    app.launch(server_name="127.0.0.1", prevent_thread_lock=True, quiet=True)
+    yield app.local_url
+    app.close()
+
+
+def test_every_tab_in_a_real_browser(url, tmp_path):
+    assert Path(CHROMIUM).exists(), "install Debian's chromium: bash tests/setup.sh"
+    document = tmp_path / "harbor_q3.txt"
+    document.write_text("Harbor Utilities achieved an operating margin of 18.4% in the third quarter of 2025.")
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        page = browser.new_page(viewport={"width": 1280, "height": 1000})
+        page.goto(url)
+        expect(page.locator("#demo-banner")).to_contain_text("offline demo model")
+
+        page.locator("#qa-question textarea").fill("What is a bond?")
+        page.locator("#qa-button").click()
+        expect(page.locator("#qa-answer textarea")).not_to_have_value("", timeout=30_000)
+
+        page.get_by_role("tab", name="Context QA").click()
+        page.locator("#cqa-question textarea").fill("How fast must breaches be reported?")
+        page.locator("#cqa-context textarea").fill("Breaches must be reported within 72 hours. Lunch is at noon.")
+        page.locator("#cqa-button").click()
+        expect(page.locator("#cqa-answer textarea")).not_to_have_value("", timeout=30_000)
+        expect(page.locator("#cqa-support")).to_contain_text("72 hours", timeout=30_000)
+
+        page.get_by_role("tab", name="RAG").click()
+        page.locator("#rag-files input[type=file]").set_input_files(str(document))
+        page.locator("#rag-ingest").click()
+        expect(page.locator("#rag-status")).to_contain_text("1 file(s) added", timeout=60_000)
+        expect(page.locator("#rag-docs")).to_contain_text("harbor_q3.txt")
+        page.locator("#rag-question textarea").fill("What operating margin did Harbor Utilities achieve?")
+        page.locator("#rag-button").click()
+        expect(page.locator("#rag-sources textarea")).to_have_value(
+            re.compile(r"^\[1\] harbor_q3\.txt \(score"), timeout=30_000
+        )
+
+        page.screenshot(path=str(tmp_path / "rag.png"), full_page=True)
+
+        page.get_by_role("tab", name="Model").click()
+        page.locator("#cmp-question textarea").fill("What is a bond?")
+        page.locator("#cmp-button").click()
+        expect(page.get_by_text("no adapter is loaded")).to_be_visible(timeout=30_000)
+
+        page.screenshot(path=str(tmp_path / "model.png"), full_page=True)
+        browser.close()
+    assert all((tmp_path / name).stat().st_size > 20_000 for name in ("rag.png", "model.png"))
