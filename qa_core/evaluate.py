@@ -1,0 +1,264 @@
+"""Evaluate answers on held-out QA data: base vs fine-tuned vs engineered prompt vs RAG.
+
+    python -m qa_core.evaluate --data qa_core/resources/sample_qa.csv --model demo --modes base,prompt,rag
+    python -m qa_core.evaluate --data policy_qa.csv --model NousResearch/Llama-2-7b-hf \
+        --adapter your-name/policy-run@3f2a1c --modes base,finetuned,prompt,rag --out results/
+
+Modes (all on the same questions, with batched generation):
+- base: the base model (adapter switched off), question only, in --prompt-style;
+- finetuned: the base with the adapter, same prompt;
+- prompt: the best model (fine-tuned if an adapter is given) with an engineered prompt (--engineered-style,
+  default the model's chat template with a system prompt);
+- rag: the best model answering from the chunks retrieved for each question out of a collection of
+  every context in the data (citations as in `python -m qa_core.rag ask`).
+
+Writes to --out: results.md and results.json (one row per mode), answers.csv (every answer, to read
+the failures), comparison.png (the modes side by side).
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import csv
+import json
+import math
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import chromadb
+import matplotlib
+import torch
+from datasets import Dataset
+from tqdm.auto import tqdm
+
+from qa_core import metrics
+from qa_core.cli import load_model_for_cli, new_parser, run
+from qa_core.config import Settings
+from qa_core.data import load_qa_data, split_qa_data
+from qa_core.errors import QAError
+from qa_core.generate import GenerationSettings, generate
+from qa_core.models import LoadedModel
+from qa_core.prompts import STYLE_HELP, build_prompt
+from qa_core.rag.answer import RagOptions, prepare
+from qa_core.rag.documents import Document
+from qa_core.rag.retrieval import Retriever
+from qa_core.rag.store import RagStore
+
+matplotlib.use("Agg")  # files only, no display
+from matplotlib import pyplot as plt  # noqa: E402
+
+MODES = ("base", "finetuned", "prompt", "rag")
+CHART_METRICS = ("semantic_similarity", "bleu", "rouge_l", "numeric_match", "refusal_rate")
+
+
+@contextlib.contextmanager
+def adapter_off(loaded: LoadedModel) -> Iterator[None]:
+    """Run the base model alone inside the block (a no-op without an adapter)."""
+    with loaded.model.disable_adapter() if loaded.adapter else contextlib.nullcontext():
+        yield
+
+
+@torch.inference_mode()
+def reference_perplexity(loaded: LoadedModel, prompts: list[str], references: list[str]) -> float:
+    """exp(mean negative log-likelihood) of the reference answers' tokens, each after its prompt."""
+    tokenizer, model = loaded.tokenizer, loaded.model
+    total_nll, total_tokens = 0.0, 0
+    for prompt, reference in zip(prompts, references, strict=True):
+        prompt_ids = tokenizer(prompt)["input_ids"]
+        answer_ids = tokenizer(" " + reference, add_special_tokens=False)["input_ids"] + [tokenizer.eos_token_id]
+        ids = torch.tensor([prompt_ids + answer_ids], device=model.device)
+        logits = model(input_ids=ids).logits[0, len(prompt_ids) - 1 : -1].float()
+        total_nll += torch.nn.functional.cross_entropy(logits, ids[0, len(prompt_ids) :], reduction="sum").item()
+        total_tokens += len(answer_ids)
+    return math.exp(total_nll / total_tokens)
+
+
+def rag_prompts(loaded: LoadedModel, data: Dataset, contexts: list[str], settings: Settings, k: int) -> list[str]:
+    """Grounded prompts for every question, retrieving from an in-memory collection of `contexts`."""
+    store = RagStore(settings, f"eval-{uuid.uuid4().hex[:12]}", client=chromadb.EphemeralClient())
+    try:
+        for n, context in enumerate(dict.fromkeys(c for c in contexts if c.strip())):
+            store.add_documents(f"context-{n}", [Document(context, f"context-{n}", "")], f"context-{n}")
+        retriever = Retriever(store)
+        return [prepare(loaded, retriever, q, RagOptions(k=k)).prompt for q in data["question"]]
+    finally:
+        store.client.delete_collection(store.name)
+
+
+def score_mode(answers: list[str], references: list[str]) -> tuple[dict, list[dict]]:
+    """The table row's metrics and per-question metrics for one mode's answers."""
+    similarity = metrics.semantic_similarity(answers, references)
+    per_question = []
+    for answer, reference, sim in zip(answers, references, similarity, strict=True):
+        per_question.append(
+            {
+                "semantic_similarity": sim,
+                "bleu": metrics.bleu(answer, reference),
+                "rouge_l": metrics.rouge_l(answer, reference),
+                "numeric_match": metrics.numeric_match(answer, reference),
+                "refused": metrics.is_refusal(answer),
+                "answer_words": len(answer.split()),
+            }
+        )
+    with_numbers = [q["numeric_match"] for q in per_question if q["numeric_match"] is not None]
+    bert = metrics.bertscore(answers, references)
+    row = {
+        "semantic_similarity": sum(similarity) / len(similarity),
+        "bleu": metrics.corpus_bleu(answers, references),
+        "rouge_l": sum(q["rouge_l"] for q in per_question) / len(per_question),
+        "bertscore": sum(bert) / len(bert) if bert else None,
+        "numeric_match": sum(with_numbers) / len(with_numbers) if with_numbers else None,
+        "refusal_rate": sum(q["refused"] for q in per_question) / len(per_question),
+        "answer_words": sum(q["answer_words"] for q in per_question) / len(per_question),
+    }
+    return row, per_question
+
+
+def evaluate(
+    loaded: LoadedModel,
+    data: Dataset,
+    modes: list[str],
+    settings: Settings,
+    generation: GenerationSettings | None = None,
+    prompt_style: str = "qa",
+    engineered_style: str = "auto",
+    batch_size: int = 8,
+    k: int = 3,
+    contexts: list[str] | None = None,
+) -> tuple[list[dict], list[dict]]:
+    """Answer every question of `data` in each mode and score the answers.
+
+    Returns:
+        (one row per mode with its metrics, perplexity and latency; one row per question and mode).
+
+    Raises:
+        QAError: an unknown mode, or `finetuned` without an adapter.
+    """
+    unknown = sorted(set(modes) - set(MODES))
+    if unknown:
+        raise QAError(f"unknown mode(s) {unknown}; choose from {', '.join(MODES)}")
+    if "finetuned" in modes and not loaded.adapter:
+        raise QAError("mode 'finetuned' needs --adapter")
+    generation = generation or GenerationSettings(max_new_tokens=128)
+    questions, references = list(data["question"]), list(data["answer"])
+    rows, answers_out = [], []
+    for mode in tqdm(modes, desc="evaluating", unit="mode"):
+        if mode == "rag":
+            prompts = rag_prompts(loaded, data, contexts or list(data["context"]), settings, k)
+        else:
+            style = engineered_style if mode == "prompt" else prompt_style
+            prompts = [build_prompt(style, q, None, loaded.tokenizer) for q in questions]
+        with adapter_off(loaded) if mode == "base" else contextlib.nullcontext():
+            started = time.perf_counter()
+            answers = generate(loaded.model, loaded.tokenizer, prompts, generation, batch_size)
+            latency = (time.perf_counter() - started) / len(prompts)
+            perplexity = reference_perplexity(loaded, prompts, references)
+        row, per_question = score_mode(answers, references)
+        rows.append({"mode": mode, "n": len(questions), **row, "perplexity": perplexity, "latency_s": latency})
+        for question, reference, answer, scores in zip(questions, references, answers, per_question, strict=True):
+            answers_out.append({"mode": mode, "question": question, "reference": reference, "answer": answer, **scores})
+    return rows, answers_out
+
+
+def _cell(value: object) -> str:
+    if value is None:
+        return "n/a"
+    return f"{value:.3f}" if isinstance(value, float) else str(value)
+
+
+def write_results(rows: list[dict], answers: list[dict], out: Path, title: str, notes: list[str]) -> None:
+    """results.md, results.json, answers.csv and comparison.png in `out`."""
+    out.mkdir(parents=True, exist_ok=True)
+    columns = list(rows[0])
+    table = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
+    table += ["| " + " | ".join(_cell(row[c]) for c in columns) + " |" for row in rows]
+    (out / "results.md").write_text(
+        f"# {title}\n\n" + "\n".join(table) + "\n\n" + "\n".join(f"- {n}" for n in notes) + "\n"
+    )
+    (out / "results.json").write_text(json.dumps({"title": title, "rows": rows, "notes": notes}, indent=2) + "\n")
+    with (out / "answers.csv").open("w", newline="", encoding="utf-8") as f:
+        writer = csv.DictWriter(f, fieldnames=list(answers[0]))
+        writer.writeheader()
+        writer.writerows(answers)
+    figure, axis = plt.subplots(figsize=(9, 4.5))
+    width = 0.8 / len(rows)
+    for i, row in enumerate(rows):
+        values = [row[m] if row[m] is not None else 0.0 for m in CHART_METRICS]
+        positions = [j + i * width for j in range(len(CHART_METRICS))]
+        axis.bar(positions, values, width, label=row["mode"])
+    axis.set_xticks([j + width * (len(rows) - 1) / 2 for j in range(len(CHART_METRICS))], CHART_METRICS)
+    axis.set_ylim(0, 1)
+    axis.set_title(title)
+    axis.legend()
+    figure.tight_layout()
+    figure.savefig(out / "comparison.png", dpi=120)
+    plt.close(figure)
+
+
+def cmd_evaluate(args: argparse.Namespace, settings: Settings) -> int:
+    data = load_qa_data(args.data, args.columns, token=settings.hf_token)
+    contexts = list(data["context"])  # RAG retrieves from every context, not only the test split's
+    if args.split == "test":
+        data = split_qa_data(data, args.test_size, args.seed)["test"]
+    if args.limit:
+        data = data.select(range(min(args.limit, len(data))))
+    loaded = load_model_for_cli(args, settings)
+    modes = [m.strip() for m in args.modes.split(",") if m.strip()]
+    rows, answers = evaluate(
+        loaded,
+        data,
+        modes,
+        settings,
+        GenerationSettings(max_new_tokens=args.max_new_tokens),
+        args.prompt_style,
+        args.engineered_style,
+        args.batch_size,
+        args.k,
+        contexts,
+    )
+    notes = [f"data: {args.data} ({args.split} split, {len(data)} questions); model: {loaded.description}"]
+    if rows[0]["bertscore"] is None:
+        notes.append(f"BERTScore skipped: {metrics.BERTSCORE_MODEL} is not in the local Hugging Face cache")
+    notes.append("numeric_match averages over questions whose reference contains numbers")
+    write_results(rows, answers, Path(args.out), "Answer quality by mode", notes)
+    print((Path(args.out) / "results.md").read_text())
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = new_parser("python -m qa_core.evaluate", __doc__)
+    parser.add_argument("--data", required=True, help="QA CSV / JSONL / JSON file or Hugging Face dataset id")
+    parser.add_argument("--columns", metavar="MAPPING", help="e.g. question=instruction,answer=output")
+    parser.add_argument(
+        "--split",
+        choices=["test", "all"],
+        default="test",
+        help="evaluate on the held-out split (same seed as training) or every row",
+    )
+    parser.add_argument("--test-size", type=float, default=0.1)
+    parser.add_argument("--seed", type=int, default=42)
+    parser.add_argument("--limit", type=int, help="at most this many questions")
+    parser.add_argument("--model", metavar="ID_OR_PATH", help="base model (default: QA_BASE_MODEL)")
+    parser.add_argument("--adapter", metavar="PATH_OR_REPO[@REV]", help="LoRA adapter for 'finetuned'")
+    parser.add_argument("--modes", default="base,finetuned,prompt,rag", help=f"comma-separated: {', '.join(MODES)}")
+    parser.add_argument("--prompt-style", default="qa", choices=list(STYLE_HELP), help="prompt of base/finetuned")
+    parser.add_argument("--engineered-style", default="auto", choices=list(STYLE_HELP), help="prompt of 'prompt'")
+    parser.add_argument("--max-new-tokens", type=int, default=128)
+    parser.add_argument("--batch-size", type=int, default=8)
+    parser.add_argument("-k", type=int, default=3, help="chunks retrieved in 'rag' mode")
+    parser.add_argument("--out", default="results", help="folder for results.md/json, answers.csv, comparison.png")
+    parser.set_defaults(run=cmd_evaluate)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the evaluation command line; returns the exit status (2 for bad input)."""
+    return run(build_parser(), argv)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,108 @@
+"""Answer-quality metrics: each compares generated answers with reference answers.
+
+- semantic similarity: cosine of all-MiniLM-L6-v2 embeddings (as the context-QA project reports);
+- BLEU (sacrebleu, 0-1) and ROUGE-L F1 (rouge-score);
+- BERTScore F1, only when its model is already available locally (never downloaded);
+- numeric match: the share of the reference's numbers found in the answer, however they are written
+  ("$1,200" = "1200", "5%" = "5 percent", "1.24 billion" = "1,240 million");
+- refusal: whether the answer declines to answer.
+
+    >>> numbers("Revenue was $1,240 million, up 12.2%.")
+    [1240000000.0, 12.2]
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Sequence
+
+import sacrebleu
+from huggingface_hub import try_to_load_from_cache
+from rouge_score import rouge_scorer
+
+from qa_core.rag.embeddings import DEFAULT_EMBEDDING_MODEL, load_sentence_model
+
+SCALES = {
+    "thousand": 1e3,
+    "k": 1e3,
+    "million": 1e6,
+    "mn": 1e6,
+    "m": 1e6,
+    "billion": 1e9,
+    "bn": 1e9,
+    "b": 1e9,
+    "trillion": 1e12,
+    "tn": 1e12,
+}
+NUMBER = re.compile(  # signs are ignored: "a 5% fall" and "-5%" state the same number
+    r"(?<![\w.])[$€£]?(\d{1,3}(?:,\d{3})+|\d+)(\.\d+)?\s*(%|percent|per cent)?"
+    r"(?:\s*(thousand|million|billion|trillion|bn|mn|tn|k|m|b)\b)?",
+    re.IGNORECASE,
+)
+REFUSAL = re.compile(
+    r"\b(i don'?t know|i do not know|cannot answer|can't answer|unable to answer|not (?:enough|sufficient) "
+    r"information|does not (?:contain|provide|mention)|no information|i'?m sorry|i am sorry|not able to)\b",
+    re.IGNORECASE,
+)
+BERTSCORE_MODEL = "roberta-large"
+
+
+def numbers(text: str) -> list[float]:
+    """The numbers in `text` as values: separators dropped, scale words applied, % kept as the number."""
+    found = []
+    for match in NUMBER.finditer(text):
+        integer, fraction, _percent, scale = match.groups()
+        value = float(integer.replace(",", "") + (fraction or ""))
+        found.append(value * SCALES[scale.lower()] if scale else value)
+    return found
+
+
+def numeric_match(answer: str, reference: str) -> float | None:
+    """Share of the reference's numbers that the answer states (None when the reference has none)."""
+    wanted = numbers(reference)
+    if not wanted:
+        return None
+    given = numbers(answer)
+    return sum(any(math.isclose(w, g, rel_tol=1e-9) for g in given) for w in wanted) / len(wanted)
+
+
+def is_refusal(answer: str) -> bool:
+    """True when the answer declines ("I don't know", "the context does not contain ...") or is empty."""
+    return not answer.strip() or bool(REFUSAL.search(answer))
+
+
+def semantic_similarity(answers: Sequence[str], references: Sequence[str], model: str | None = None) -> list[float]:
+    """Cosine similarity of each answer's and reference's sentence embeddings."""
+    encoder = load_sentence_model(model or DEFAULT_EMBEDDING_MODEL)
+    a = encoder.encode(list(answers), normalize_embeddings=True)
+    r = encoder.encode(list(references), normalize_embeddings=True)
+    return [float(x @ y) for x, y in zip(a, r, strict=True)]
+
+
+def bleu(answer: str, reference: str) -> float:
+    """Sentence BLEU between 0 and 1."""
+    return sacrebleu.sentence_bleu(answer, [reference]).score / 100
+
+
+def corpus_bleu(answers: Sequence[str], references: Sequence[str]) -> float:
+    """Corpus BLEU between 0 and 1 (n-gram counts pooled over all answers)."""
+    return sacrebleu.corpus_bleu(list(answers), [list(references)]).score / 100
+
+
+_ROUGE = rouge_scorer.RougeScorer(["rougeL"], use_stemmer=True)
+
+
+def rouge_l(answer: str, reference: str) -> float:
+    """ROUGE-L F1 between 0 and 1."""
+    return _ROUGE.score(reference, answer)["rougeL"].fmeasure
+
+
+def bertscore(answers: Sequence[str], references: Sequence[str], model: str = BERTSCORE_MODEL) -> list[float] | None:
+    """BERTScore F1 per answer, or None when the model is not in the local cache (nothing is downloaded)."""
+    if not isinstance(try_to_load_from_cache(model, "config.json"), str):
+        return None
+    from bert_score import score
+
+    _, _, f1 = score(list(answers), list(references), model_type=model, verbose=False)
+    return [float(x) for x in f1]
