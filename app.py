@@ -239,6 +239,9 @@ def build_app(service: QAService) -> gr.Blocks:
             compare_button.click(
                 compare, [m_question, m_tokens], [base_answer, tuned_answer], api_name="compare", **GENERATION
             )
+            with gr.Accordion("Latest evaluation (python -m qa_core.evaluate)", open=False):
+                results = gr.Markdown(elem_id="results")
+            app.load(service.latest_results, None, results, api_name="results", **DOCUMENTS)
     return app
 
 

@@ -21,6 +21,7 @@ Variables (see `.env.example`):
     QA_MAX_FILE_MB      largest file accepted for ingestion, in MB (default 50)
     QA_SHARED_COLLECTION  app: one collection every visitor sees (default: one per browser session)
     QA_MAX_UPLOADS      app: most files per upload (default 10)
+    QA_RESULTS_DIR      app: where `python -m qa_core.evaluate --out` wrote its table (default ./results)
 """
 
 from __future__ import annotations
@@ -63,6 +64,7 @@ class Settings:
     max_file_mb: float = 50.0
     shared_collection: str | None = None
     max_uploads: int = 10
+    results_dir: Path = Path("results")
 
     def __post_init__(self) -> None:
         device_kind = self.device.split(":", 1)[0]
@@ -101,6 +103,7 @@ _VARIABLES: dict[str, tuple[tuple[str, ...], Callable[[str], object]]] = {
     "max_file_mb": (("QA_MAX_FILE_MB",), float),
     "shared_collection": (("QA_SHARED_COLLECTION",), str),
     "max_uploads": (("QA_MAX_UPLOADS",), int),
+    "results_dir": (("QA_RESULTS_DIR",), _path),
 }
 
 

@@ -14,6 +14,10 @@ Modes (all on the same questions, with batched generation):
 
 Writes to --out: results.md and results.json (one row per mode), answers.csv (every answer, to read
 the failures), comparison.png (the modes side by side).
+
+With `--adapter REPO --revisions all` it evaluates every checkpoint pushed by a training run
+(`finetuned` mode, each checkpoint's step read from its checkpoint.json) and writes
+checkpoints.md/json and checkpoints.png, the metrics against the training step.
 """
 
 from __future__ import annotations
@@ -33,25 +37,28 @@ import chromadb
 import matplotlib
 import torch
 from datasets import Dataset
+from huggingface_hub import HfApi
 from tqdm.auto import tqdm
 
 from qa_core import metrics
 from qa_core.cli import load_model_for_cli, new_parser, run
 from qa_core.config import Settings
 from qa_core.data import load_qa_data, split_qa_data
-from qa_core.errors import QAError
+from qa_core.errors import ModelLoadError, QAError
 from qa_core.generate import GenerationSettings, generate
-from qa_core.models import LoadedModel
+from qa_core.models import LoadedModel, attach_adapter
 from qa_core.prompts import STYLE_HELP, build_prompt
 from qa_core.rag.answer import RagOptions, prepare
 from qa_core.rag.documents import Document
 from qa_core.rag.retrieval import Retriever
 from qa_core.rag.store import RagStore
+from qa_core.snapshots import describe_hub_error, parse_ref
 
 matplotlib.use("Agg")  # files only, no display
 from matplotlib import pyplot as plt  # noqa: E402
 
 MODES = ("base", "finetuned", "prompt", "rag")
+CHECKPOINT_FILE = "checkpoint.json"  # written with every checkpoint commit by train_job (see hub.checkpoints)
 CHART_METRICS = ("semantic_similarity", "bleu", "rouge_l", "numeric_match", "refusal_rate")
 
 
@@ -170,6 +177,12 @@ def _cell(value: object) -> str:
     return f"{value:.3f}" if isinstance(value, float) else str(value)
 
 
+def markdown_table(rows: list[dict]) -> str:
+    columns = list(rows[0])
+    table = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
+    return "\n".join(table + ["| " + " | ".join(_cell(row[c]) for c in columns) + " |" for row in rows])
+
+
 def write_results(rows: list[dict], answers: list[dict], out: Path, title: str, notes: list[str]) -> None:
     """results.md, results.json, answers.csv and comparison.png in `out`."""
     out.mkdir(parents=True, exist_ok=True)
@@ -199,6 +212,58 @@ def write_results(rows: list[dict], answers: list[dict], out: Path, title: str, 
     plt.close(figure)
 
 
+def checkpoint_commits(repo_id: str, settings: Settings) -> list[str]:
+    """The commits of `repo_id` that hold a checkpoint (a checkpoint.json), oldest first.
+
+    Raises:
+        ModelLoadError: the repo cannot be listed (not found, token refused, Hub unreachable).
+    """
+    api = HfApi(endpoint=settings.hf_endpoint, token=settings.hf_token)
+    try:
+        commits = [c.commit_id for c in reversed(api.list_repo_commits(repo_id))]
+        return [c for c in commits if api.file_exists(repo_id, CHECKPOINT_FILE, revision=c)]
+    except Exception as exc:  # the client raises many kinds; all become one clear line
+        raise ModelLoadError(settings.redact(describe_hub_error(exc, repo_id, None, settings.hf_endpoint))) from exc
+
+
+def evaluate_checkpoints(
+    loaded: LoadedModel, repo_id: str, data: Dataset, settings: Settings, generation: GenerationSettings, **options
+) -> list[dict]:
+    """Evaluate the `finetuned` mode at every checkpoint commit of `repo_id`; one row per checkpoint,
+    by step (read from the checkpoint's checkpoint.json)."""
+    rows = []
+    for commit in tqdm(checkpoint_commits(repo_id, settings), desc="checkpoints", unit="commit"):
+        attach_adapter(loaded, f"{repo_id}@{commit}", settings)
+        (row,), _ = evaluate(loaded, data, ["finetuned"], settings, generation, **options)
+        step = json.loads((loaded.adapter_path / CHECKPOINT_FILE).read_text())["step"]
+        rows.append({"step": step, "commit": commit[:12], **row})
+    if not rows:
+        raise QAError(f"{repo_id} has no checkpoint commits (no checkpoint.json in any commit)")
+    return sorted(rows, key=lambda row: row["step"])
+
+
+def write_checkpoint_results(rows: list[dict], out: Path, title: str) -> None:
+    """checkpoints.md, checkpoints.json and checkpoints.png (metrics against the training step)."""
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "checkpoints.md").write_text(f"# {title}\n\n" + markdown_table(rows) + "\n")
+    (out / "checkpoints.json").write_text(json.dumps({"title": title, "rows": rows}, indent=2) + "\n")
+    figure, (quality, perplexity) = plt.subplots(1, 2, figsize=(11, 4.5))
+    steps = [row["step"] for row in rows]
+    for metric in CHART_METRICS:
+        if all(row[metric] is not None for row in rows):
+            quality.plot(steps, [row[metric] for row in rows], marker="o", label=metric)
+    quality.set_xlabel("training step")
+    quality.set_ylim(0, 1)
+    quality.legend()
+    perplexity.plot(steps, [row["perplexity"] for row in rows], marker="o", color="black")
+    perplexity.set_xlabel("training step")
+    perplexity.set_ylabel("reference perplexity")
+    figure.suptitle(title)
+    figure.tight_layout()
+    figure.savefig(out / "checkpoints.png", dpi=120)
+    plt.close(figure)
+
+
 def cmd_evaluate(args: argparse.Namespace, settings: Settings) -> int:
     data = load_qa_data(args.data, args.columns, token=settings.hf_token)
     contexts = list(data["context"])  # RAG retrieves from every context, not only the test split's
@@ -207,6 +272,15 @@ def cmd_evaluate(args: argparse.Namespace, settings: Settings) -> int:
     if args.limit:
         data = data.select(range(min(args.limit, len(data))))
     loaded = load_model_for_cli(args, settings)
+    generation = GenerationSettings(max_new_tokens=args.max_new_tokens)
+    options = {"prompt_style": args.prompt_style, "batch_size": args.batch_size}
+    if args.revisions == "all":
+        if not args.adapter:
+            raise QAError("--revisions all needs --adapter REPO (the training run's Hub repo)")
+        rows = evaluate_checkpoints(loaded, parse_ref(args.adapter)[0], data, settings, generation, **options)
+        write_checkpoint_results(rows, Path(args.out), f"{args.adapter}: checkpoints on {len(data)} questions")
+        print((Path(args.out) / "checkpoints.md").read_text())
+        return 0
     modes = [m.strip() for m in args.modes.split(",") if m.strip()]
     rows, answers = evaluate(
         loaded,
@@ -250,6 +324,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--max-new-tokens", type=int, default=128)
     parser.add_argument("--batch-size", type=int, default=8)
     parser.add_argument("-k", type=int, default=3, help="chunks retrieved in 'rag' mode")
+    parser.add_argument("--revisions", choices=["all"], help="with a Hub --adapter: evaluate every pushed checkpoint")
     parser.add_argument("--out", default="results", help="folder for results.md/json, answers.csv, comparison.png")
     parser.set_defaults(run=cmd_evaluate)
     return parser

@@ -124,6 +124,16 @@ class QAService:
         attach_adapter(self.loaded, spec, self.settings)
         return self.loaded.description
 
+    def latest_results(self) -> str:
+        """The latest evaluation table (results.md of `python -m qa_core.evaluate`), or how to make one."""
+        table = self.settings.results_dir / "results.md"
+        if table.is_file():
+            return table.read_text(encoding="utf-8")
+        return (
+            f"No evaluation yet in `{self.settings.results_dir}`: run `python -m qa_core.evaluate --data FILE "
+            f"--out {self.settings.results_dir}` (or set QA_RESULTS_DIR)."
+        )
+
     def compare(self, question: str, generation: GenerationSettings | None = None) -> tuple[str, str]:
         """(base model's answer, fine-tuned answer) to the same question.
 

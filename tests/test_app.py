@@ -1,4 +1,5 @@
 import json
+import time
 import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 
@@ -14,7 +15,17 @@ from qa_core.serving import QAService
 from tests.conftest import HUB_TOKEN
 from tests.helpers import make_adapter
 
-ENDPOINTS = {"/qa", "/context_qa", "/rag", "/ingest", "/documents", "/delete_document", "/load_adapter", "/compare"}
+ENDPOINTS = {
+    "/qa",
+    "/context_qa",
+    "/rag",
+    "/ingest",
+    "/documents",
+    "/delete_document",
+    "/load_adapter",
+    "/compare",
+    "/results",
+}
 
 
 @pytest.fixture(scope="module")
@@ -25,6 +36,10 @@ def served(tmp_path_factory, hub_server):
         hf_endpoint=hub_server.url,
         hf_token=HUB_TOKEN,
         max_uploads=3,
+        results_dir=tmp_path_factory.mktemp("results"),
+    )
+    (settings.results_dir / "results.md").write_text(
+        "# Answer quality by mode\n\n| mode | n |\n|---|---|\n| rag | 4 |\n"
     )
     service = QAService(settings, load_model("demo", settings=settings))  # its own model: tests swap adapters
     app = build_app(service).queue(default_concurrency_limit=4)
@@ -49,6 +64,10 @@ def docs(tmp_path):
 
 def test_every_action_is_a_named_endpoint(client):
     assert set(client.view_api(return_format="dict", print_info=False)["named_endpoints"]) >= ENDPOINTS
+
+
+def test_the_latest_evaluation_table_is_shown(client):
+    assert "| rag | 4 |" in client.predict(api_name="/results")
 
 
 def test_qa_answers_and_streams(client):
@@ -145,3 +164,13 @@ def test_the_token_never_reaches_the_page(served):
         with urllib.request.urlopen(url.rstrip("/") + path) as response:
             assert HUB_TOKEN not in response.read().decode()
     assert HUB_TOKEN not in json.dumps(Client(url, verbose=False).view_api(return_format="dict", print_info=False))
+
+
+def test_document_requests_do_not_wait_behind_generation(served):
+    generating = Client(served[0], verbose=False).submit("Tell me everything.", 1024, 0.0, api_name="/qa")
+    deadline = time.monotonic() + 60
+    while generating.status().code.name not in ("PROCESSING", "ITERATING") and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert Client(served[0], verbose=False).predict(api_name="/documents")["data"] == []
+    assert not generating.done()  # the document listing was answered while the answer was still being generated
+    generating.cancel()

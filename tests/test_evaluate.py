@@ -97,3 +97,35 @@ def test_finetuned_mode_needs_an_adapter(tmp_path, capsys):
         ]
     )
     assert code == 2 and "mode 'finetuned' needs --adapter" in capsys.readouterr().err
+
+
+def test_every_pushed_checkpoint_against_its_step(tmp_path, demo_dir, hub_server, hub_settings, monkeypatch, capsys):
+    from hub.publish import push_checkpoint
+
+    for step, seed in ((5, 1), (10, 2)):
+        adapter = make_adapter(demo_dir, tmp_path / f"step{step}", seed=seed)
+        push_checkpoint(adapter, "tester/eval-run", {"step": step, "loss": 2.0 / step}, hub_settings)
+    monkeypatch.setenv("HF_ENDPOINT", hub_server.url)
+    monkeypatch.setenv("HF_TOKEN", hub_settings.hf_token)
+    out = tmp_path / "results"
+    code = evaluate_main(
+        [
+            "--data",
+            "qa_core/resources/sample_qa.csv",
+            "--model",
+            "demo",
+            "--adapter",
+            "tester/eval-run",
+            "--revisions",
+            "all",
+            "--out",
+            str(out),
+            "--max-new-tokens",
+            "4",
+        ]
+    )
+    assert code == 0, capsys.readouterr().err
+    rows = json.loads((out / "checkpoints.json").read_text())["rows"]
+    assert [row["step"] for row in rows] == [5, 10]
+    assert rows[0]["perplexity"] != rows[1]["perplexity"]  # each checkpoint's own adapter
+    assert (out / "checkpoints.png").read_bytes()[:4] == b"\x89PNG"
