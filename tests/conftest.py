@@ -44,8 +44,8 @@ def demo(demo_dir: Path) -> LoadedModel:
     return load_model("demo")
 
 
-HUB_TOKEN = "hf_testTOKENforTheLocalHub0123456789"
-HUB_READ_TOKEN = "hf_testREADonlyTOKEN0123456789abcd"
+HUB_TOKEN = "hf_hub-write-token-for-tests"
+HUB_READ_TOKEN = "hf_hub-read-token-for-tests"
 
 
 @pytest.fixture(scope="module")

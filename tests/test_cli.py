@@ -1,6 +1,6 @@
 from tests.helpers import run_cli
 
-SECRET = "hf_cliSECRETtoken0123456789abcdefghij"
+SECRET = "hf_cli-secret-token-for-tests"
 
 
 def test_ask_prints_an_answer_and_the_demo_notice():

@@ -5,7 +5,7 @@ import pytest
 from qa_core.config import load_settings
 from qa_core.errors import SettingsError
 
-SECRET = "hf_testsecretTOKENvalue0123456789abcdef"
+SECRET = "hf_config-secret-token-for-tests"
 
 
 def write_env(tmp_path, text):
