@@ -134,6 +134,7 @@ def build_app(service: QAService) -> gr.Blocks:
     @friendly
     def load_adapter(repo: str, revision: str):
         repo, revision = repo.strip(), (revision or "").strip()
+        service.ensure_adapter_loading_allowed()  # before any request to the Hub
         if not repo:
             raise QAError("name an adapter: a Hub repo (USER/NAME) or a local folder")
         spec = (

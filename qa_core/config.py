@@ -22,6 +22,7 @@ Variables (see `.env.example`):
     QA_SHARED_COLLECTION  app: one collection every visitor sees (default: one per browser session)
     QA_MAX_UPLOADS      app: most files per upload (default 10)
     QA_RESULTS_DIR      app: where `python -m qa_core.evaluate --out` wrote its table (default ./results)
+    QA_ALLOW_ADAPTER_LOAD  app: 0 stops visitors from loading another adapter (for everyone) (default 1)
 """
 
 from __future__ import annotations
@@ -65,6 +66,7 @@ class Settings:
     shared_collection: str | None = None
     max_uploads: int = 10
     results_dir: Path = Path("results")
+    allow_adapter_load: bool = True
 
     def __post_init__(self) -> None:
         device_kind = self.device.split(":", 1)[0]
@@ -86,6 +88,13 @@ def _path(value: str) -> Path:
     return Path(value).expanduser()
 
 
+def _flag(value: str) -> bool:
+    choices = {"1": True, "true": True, "yes": True, "on": True, "0": False, "false": False, "no": False, "off": False}
+    if value.lower() not in choices:
+        raise ValueError(value)
+    return choices[value.lower()]
+
+
 # Settings field -> (environment variables, the first set one wins; conversion from text)
 _VARIABLES: dict[str, tuple[tuple[str, ...], Callable[[str], object]]] = {
     "hf_token": (("HF_TOKEN", "HF"), str),
@@ -104,6 +113,7 @@ _VARIABLES: dict[str, tuple[tuple[str, ...], Callable[[str], object]]] = {
     "shared_collection": (("QA_SHARED_COLLECTION",), str),
     "max_uploads": (("QA_MAX_UPLOADS",), int),
     "results_dir": (("QA_RESULTS_DIR",), _path),
+    "allow_adapter_load": (("QA_ALLOW_ADAPTER_LOAD",), _flag),
 }
 
 

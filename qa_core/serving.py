@@ -115,12 +115,21 @@ class QAService:
         yield result.answer, result
 
     # --- model ------------------------------------------------------------------------------
+    def ensure_adapter_loading_allowed(self) -> None:
+        """Raise QAError when the operator turned adapter loading off (QA_ALLOW_ADAPTER_LOAD=0)."""
+        if not self.settings.allow_adapter_load:
+            raise QAError("loading adapters is turned off on this server (QA_ALLOW_ADAPTER_LOAD=0)")
+
     def load_adapter(self, spec: str) -> str:
         """Attach the adapter `spec` (a folder, or `REPO@COMMIT`), replacing the current one.
 
         Returns:
             The description of what is now loaded.
+
+        Raises:
+            QAError: the operator turned adapter loading off (QA_ALLOW_ADAPTER_LOAD=0).
         """
+        self.ensure_adapter_loading_allowed()
         attach_adapter(self.loaded, spec, self.settings)
         return self.loaded.description
 

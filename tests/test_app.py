@@ -10,6 +10,7 @@ from gradio_client.exceptions import AppError
 from app import build_app
 from hub.publish import push_checkpoint
 from qa_core.config import load_settings
+from qa_core.errors import QAError
 from qa_core.models import load_model
 from qa_core.serving import QAService
 from tests.conftest import HUB_TOKEN
@@ -132,6 +133,14 @@ def test_load_an_adapter_by_step_and_compare(served, client, tmp_path, demo_dir)
     assert base and tuned and base != tuned
     with pytest.raises(AppError, match="no checkpoint at step 99"):
         client.predict("tester/app-run", "99", api_name="/load_adapter")
+
+
+def test_the_operator_can_turn_adapter_loading_off(tmp_path):
+    settings = load_settings(None, chroma_path=tmp_path, allow_adapter_load=False)
+    service = QAService(settings, load_model("demo", settings=settings))
+    with pytest.raises(QAError, match=r"turned off on this server \(QA_ALLOW_ADAPTER_LOAD=0\)"):
+        service.load_adapter("tester/app-run@main")
+    assert load_settings(None, allow_adapter_load=None).allow_adapter_load
 
 
 def test_bad_input_is_a_friendly_message(client, docs, tmp_path):

@@ -65,3 +65,9 @@ def test_rag_settings_and_number_check(tmp_path):
     assert (settings.chroma_url, settings.collection, settings.max_file_mb) == ("http://127.0.0.1:8000", "filings", 2.5)
     with pytest.raises(SettingsError, match="QA_MAX_FILE_MB='lots' is not a valid value"):
         load_settings(write_env(tmp_path, "QA_MAX_FILE_MB=lots\n"))
+
+
+def test_flags(tmp_path):
+    assert load_settings(write_env(tmp_path, "QA_ALLOW_ADAPTER_LOAD=no\n")).allow_adapter_load is False
+    with pytest.raises(SettingsError, match="QA_ALLOW_ADAPTER_LOAD='maybe' is not a valid value"):
+        load_settings(write_env(tmp_path, "QA_ALLOW_ADAPTER_LOAD=maybe\n"))
