@@ -22,7 +22,6 @@ from huggingface_hub import snapshot_download
 from hub.remote import HubError, api, call
 from qa_core.config import Settings
 
-CHECKPOINT_FILE = "checkpoint.json"
 STEP = re.compile(r"^(?:step[-=:]?)?(\d{1,6})$")
 
 

@@ -21,10 +21,10 @@ from pathlib import Path
 import torch
 from transformers import AutoConfig, AutoModelForCausalLM, PreTrainedModel, PreTrainedTokenizerBase
 
-from hub.checkpoints import CHECKPOINT_FILE
 from qa_core.config import Settings
 from qa_core.errors import QAError
 from qa_core.models import load_model, locate
+from qa_core.snapshots import CHECKPOINT_FILE
 
 MERGE_INFO_FILE = "merge_info.json"
 DEFAULT_TOLERANCE = {"float32": 1e-3, "float16": 5e-2, "bfloat16": 1e-1}
@@ -89,7 +89,7 @@ def merge_adapter(
     loaded = load_model(base, adapter, settings, quantization="none", dtype=dtype)
     embeddings_before = loaded.model.get_input_embeddings().weight.detach().clone()
     expected = _logits(loaded.model, loaded.tokenizer) if verify else None
-    trains_embeddings = "embed_tokens" in (loaded.model.peft_config["default"].modules_to_save or [])
+    trains_embeddings = "embed_tokens" in (loaded.model.active_peft_config.modules_to_save or [])
 
     merged = loaded.model.merge_and_unload()
     if not trains_embeddings and not torch.equal(merged.get_input_embeddings().weight, embeddings_before):

@@ -11,9 +11,10 @@ from pathlib import Path
 
 from huggingface_hub import CommitOperationAdd
 
-from hub.checkpoints import CHECKPOINT_FILE, checkpoint_message
+from hub.checkpoints import checkpoint_message
 from hub.remote import HubError, api, call
 from qa_core.config import Settings
+from qa_core.snapshots import CHECKPOINT_FILE
 
 SKIPPED_DIRS = {".git", ".cache", "__pycache__"}
 

@@ -52,13 +52,12 @@ from qa_core.rag.answer import RagOptions, prepare
 from qa_core.rag.documents import Document
 from qa_core.rag.retrieval import Retriever
 from qa_core.rag.store import RagStore
-from qa_core.snapshots import describe_hub_error, parse_ref
+from qa_core.snapshots import CHECKPOINT_FILE, describe_hub_error, parse_ref
 
 matplotlib.use("Agg")  # files only, no display
 from matplotlib import pyplot as plt  # noqa: E402
 
 MODES = ("base", "finetuned", "prompt", "rag")
-CHECKPOINT_FILE = "checkpoint.json"  # written with every checkpoint commit by train_job (see hub.checkpoints)
 CHART_METRICS = ("semantic_similarity", "bleu", "rouge_l", "numeric_match", "refusal_rate")
 
 

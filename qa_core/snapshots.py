@@ -26,6 +26,11 @@ from qa_core.config import Settings
 from qa_core.errors import ModelLoadError
 
 MODEL_FILE_PATTERNS = ["*.json", "*.safetensors", "*.model", "*.tiktoken", "*.txt", "*.jinja"]
+# The record of a training checkpoint (step, epoch, loss, eval metrics ...) written with every
+# checkpoint commit; train_job writes it, hub lists it, qa_core.evaluate reads it.
+CHECKPOINT_FILE = "checkpoint.json"
+# What the Hub client raises when it cannot reach the server at all.
+NETWORK_ERRORS = (httpx2.TransportError, ConnectionError, TimeoutError)
 
 
 @dataclass(frozen=True)
@@ -70,7 +75,7 @@ def describe_hub_error(exc: Exception, repo_id: str, revision: str | None, endpo
         if status == 403:
             return f"{repo_id}: the token may not access this repository (HTTP 403)"
         return f"{repo_id}{at}: the Hub at {endpoint} answered HTTP {status}"
-    if isinstance(exc, (httpx2.TransportError, ConnectionError, TimeoutError)):
+    if isinstance(exc, NETWORK_ERRORS):
         return f"{repo_id}{at}: cannot reach the Hub at {endpoint} ({type(exc).__name__})"
     detail = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
     return f"{repo_id}{at}: request to the Hub at {endpoint} failed: {type(exc).__name__} {detail}".rstrip()
