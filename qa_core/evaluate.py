@@ -29,11 +29,9 @@ import json
 import math
 import sys
 import time
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
-import chromadb
 import matplotlib
 import torch
 from datasets import Dataset
@@ -51,7 +49,7 @@ from qa_core.prompts import STYLE_HELP, build_prompt
 from qa_core.rag.answer import RagOptions, prepare
 from qa_core.rag.documents import Document
 from qa_core.rag.retrieval import Retriever
-from qa_core.rag.store import RagStore
+from qa_core.rag.store import temporary_store
 from qa_core.snapshots import CHECKPOINT_FILE, describe_hub_error, parse_ref
 
 matplotlib.use("Agg")  # files only, no display
@@ -85,14 +83,11 @@ def reference_perplexity(loaded: LoadedModel, prompts: list[str], references: li
 
 def rag_prompts(loaded: LoadedModel, data: Dataset, contexts: list[str], settings: Settings, k: int) -> list[str]:
     """Grounded prompts for every question, retrieving from an in-memory collection of `contexts`."""
-    store = RagStore(settings, f"eval-{uuid.uuid4().hex[:12]}", client=chromadb.EphemeralClient())
-    try:
+    with temporary_store(settings) as store:
         for n, context in enumerate(dict.fromkeys(c for c in contexts if c.strip())):
             store.add_documents(f"context-{n}", [Document(context, f"context-{n}", "")], f"context-{n}")
         retriever = Retriever(store)
         return [prepare(loaded, retriever, q, RagOptions(k=k)).prompt for q in data["question"]]
-    finally:
-        store.client.delete_collection(store.name)
 
 
 def score_mode(answers: list[str], references: list[str]) -> tuple[dict, list[dict]]:

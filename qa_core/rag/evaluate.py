@@ -8,10 +8,8 @@ evidence. This is how chunking, headers and hybrid retrieval are compared on a g
 from __future__ import annotations
 
 import hashlib
-import uuid
 from pathlib import Path
 
-import chromadb
 from tqdm.auto import tqdm
 
 from qa_core.config import Settings
@@ -19,7 +17,7 @@ from qa_core.data import read_csv_rows
 from qa_core.errors import DataError
 from qa_core.rag.documents import Document
 from qa_core.rag.retrieval import Retriever
-from qa_core.rag.store import IngestReport, RagStore
+from qa_core.rag.store import IngestReport, temporary_store
 
 K_VALUES = (1, 5, 10)
 
@@ -55,8 +53,7 @@ def evaluate_retrieval(
         (title_col, "--title-col"),
     ):
         _require(header, column, path, option)
-    store = RagStore(settings, f"eval-{uuid.uuid4().hex[:12]}", client=chromadb.EphemeralClient())
-    try:
+    with temporary_store(settings) as store:
         pairs: list[tuple[str, str]] = []
         for where, row in rows:
             question, evidence = row[question_col].strip(), row[evidence_col].strip()
@@ -73,8 +70,6 @@ def evaluate_retrieval(
         for question, source in tqdm(pairs, desc="retrieving", unit="question", disable=not progress):
             found = [hit.source for hit in retriever.search(question, max(K_VALUES), hybrid)]
             ranks.append(found.index(source) + 1 if source in found else None)
-    finally:
-        store.client.delete_collection(store.name)
     metrics = {f"recall@{k}": sum(1 for r in ranks if r and r <= k) / len(ranks) for k in K_VALUES}
     metrics["mrr"] = sum(1 / r for r in ranks if r) / len(ranks)
     metrics["n"] = len(ranks)

@@ -10,7 +10,9 @@ are removed, so a failure half-way never loses what was there.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+import uuid
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
@@ -50,6 +52,16 @@ class IngestReport:
         if self.problems:
             parts.append(f"{len(self.problems)} problem(s)")
         return "; ".join(parts)
+
+
+@contextmanager
+def temporary_store(settings: Settings) -> Iterator[RagStore]:
+    """A collection in memory for the length of the block (for evaluations); deleted afterwards."""
+    store = RagStore(settings, f"eval-{uuid.uuid4().hex[:12]}", client=chromadb.EphemeralClient())
+    try:
+        yield store
+    finally:
+        store.client.delete_collection(store.name)
 
 
 def open_client(settings: Settings) -> ClientAPI:
