@@ -10,7 +10,7 @@ import pytest
 
 from qa_core.config import load_settings
 from qa_core.demo_model import sample_data_path
-from qa_core.errors import QAError
+from qa_core.errors import DataError, QAError
 from qa_core.rag.answer import RagAnswer, RagOptions, answer
 from qa_core.rag.cli import main as rag_main
 from qa_core.rag.documents import safe_source_name
@@ -226,6 +226,13 @@ def test_eval_on_the_sample_csv(settings):
     assert with_titles["recall@5"] >= 0.95 and with_titles["recall@1"] >= 0.9
     assert with_titles["recall@1"] <= with_titles["recall@5"] <= with_titles["recall@10"]
     assert with_titles["recall@1"] <= with_titles["mrr"] <= with_titles["recall@10"]
+
+
+def test_eval_of_a_csv_without_rows_is_a_clear_error(settings, tmp_path):
+    empty = tmp_path / "empty.csv"
+    empty.write_text("question,evidence_text\n")
+    with pytest.raises(DataError, match=r"empty\.csv: no rows to evaluate"):
+        evaluate_retrieval(settings, empty)
 
 
 def test_eval_cli_prints_json_last(tmp_path, corpus):

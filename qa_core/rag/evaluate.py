@@ -53,6 +53,8 @@ def evaluate_retrieval(
         (title_col, "--title-col"),
     ):
         _require(header, column, path, option)
+    if not rows:
+        raise DataError(f"{path}: no rows to evaluate")
     with temporary_store(settings) as store:
         pairs: list[tuple[str, str]] = []
         for where, row in rows:
