@@ -18,6 +18,17 @@ This file only wires the UI to `qa_core.serving.QAService`; the logic lives ther
 
 from __future__ import annotations
 
+# ZeroGPU needs `spaces` imported before anything that can initialise CUDA (torch, transformers).
+try:
+    import spaces
+
+    gpu = spaces.GPU  # ZeroGPU attaches a GPU while a decorated (generating) function runs
+except ImportError:  # anywhere else there is nothing to attach
+
+    def gpu(fn):
+        return fn
+
+
 import functools
 import inspect
 from collections.abc import Callable
@@ -25,23 +36,12 @@ from pathlib import Path
 
 import gradio as gr
 
-from hub.checkpoints import resolve_revision
 from qa_core.config import load_settings
 from qa_core.demo_model import DEMO_NOTICE
 from qa_core.errors import QAError
 from qa_core.generate import GenerationSettings
 from qa_core.rag.answer import MODES, RagAnswer, RagOptions
 from qa_core.serving import QAService, split_sentences
-
-try:  # ZeroGPU Spaces: a GPU is attached while a decorated function runs
-    import spaces
-
-    gpu = spaces.GPU
-except ImportError:  # anywhere else the decorator does nothing
-
-    def gpu(fn: Callable) -> Callable:
-        return fn
-
 
 GENERATION = {"concurrency_id": "model", "concurrency_limit": 1}  # one generation at a time per model
 DOCUMENTS = {"concurrency_id": "documents", "concurrency_limit": 4}  # retrieval never waits behind it
@@ -130,19 +130,11 @@ def build_app(service: QAService) -> gr.Blocks:
             sources = "\n".join(f"[{n}] {hit.label} (score {hit.score:.3f})" for n, hit in result.sources())
             yield answer, sources, chunks_table(result)
 
-    @gpu
+    # Not on the GPU: on ZeroGPU a decorated function runs in a forked worker, and an adapter
+    # attached there would be gone when it returns.
     @friendly
     def load_adapter(repo: str, revision: str):
-        repo, revision = repo.strip(), (revision or "").strip()
-        service.ensure_adapter_loading_allowed()  # before any request to the Hub
-        if not repo:
-            raise QAError("name an adapter: a Hub repo (USER/NAME) or a local folder")
-        spec = (
-            repo
-            if Path(repo).expanduser().is_dir()
-            else f"{repo}@{resolve_revision(repo, revision or 'main', service.settings)}"
-        )
-        service.load_adapter(spec)
+        service.load_adapter(repo, revision)
         return model_info()
 
     @gpu

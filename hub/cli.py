@@ -17,9 +17,9 @@ import json
 import sys
 from pathlib import Path
 
-from hub.checkpoints import list_checkpoints, pull
 from hub.merge import DEFAULT_TOLERANCE, MERGE_INFO_FILE, merge_adapter
 from hub.publish import model_card, push_folder
+from qa_core.checkpoints import list_checkpoints, pull
 from qa_core.cli import new_parser, run
 from qa_core.config import Settings
 
@@ -55,16 +55,18 @@ def _push(folder: Path, repo: str, settings: Settings) -> str:
 def cmd_merge(args: argparse.Namespace, settings: Settings) -> int:
     result = merge_adapter(args.base, args.adapter, args.out, settings, args.dtype, verify=args.verify)
     print(f"merged {result.base} + {result.adapter} -> {result.out}", file=sys.stderr)
+    if result.max_abs_diff is not None:  # verified first: a merge that fails the check is never pushed
+        tolerance = args.tolerance if args.tolerance is not None else DEFAULT_TOLERANCE[args.dtype]
+        print(f"max_abs_diff={result.max_abs_diff:.6g}")
+        if result.max_abs_diff > tolerance:
+            not_pushed = f"; not pushed to {args.push}" if args.push else ""
+            print(
+                f"error: merged logits differ from the adapter's by more than {tolerance}{not_pushed}", file=sys.stderr
+            )
+            return 1
     if args.push:
         commit = _push(Path(args.out), args.push, settings)
         print(f"pushed {args.out} -> {args.push}@{commit}", file=sys.stderr)
-    if result.max_abs_diff is None:
-        return 0
-    tolerance = args.tolerance if args.tolerance is not None else DEFAULT_TOLERANCE[args.dtype]
-    print(f"max_abs_diff={result.max_abs_diff:.6g}")
-    if result.max_abs_diff > tolerance:
-        print(f"error: merged logits differ from the adapter's by more than {tolerance}", file=sys.stderr)
-        return 1
     return 0
 
 

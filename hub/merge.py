@@ -24,7 +24,7 @@ from transformers import AutoConfig, AutoModelForCausalLM, PreTrainedModel, PreT
 from qa_core.config import Settings
 from qa_core.errors import QAError
 from qa_core.models import load_model, locate
-from qa_core.snapshots import CHECKPOINT_FILE
+from qa_core.snapshots import read_checkpoint_record
 
 MERGE_INFO_FILE = "merge_info.json"
 DEFAULT_TOLERANCE = {"float32": 1e-3, "float16": 5e-2, "bfloat16": 1e-1}
@@ -101,7 +101,6 @@ def merge_adapter(
     if leftovers:
         raise MergeError(f"{out}: adapter files left in the merged folder: {leftovers}")
 
-    checkpoint_file = loaded.adapter_path / CHECKPOINT_FILE
     result = MergeResult(
         out=str(out),
         base=loaded.name,
@@ -109,10 +108,13 @@ def merge_adapter(
         adapter=loaded.adapter,
         adapter_commit=loaded.adapter_commit,
         dtype=dtype,
-        checkpoint=json.loads(checkpoint_file.read_text()) if checkpoint_file.is_file() else None,
+        checkpoint=read_checkpoint_record(loaded.adapter_path) or None,
     )
     if expected is not None:
-        reloaded = AutoModelForCausalLM.from_pretrained(out, dtype=getattr(torch, dtype))
+        # On the device and in the dtype the adapter-attached model ran, so only the merge differs.
+        reloaded = AutoModelForCausalLM.from_pretrained(
+            out, dtype=getattr(torch, dtype), device_map={"": str(merged.device)}
+        )
         result.max_abs_diff = max(
             (got - want).abs().max().item()
             for got, want in zip(_logits(reloaded, loaded.tokenizer), expected, strict=True)

@@ -1,22 +1,34 @@
 """Push a folder to the Hub as exactly one commit, with a model card; never push a token.
 
 `upload_folder` may split a large upload into several commits; `create_commit` with explicit
-operations keeps one checkpoint = one commit. Before anything is sent, every file is checked
-for the configured token, and `.env` files are never included.
+operations keeps one checkpoint = one commit. That commit also deletes every file the branch holds
+that the folder does not (except `.gitattributes`), so each commit is one consistent state: a
+checkpoint's trainer state, optimizer and record always belong to the same step. Before anything is
+sent, every file is checked for the configured token, and `.env` files are never included. Cards
+and records name local files and folders by their name only, never by their path on this machine.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from huggingface_hub import CommitOperationAdd
+from huggingface_hub import CommitOperationAdd, CommitOperationDelete, ModelCard, ModelCardData
 
-from hub.checkpoints import checkpoint_message
-from hub.remote import HubError, api, call
+from qa_core.checkpoints import checkpoint_message
 from qa_core.config import Settings
+from qa_core.hub_client import HubError, api, call
 from qa_core.snapshots import CHECKPOINT_FILE
 
 SKIPPED_DIRS = {".git", ".cache", "__pycache__"}
+KEPT_FILES = {".gitattributes"}  # repo settings, not part of any checkpoint
+
+
+def public_name(spec: str) -> str:
+    """`spec` as it may be published: a Hub id as it is, a local file or folder by its name only."""
+    path = Path(spec).expanduser()
+    if path.exists() or spec.startswith(("/", ".", "~")):
+        return path.name
+    return spec
 
 
 def _files(folder: Path) -> list[Path]:
@@ -46,7 +58,7 @@ def push_folder(
     backoff: float | None = None,
 ) -> str:
     """Push every file of `folder` (plus `extra_files`, path -> content) as one commit to `repo_id`,
-    creating the repo if needed.
+    creating the repo if needed; the same commit deletes the branch's other files.
 
     Returns:
         The new commit's sha.
@@ -70,15 +82,23 @@ def push_folder(
         raise HubError(f"{folder}: nothing to push")
     hub = api(settings)
     call(lambda: hub.create_repo(repo_id, private=private, exist_ok=True), settings, repo_id, None, retries, backoff)
-    commit = call(
-        lambda: hub.create_commit(repo_id, operations, commit_message=title, commit_description=description),
-        settings,
-        repo_id,
-        None,
-        retries,
-        backoff,
-    )
-    return commit.oid
+
+    def commit() -> str:
+        # Listed right before committing, with that commit as the parent: a push in between fails
+        # (HTTP 412) instead of leaving files of another checkpoint behind.
+        head = hub.repo_info(repo_id)
+        kept = KEPT_FILES | {op.path_in_repo for op in operations}
+        stale = sorted({f.rfilename for f in head.siblings or []} - kept)
+        deletes = [CommitOperationDelete(name) for name in stale]
+        return hub.create_commit(
+            repo_id,
+            operations + deletes,
+            commit_message=title,
+            commit_description=description,
+            parent_commit=head.sha,
+        ).oid
+
+    return call(commit, settings, repo_id, None, retries, backoff)
 
 
 def push_checkpoint(folder: str | Path, repo_id: str, info: dict, settings: Settings, **kwargs: object) -> str:
@@ -92,25 +112,26 @@ def push_checkpoint(folder: str | Path, repo_id: str, info: dict, settings: Sett
     return push_folder(folder, repo_id, settings, title, description, extra_files=extra, **kwargs)
 
 
-def _card(front: dict, title: str, intro: str, facts: dict, metrics: dict) -> str:
-    """A model card: YAML front matter the Hub indexes, an intro, a facts table, a metrics table."""
-    lines = ["---"]
-    for key, value in front.items():
-        lines += [f"{key}:", *(f"- {item}" for item in value)] if isinstance(value, list) else [f"{key}: {value}"]
-    lines += ["---", "", f"# {title}", "", intro, "", "| | |", "|---|---|"]
+def _card(data: ModelCardData, title: str, intro: str, facts: dict, metrics: dict) -> str:
+    """A model card: metadata the Hub indexes, an intro, a facts table, a metrics table."""
+    lines = [f"# {title}", "", intro, "", "| | |", "|---|---|"]
     lines += [f"| {key} | {value} |" for key, value in facts.items() if value not in (None, "")]
     numbers = {k: v for k, v in metrics.items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
     if numbers:
         lines += ["", "## Metrics", "", "| metric | value |", "|---|---|"]
         lines += [f"| {key} | {value:.6g} |" for key, value in sorted(numbers.items())]
-    return "\n".join(lines) + "\n"
+    return str(ModelCard(f"---\n{data.to_yaml()}\n---\n\n" + "\n".join(lines) + "\n"))
 
 
-def _front(base: str, library: str, tags: list[str], dataset: str | None) -> dict:
-    front: dict = {"base_model": base, "library_name": library, "tags": ["qa-toolkit", *tags]}
-    if dataset and "/" in dataset and not Path(dataset).exists():  # a Hub dataset id, not a local file
-        front["datasets"] = [dataset]
-    return front
+def _card_data(base: str, library: str, tags: list[str], dataset: str | None, **extra: object) -> ModelCardData:
+    hub_dataset = dataset and "/" in dataset and not Path(dataset).exists()  # a Hub dataset id, not a local file
+    return ModelCardData(
+        base_model=public_name(base),
+        library_name=library,
+        tags=["qa-toolkit", *tags],
+        datasets=[dataset] if hub_dataset else None,
+        **extra,
+    )
 
 
 def _code(text: str | None, commit: str | None = None) -> str | None:
@@ -123,13 +144,13 @@ def model_card(repo_id: str, provenance: dict) -> str:
     dataset = checkpoint.get("dataset")
     diff = provenance.get("max_abs_diff")
     return _card(
-        _front(provenance["base"], "transformers", ["lora", "merged"], dataset),
+        _card_data(provenance["base"], "transformers", ["lora", "merged"], dataset),
         repo_id,
         f"A LoRA adapter merged into its base model with qa-toolkit (`python -m hub merge`), in {provenance['dtype']}.",
         {
-            "base model": _code(provenance["base"], provenance.get("base_commit")),
-            "adapter": _code(provenance["adapter"], provenance.get("adapter_commit")),
-            "training data": _code(dataset),
+            "base model": _code(public_name(provenance["base"]), provenance.get("base_commit")),
+            "adapter": _code(public_name(provenance["adapter"]), provenance.get("adapter_commit")),
+            "training data": _code(public_name(dataset) if dataset else None),
             "merge check: max abs logit difference vs adapter": f"{diff:.3g}" if diff is not None else None,
         },
         checkpoint,
@@ -137,18 +158,20 @@ def model_card(repo_id: str, provenance: dict) -> str:
 
 
 def adapter_card(repo_id: str, record: dict, options: dict) -> str:
-    """The README.md of a run's adapter repo: how it was trained, its final metrics, how to use it."""
-    base = options["model"].rpartition("@")[0] or options["model"]
+    """The README.md of a checkpoint of a run's adapter repo: how it was trained (including the prompt
+    style it must be asked in), its metrics, how to use it."""
+    base = public_name(options["model"].rpartition("@")[0] or options["model"])
     usage = f'python -m qa_core ask "Your question" --model {base} --adapter {repo_id}'
+    style = record.get("prompt_style")
     return _card(
-        _front(base, "peft", ["lora", "question-answering"], options.get("data")),
+        _card_data(base, "peft", ["lora", "question-answering"], options.get("data"), prompt_style=style),
         repo_id,
         f"LoRA adapter trained with qa-toolkit (`train_job/run.py`); one commit per checkpoint.\n\n"
         f"```bash\n{usage}\n```",
         {
             "base model": _code(record.get("base_model", base)),
-            "training data": _code(options.get("data")),
-            "prompt style": _code(options.get("prompt_style")),
+            "training data": _code(public_name(options["data"]) if options.get("data") else None),
+            "prompt style": _code(style),
             "quantization": _code(options.get("quantization")),
             "LoRA": f"r {options['lora_r']}, alpha {options['lora_alpha']}, dropout {options['lora_dropout']}, "
             f"modules {', '.join(options['lora_target_modules'])}",

@@ -73,18 +73,21 @@ def _read_context(args: argparse.Namespace) -> str | None:
 
 
 def cmd_ask(args: argparse.Namespace, settings: Settings) -> int:
-    from qa_core.generate import GenerationSettings
-    from qa_core.qa import ask, ask_stream
+    from qa_core.generate import GenerationSettings, generate, stream
+    from qa_core.qa import qa_prompt
 
     context = _read_context(args)
     loaded = load_model_for_cli(args, settings)
+    prompt = qa_prompt(loaded, args.question, context, args.prompt_style)
+    if args.show_prompt:
+        print(f"prompt:\n{prompt}", file=sys.stderr)
     generation = GenerationSettings(max_new_tokens=args.max_new_tokens, temperature=args.temperature)
     if args.stream:
-        for piece in ask_stream(loaded, args.question, context, args.prompt_style, generation):
+        for piece in stream(loaded.model, loaded.tokenizer, prompt, generation):
             print(piece, end="", flush=True)
         print()
     else:
-        print(ask(loaded, args.question, context, args.prompt_style, generation))
+        print(generate(loaded.model, loaded.tokenizer, [prompt], generation)[0])
     return 0
 
 
@@ -122,6 +125,7 @@ def build_parser() -> argparse.ArgumentParser:
     ask.add_argument(
         "--prompt-style", default="auto", choices=list(STYLE_HELP), help=f"how the prompt is written ({styles})"
     )
+    ask.add_argument("--show-prompt", action="store_true", help="print the exact prompt sent to the model on stderr")
     ask.add_argument("--max-new-tokens", type=int, default=256, help="longest answer in tokens (default 256)")
     ask.add_argument("--temperature", type=float, default=0.0, help="0 is greedy and deterministic (default 0)")
     ask.add_argument("--stream", action="store_true", help="print the answer token by token as it is generated")

@@ -23,6 +23,9 @@ Variables (see `.env.example`):
     QA_MAX_UPLOADS      app: most files per upload (default 10)
     QA_RESULTS_DIR      app: where `python -m qa_core.evaluate --out` wrote its table (default ./results)
     QA_ALLOW_ADAPTER_LOAD  app: 0 stops visitors from loading another adapter (for everyone) (default 1)
+
+On a ZeroGPU Space (SPACES_ZERO_GPU=true, set by the Space) QA_DEVICE defaults to `cuda`: ZeroGPU
+expects the model on `cuda` from start-up and attaches a real GPU while a `@spaces.GPU` function runs.
 """
 
 from __future__ import annotations
@@ -143,6 +146,8 @@ def load_settings(env_file: str | os.PathLike | None = ".env", **overrides: obje
                 found[name] = convert(raw)
             except ValueError:
                 raise SettingsError(f"{variable}={raw!r} is not a valid value") from None
+    if "device" not in found and (values.get("SPACES_ZERO_GPU") or "").lower() in ("1", "t", "true"):
+        found["device"] = "cuda"
     known = {f.name for f in fields(Settings)}
     for name, value in overrides.items():
         if name not in known:

@@ -5,7 +5,8 @@
         --adapter your-name/policy-run@3f2a1c --modes base,finetuned,prompt,rag --out results/
 
 Modes (all on the same questions, with batched generation):
-- base: the base model (adapter switched off), question only, in --prompt-style;
+- base: the base model (adapter switched off), question only, in --prompt-style (default: the style
+  the adapter was trained with);
 - finetuned: the base with the adapter, same prompt;
 - prompt: the best model (fine-tuned if an adapter is given) with an engineered prompt (--engineered-style,
   default the model's chat template with a system prompt);
@@ -35,14 +36,14 @@ from pathlib import Path
 import matplotlib
 import torch
 from datasets import Dataset
-from huggingface_hub import HfApi
 from tqdm.auto import tqdm
 
 from qa_core import metrics
+from qa_core.checkpoints import list_checkpoints
 from qa_core.cli import load_model_for_cli, new_parser, run
 from qa_core.config import Settings
 from qa_core.data import load_qa_data, split_qa_data
-from qa_core.errors import ModelLoadError, QAError
+from qa_core.errors import QAError
 from qa_core.generate import GenerationSettings, generate
 from qa_core.models import LoadedModel, attach_adapter
 from qa_core.prompts import STYLE_HELP, build_prompt
@@ -50,7 +51,7 @@ from qa_core.rag.answer import RagOptions, prepare
 from qa_core.rag.documents import Document
 from qa_core.rag.retrieval import Retriever
 from qa_core.rag.store import temporary_store
-from qa_core.snapshots import CHECKPOINT_FILE, describe_hub_error, parse_ref
+from qa_core.snapshots import parse_ref
 
 matplotlib.use("Agg")  # files only, no display
 from matplotlib import pyplot as plt  # noqa: E402
@@ -125,7 +126,7 @@ def evaluate(
     modes: list[str],
     settings: Settings,
     generation: GenerationSettings | None = None,
-    prompt_style: str = "qa",
+    prompt_style: str = "auto",
     engineered_style: str = "auto",
     batch_size: int = 8,
     k: int = 3,
@@ -151,8 +152,9 @@ def evaluate(
         if mode == "rag":
             prompts = rag_prompts(loaded, data, contexts or list(data["context"]), settings, k)
         else:
-            style = engineered_style if mode == "prompt" else prompt_style
-            prompts = [build_prompt(style, q, None, loaded.tokenizer) for q in questions]
+            # base and finetuned are asked as the adapter was trained; `prompt` tries another prompt.
+            style, trained = (engineered_style, None) if mode == "prompt" else (prompt_style, loaded.prompt_style)
+            prompts = [build_prompt(style, q, None, loaded.tokenizer, trained=trained) for q in questions]
         with adapter_off(loaded) if mode == "base" else contextlib.nullcontext():
             started = time.perf_counter()
             answers = generate(loaded.model, loaded.tokenizer, prompts, generation, batch_size)
@@ -206,33 +208,23 @@ def write_results(rows: list[dict], answers: list[dict], out: Path, title: str, 
     plt.close(figure)
 
 
-def checkpoint_commits(repo_id: str, settings: Settings) -> list[str]:
-    """The commits of `repo_id` that hold a checkpoint (a checkpoint.json), oldest first.
-
-    Raises:
-        ModelLoadError: the repo cannot be listed (not found, token refused, Hub unreachable).
-    """
-    api = HfApi(endpoint=settings.hf_endpoint, token=settings.hf_token)
-    try:
-        commits = [c.commit_id for c in reversed(api.list_repo_commits(repo_id))]
-        return [c for c in commits if api.file_exists(repo_id, CHECKPOINT_FILE, revision=c)]
-    except Exception as exc:  # the client raises many kinds; all become one clear line
-        raise ModelLoadError(settings.redact(describe_hub_error(exc, repo_id, None, settings.hf_endpoint))) from exc
-
-
 def evaluate_checkpoints(
     loaded: LoadedModel, repo_id: str, data: Dataset, settings: Settings, generation: GenerationSettings, **options
 ) -> list[dict]:
-    """Evaluate the `finetuned` mode at every checkpoint commit of `repo_id`; one row per checkpoint,
-    by step (read from the checkpoint's checkpoint.json)."""
+    """Evaluate the `finetuned` mode at every checkpoint commit of `repo_id` (commits without a
+    checkpoint record are not counted); one row per checkpoint, by step.
+
+    Raises:
+        QAError: the repo has no checkpoint commits, or cannot be listed (HubError).
+    """
     rows = []
-    for commit in tqdm(checkpoint_commits(repo_id, settings), desc="checkpoints", unit="commit"):
-        attach_adapter(loaded, f"{repo_id}@{commit}", settings)
+    checkpoints = list_checkpoints(repo_id, settings)
+    if not checkpoints:
+        raise QAError(f"{repo_id} has no checkpoint commits (pushed by train_job/run.py --push-to-hub)")
+    for checkpoint in tqdm(checkpoints, desc="checkpoints", unit="commit"):
+        attach_adapter(loaded, f"{repo_id}@{checkpoint.commit}", settings)
         (row,), _ = evaluate(loaded, data, ["finetuned"], settings, generation, **options)
-        step = json.loads((loaded.adapter_path / CHECKPOINT_FILE).read_text())["step"]
-        rows.append({"step": step, "commit": commit[:12], **row})
-    if not rows:
-        raise QAError(f"{repo_id} has no checkpoint commits (no checkpoint.json in any commit)")
+        rows.append({"step": checkpoint.step, "commit": checkpoint.commit[:12], **row})
     return sorted(rows, key=lambda row: row["step"])
 
 
@@ -313,8 +305,15 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--model", metavar="ID_OR_PATH", help="base model (default: QA_BASE_MODEL)")
     parser.add_argument("--adapter", metavar="PATH_OR_REPO[@REV]", help="LoRA adapter for 'finetuned'")
     parser.add_argument("--modes", default="base,finetuned,prompt,rag", help=f"comma-separated: {', '.join(MODES)}")
-    parser.add_argument("--prompt-style", default="qa", choices=list(STYLE_HELP), help="prompt of base/finetuned")
-    parser.add_argument("--engineered-style", default="auto", choices=list(STYLE_HELP), help="prompt of 'prompt'")
+    parser.add_argument(
+        "--prompt-style", default="auto", choices=list(STYLE_HELP), help="prompt of base/finetuned (default: auto)"
+    )
+    parser.add_argument(
+        "--engineered-style",
+        default="auto",
+        choices=list(STYLE_HELP),
+        help="prompt of 'prompt' (default: the model's chat template, else qa; never the adapter's style)",
+    )
     parser.add_argument("--max-new-tokens", type=int, default=128)
     parser.add_argument("--batch-size", type=int, default=8)
     parser.add_argument("-k", type=int, default=3, help="chunks retrieved in 'rag' mode")

@@ -33,7 +33,7 @@ from transformers import (
 from qa_core.config import QUANTIZATIONS, Settings, load_settings
 from qa_core.demo_model import DEMO_NAME, ensure_demo_model
 from qa_core.errors import ModelLoadError
-from qa_core.snapshots import download_snapshot, parse_ref
+from qa_core.snapshots import download_snapshot, parse_ref, read_checkpoint_record
 
 # Small (0.5 B parameters, about 1 GB in bfloat16), Apache-2.0, not gated, with a chat template,
 # and usable on a laptop CPU: a default that works for anyone without a licence click or a GPU.
@@ -52,6 +52,7 @@ class LoadedModel:
     adapter_commit: str | None = None
     adapter_path: Path | None = None
     quantization: str = "none"
+    prompt_style: str | None = None  # the style the adapter was trained with (from its checkpoint record)
 
     @property
     def is_demo(self) -> bool:
@@ -245,3 +246,4 @@ def attach_adapter(loaded: LoadedModel, adapter: str, settings: Settings) -> Non
         raise ModelLoadError(f"cannot attach adapter {adapter} to {loaded.name}: {exc}") from exc
     loaded.model.eval()
     loaded.adapter, loaded.adapter_commit, loaded.adapter_path = name, commit, folder
+    loaded.prompt_style = read_checkpoint_record(folder).get("prompt_style")

@@ -72,7 +72,7 @@ PROMPT_STYLES: dict[str, PromptFn] = {
     "chat-template": _chat_template,
 }
 STYLE_HELP = {
-    "auto": "the model's own chat template if it has one, else 'qa'",
+    "auto": "the style the adapter was trained with, else the model's own chat template, else 'qa'",
     "llama2-chat": "Llama-2 chat: [INST] <<SYS>> system <</SYS>> context + question [/INST]",
     "qa": "'Answer the following question:\\nQuestion: ...\\n---\\nAnswer:' (+ 'Context:')",
     "alpaca": "Alpaca '### Instruction / ### Input / ### Response'",
@@ -80,12 +80,16 @@ STYLE_HELP = {
 }
 
 
-def resolve_style(style: str, tokenizer: PreTrainedTokenizerBase | None = None) -> str:
-    """Return the concrete style name for `style`, resolving `auto` against the tokenizer.
+def resolve_style(style: str, tokenizer: PreTrainedTokenizerBase | None = None, trained: str | None = None) -> str:
+    """Return the concrete style name for `style`: `auto` is the style an adapter was `trained`
+    with (a fine-tuned model must be asked the way it was trained), else the tokenizer's chat
+    template when it has one, else `qa`.
 
     Raises:
         PromptError: `style` is not a known style.
     """
+    if style == "auto" and trained in PROMPT_STYLES:
+        return trained
     if style == "auto":
         return "chat-template" if getattr(tokenizer, "chat_template", None) else "qa"
     if style not in PROMPT_STYLES:
@@ -99,8 +103,10 @@ def build_prompt(
     context: str | None = None,
     tokenizer: PreTrainedTokenizerBase | None = None,
     system: str = DEFAULT_SYSTEM,
+    trained: str | None = None,
 ) -> str:
-    """Render the prompt for `question` (and `context`, if any) in `style`.
+    """Render the prompt for `question` (and `context`, if any) in `style` (`auto` resolved with
+    `trained`, the adapter's training style, see `resolve_style`).
 
     Returns:
         The prompt text, ending where the model's answer should begin.
@@ -109,4 +115,4 @@ def build_prompt(
         PromptError: unknown style, or 'chat-template' with a tokenizer that has no template.
     """
     context = context.strip() if context and context.strip() else None
-    return PROMPT_STYLES[resolve_style(style, tokenizer)](question.strip(), context, system, tokenizer)
+    return PROMPT_STYLES[resolve_style(style, tokenizer, trained)](question.strip(), context, system, tokenizer)

@@ -13,14 +13,15 @@ from qa_core.prompts import DEFAULT_SYSTEM, build_prompt
 def qa_prompt(
     loaded: LoadedModel, question: str, context: str | None = None, style: str = "auto", system: str = DEFAULT_SYSTEM
 ) -> str:
-    """Build the prompt for `question` in `style` for this model's tokenizer.
+    """Build the prompt for `question` in `style` for this model's tokenizer (`auto`: the style
+    its adapter was trained with, if it has one).
 
     Raises:
         PromptError: the question is empty, or the style cannot be used with this model.
     """
     if not question or not question.strip():
         raise PromptError("the question is empty")
-    return build_prompt(style, question, context, loaded.tokenizer, system)
+    return build_prompt(style, question, context, loaded.tokenizer, system, trained=loaded.prompt_style)
 
 
 def ask(

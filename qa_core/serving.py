@@ -16,6 +16,7 @@ import re
 from collections.abc import Iterator
 from pathlib import Path
 
+from qa_core.checkpoints import resolve_revision
 from qa_core.config import Settings
 from qa_core.errors import QAError
 from qa_core.generate import GenerationSettings, stream
@@ -120,16 +121,26 @@ class QAService:
         if not self.settings.allow_adapter_load:
             raise QAError("loading adapters is turned off on this server (QA_ALLOW_ADAPTER_LOAD=0)")
 
-    def load_adapter(self, spec: str) -> str:
-        """Attach the adapter `spec` (a folder, or `REPO@COMMIT`), replacing the current one.
+    def load_adapter(self, repo: str, revision: str = "") -> str:
+        """Attach the adapter in folder `repo`, or Hub repo `repo` at `revision` (a step, commit or
+        branch; default main), replacing the current one. A Hub revision is resolved to its commit
+        first, so what is loaded is exactly one checkpoint.
 
         Returns:
             The description of what is now loaded.
 
         Raises:
-            QAError: the operator turned adapter loading off (QA_ALLOW_ADAPTER_LOAD=0).
+            QAError: adapter loading is off (QA_ALLOW_ADAPTER_LOAD=0), nothing named, no such
+                checkpoint, or not a PEFT adapter.
         """
-        self.ensure_adapter_loading_allowed()
+        self.ensure_adapter_loading_allowed()  # before any request to the Hub
+        repo, revision = repo.strip(), (revision or "").strip()
+        if not repo:
+            raise QAError("name an adapter: a Hub repo (USER/NAME) or a local folder")
+        if Path(repo).expanduser().is_dir():
+            spec = repo
+        else:
+            spec = f"{repo}@{resolve_revision(repo, revision or 'main', self.settings)}"
         attach_adapter(self.loaded, spec, self.settings)
         return self.loaded.description
 

@@ -8,11 +8,12 @@ optimizer states or the `original/` checkpoints some repos also carry.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from pathlib import Path
 
 import httpx2
-from huggingface_hub import snapshot_download
+from huggingface_hub import metadata_load, snapshot_download
 from huggingface_hub.errors import (
     GatedRepoError,
     HfHubHTTPError,
@@ -25,7 +26,8 @@ from huggingface_hub.errors import (
 from qa_core.config import Settings
 from qa_core.errors import ModelLoadError
 
-MODEL_FILE_PATTERNS = ["*.json", "*.safetensors", "*.model", "*.tiktoken", "*.txt", "*.jinja"]
+# README.md: an adapter's card records the prompt style it was trained with.
+MODEL_FILE_PATTERNS = ["*.json", "*.safetensors", "*.model", "*.tiktoken", "*.txt", "*.jinja", "README.md"]
 # The record of a training checkpoint (step, epoch, loss, eval metrics ...) written with every
 # checkpoint commit; train_job writes it, hub lists it, qa_core.evaluate reads it.
 CHECKPOINT_FILE = "checkpoint.json"
@@ -54,6 +56,25 @@ def parse_ref(spec: str) -> tuple[str, str | None]:
     return name, revision or None
 
 
+def read_checkpoint_record(folder: Path) -> dict:
+    """The training record saved with a checkpoint or adapter folder (step, metrics, prompt style ...):
+    its checkpoint.json, else the metadata of its model card, else {}."""
+    record_file = folder / CHECKPOINT_FILE
+    if record_file.is_file():
+        try:
+            return json.loads(record_file.read_text(encoding="utf-8"))
+        except (json.JSONDecodeError, UnicodeDecodeError):
+            return {}
+    card = folder / "README.md"
+    return metadata_load(card) or {} if card.is_file() else {}
+
+
+def xet_unsupported(exc: BaseException) -> bool:
+    """True when an upload failed because the endpoint does not serve Xet storage (the client
+    reports the 404 of its xet-write-token request as a ConnectionError)."""
+    return isinstance(exc, NETWORK_ERRORS) and "xet-write-token" in str(exc) and "404" in str(exc)
+
+
 def describe_hub_error(exc: Exception, repo_id: str, revision: str | None, endpoint: str) -> str:
     """Turn a Hub client exception into one line that says what to do; never includes a token."""
     at = f"@{revision}" if revision else ""
@@ -75,6 +96,11 @@ def describe_hub_error(exc: Exception, repo_id: str, revision: str | None, endpo
         if status == 403:
             return f"{repo_id}: the token may not access this repository (HTTP 403)"
         return f"{repo_id}{at}: the Hub at {endpoint} answered HTTP {status}"
+    if xet_unsupported(exc):
+        return (
+            f"{repo_id}: the Hub at {endpoint} does not support Xet uploads (no xet-write-token route); "
+            "set HF_HUB_DISABLE_XET=1 to upload without Xet"
+        )
     if isinstance(exc, NETWORK_ERRORS):
         return f"{repo_id}{at}: cannot reach the Hub at {endpoint} ({type(exc).__name__})"
     detail = str(exc).strip().splitlines()[0] if str(exc).strip() else ""

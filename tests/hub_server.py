@@ -7,7 +7,11 @@ headers and Range support the client needs. Repositories are stored under `--dat
 commit is a JSON snapshot of its file list, file contents are content-addressed blobs.
 
     python -m tests.hub_server --port 8765 --data-dir /tmp/hub --token hf_local_test_token
-    HF_ENDPOINT=http://127.0.0.1:8765 HF_TOKEN=hf_local_test_token python train_job/run.py ...
+    export HF_ENDPOINT=http://127.0.0.1:8765 HF_TOKEN=hf_local_test_token HF_HUB_DISABLE_XET=1
+    python train_job/run.py ...
+
+It does not speak Xet, the storage the real Hub uploads large files to: clients must upload over
+plain HTTP and LFS, which `huggingface_hub` does when `HF_HUB_DISABLE_XET=1` is set.
 
 With `--token`, requests carrying another token get 401, and writes need the token; without it
 every request is allowed. This is a test double for the Hub's protocol, not a product feature.
@@ -604,7 +608,11 @@ def main() -> None:
     parser.add_argument("--read-token", help="a token that may read but not write")
     args = parser.parse_args()
     server = HubServer(args.port, args.data_dir, args.token, read_token=args.read_token)
-    print(server.url, flush=True)
+    print(
+        f"Hub-compatible test server on {server.url}\n"
+        f"export HF_ENDPOINT={server.url} HF_HUB_DISABLE_XET=1   # it does not speak Xet: uploads need this",
+        flush=True,
+    )
     try:
         server.serve_forever()
     except KeyboardInterrupt:

@@ -9,9 +9,9 @@ import torch
 from peft import LoraConfig
 from trl import SFTConfig, SFTTrainer
 
-import hub.remote
-from hub.checkpoints import list_checkpoints, pull
+import qa_core.hub_client
 from hub.merge import merge_adapter
+from qa_core.checkpoints import list_checkpoints, pull
 from qa_core.data import load_qa_data
 from qa_core.demo_model import sample_data_path
 from qa_core.errors import DataError, ModelLoadError, QAError
@@ -25,7 +25,7 @@ TINY = str(ROOT / "configs" / "tiny-cpu.yaml")
 
 @pytest.fixture(autouse=True)
 def fast_retries(monkeypatch):
-    monkeypatch.setattr(hub.remote, "BACKOFF_SECONDS", 0.01)
+    monkeypatch.setattr(qa_core.hub_client, "BACKOFF_SECONDS", 0.01)
 
 
 def train(tmp_path, *args: str, server=None) -> dict:
@@ -36,7 +36,7 @@ def train(tmp_path, *args: str, server=None) -> dict:
 @pytest.fixture(scope="module")
 def pushed(tmp_path_factory, hub_server):
     """The tiny preset, 30 steps, pushing every 10 steps to the test Hub."""
-    hub.remote.BACKOFF_SECONDS = 0.01
+    qa_core.hub_client.BACKOFF_SECONDS = 0.01
     out = tmp_path_factory.mktemp("tiny")
     record = train(out, "--push-to-hub", "--hub-repo", "tester/tiny", "--push-every", "10", server=hub_server)
     assert record["step"] == 30 and record["train_tokens"] > 0

@@ -1,41 +1,57 @@
-"""Push training checkpoints to the Hub in the background, one commit per checkpoint.
+"""Push training checkpoints to the Hub while training goes on, one commit per checkpoint.
 
-A push never stops training: each saved checkpoint is copied aside (the trainer may delete it
-while it uploads) and pushed by one worker thread, in order; a failed push is retried by
-`hub.remote`, then reported, and training goes on. `finish()` waits for the queue to drain.
+Every checkpoint the trainer saves gets its record (step, losses, eval metrics, prompt style ...)
+written into the folder as `checkpoint.json`, so a local checkpoint says how it was trained too.
+With a `CheckpointPusher`, the folder is then copied aside (the trainer may delete it while it
+uploads) and handed to a separate push process (`train_job.push_worker`), which pushes the copies
+in order. At most `max_pending` copies wait; beyond that, training waits for the uploads instead of
+filling the disk. A failed push is retried (`qa_core.hub_client`), then reported, and training goes
+on; `finish()` waits for the rest.
 """
 
 from __future__ import annotations
 
+import json
 import math
-import queue
+import os
 import shutil
+import subprocess
+import sys
 import tempfile
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from transformers import TrainerCallback, TrainerControl, TrainerState, TrainingArguments
 
-from hub.publish import push_checkpoint
-from hub.remote import HubError
+from qa_core import hub_client
 from qa_core.config import Settings
+from qa_core.snapshots import CHECKPOINT_FILE
 
+ROOT = Path(__file__).resolve().parent.parent
 # Trainer files that are not needed to use or resume a checkpoint; training_args.bin is a pickle
 # of the arguments and could carry a token.
 SKIPPED_FILES = {"training_args.bin"}
 
 
 def checkpoint_record(state: TrainerState, extra: dict) -> dict:
-    """Step, epoch, the last logged training loss and eval metrics, plus `extra` (data, base ...)."""
+    """Step, epoch, the last logged training loss, this step's eval metrics, plus `extra`."""
     record: dict = {"step": state.global_step, "epoch": round(state.epoch or 0.0, 4), **extra}
     for entry in state.log_history:
         for key, value in entry.items():
-            if (key == "loss" or key.startswith("eval_")) and isinstance(value, (int, float)):
+            if not isinstance(value, (int, float)):
+                continue
+            if key == "loss" or (key.startswith("eval_") and entry.get("step") == state.global_step):
                 record[key] = round(float(value), 6)
     if "eval_loss" in record:
         record["eval_perplexity"] = round(math.exp(min(record["eval_loss"], 50)), 4)
     return record
+
+
+def write_record(folder: Path, record: dict) -> None:
+    """Save `record` as the folder's checkpoint.json (read back when the adapter is loaded)."""
+    (folder / CHECKPOINT_FILE).write_text(json.dumps(record, indent=2, sort_keys=True) + "\n")
 
 
 @dataclass
@@ -47,51 +63,113 @@ class PushReport:
 
 
 class CheckpointPusher:
-    """Pushes checkpoint folders to `repo_id` from a background thread, in the order given."""
+    """Pushes checkpoint folders to `repo_id` from a separate process, in the order given.
 
-    def __init__(self, repo_id: str, settings: Settings) -> None:
-        self.repo_id, self.settings = repo_id, settings
+    `card(record)` gives the README.md pushed with each checkpoint; steps up to `skip_through`
+    (those already on the repo, when a run resumes from it) are not pushed again.
+    """
+
+    def __init__(
+        self,
+        repo_id: str,
+        settings: Settings,
+        card: Callable[[dict], str],
+        skip_through: int = -1,
+        max_pending: int = 2,
+    ) -> None:
+        self.repo_id, self.card, self.skip_through = repo_id, card, skip_through
         self.report = PushReport()
         self._staging = Path(tempfile.mkdtemp(prefix="qa-push-"))
-        self._queue: queue.Queue[tuple[Path, dict, dict] | None] = queue.Queue()
-        self._thread = threading.Thread(target=self._work, name="hub-push", daemon=True)
-        self._thread.start()
+        self._slots = threading.Semaphore(max_pending)
+        self._pending: set[int] = set()
+        env = {
+            **os.environ,
+            "HF_ENDPOINT": settings.hf_endpoint,
+            "HF_TOKEN": settings.hf_token or "",
+            "HF_HUB_DISABLE_PROGRESS_BARS": "1",
+            "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])),
+        }
+        limits = ["--retries", str(hub_client.RETRIES), "--backoff", str(hub_client.BACKOFF_SECONDS)]
+        self._worker = subprocess.Popen(
+            [sys.executable, "-m", "train_job.push_worker", repo_id, *limits],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+            env=env,
+        )
+        self._reader = threading.Thread(target=self._read_answers, name="hub-push-answers", daemon=True)
+        self._reader.start()
 
-    def submit(self, folder: Path, record: dict, extra_files: dict[str, str] | None = None) -> None:
-        """Copy `folder` aside and queue it for pushing with its checkpoint `record` (and `extra_files`)."""
-        copy = self._staging / f"step-{record['step']}"
+    def submit(self, folder: Path, record: dict) -> None:
+        """Copy `folder` aside and queue it for pushing with its `record` (waits while
+        `max_pending` pushes are queued)."""
+        step = record["step"]
+        if step <= self.skip_through:
+            print(f"step {step} is already on {self.repo_id}; not pushed again", flush=True)
+            return
+        self._slots.acquire()
+        if self._worker.poll() is not None:  # the worker is gone: report instead of waiting forever
+            self._slots.release()
+            self._fail(step, f"the push process exited with status {self._worker.returncode}")
+            return
+        copy = self._staging / f"step-{step}"
         shutil.copytree(folder, copy, ignore=lambda _dir, names: [n for n in names if n in SKIPPED_FILES])
-        self._queue.put((copy, record, extra_files or {}))
+        self._pending.add(step)
+        job = {"folder": str(copy), "record": record, "files": {"README.md": self.card(record)}}
+        try:
+            self._worker.stdin.write(json.dumps(job) + "\n")
+            self._worker.stdin.flush()
+        except OSError:  # it died after the check above; its reader reports the pending step
+            pass
 
-    def _work(self) -> None:
-        while (job := self._queue.get()) is not None:
-            folder, record, extra_files = job
-            try:
-                commit = push_checkpoint(folder, self.repo_id, record, self.settings, extra_files=extra_files)
-                self.report.pushed[record["step"]] = commit
-                print(f"pushed step {record['step']} to {self.repo_id}@{commit[:12]}", flush=True)
-            except HubError as exc:
-                self.report.failed.append(f"step {record['step']}: {exc}")
-                print(f"warning: push of step {record['step']} failed, training goes on: {exc}", flush=True)
-            finally:
-                shutil.rmtree(folder, ignore_errors=True)
+    def _fail(self, step: int, reason: str) -> None:
+        self.report.failed.append(f"step {step}: {reason}")
+        print(f"warning: push of step {step} failed, training goes on: {reason}", flush=True)
+
+    def _read_answers(self) -> None:
+        for line in self._worker.stdout:
+            answer = json.loads(line)
+            step = answer["step"]
+            self._pending.discard(step)
+            if "commit" in answer:
+                self.report.pushed[step] = answer["commit"]
+                print(f"pushed step {step} to {self.repo_id}@{answer['commit'][:12]}", flush=True)
+            else:
+                self._fail(step, answer["error"])
+            self._slots.release()
+        code = self._worker.wait()
+        for step in sorted(self._pending):  # the worker died with pushes outstanding
+            self._fail(step, f"the push process exited with status {code}")
+            self._slots.release()
+        self._pending.clear()
 
     def finish(self) -> PushReport:
         """Wait for every queued push to finish; returns the report."""
-        self._queue.put(None)
-        self._thread.join()
+        self._worker.stdin.close()
+        self._reader.join()
         shutil.rmtree(self._staging, ignore_errors=True)
         return self.report
 
+    def abort(self) -> None:
+        """Stop pushing at once (training failed): end the push process, remove the staged copies."""
+        self._worker.kill()
+        self._reader.join()
+        shutil.rmtree(self._staging, ignore_errors=True)
 
-class PushCallback(TrainerCallback):
-    """Hands every checkpoint the trainer saves (every `save_steps`) to a `CheckpointPusher`; the
-    last one is left to the training script, which pushes it after the final evaluation."""
 
-    def __init__(self, pusher: CheckpointPusher, extra: dict) -> None:
-        self.pusher, self.extra = pusher, extra
+class CheckpointCallback(TrainerCallback):
+    """Writes the record into every checkpoint the trainer saves (every `save_steps`) and hands it
+    to the `pusher`, if any; the last one is left to the training script, which pushes it after the
+    final evaluation."""
+
+    def __init__(self, extra: dict, pusher: CheckpointPusher | None = None) -> None:
+        self.extra, self.pusher = extra, pusher
 
     def on_save(self, args: TrainingArguments, state: TrainerState, control: TrainerControl, **kwargs) -> None:
-        if state.is_world_process_zero and state.global_step < state.max_steps:
-            folder = Path(args.output_dir) / f"checkpoint-{state.global_step}"
-            self.pusher.submit(folder, checkpoint_record(state, self.extra))
+        if not state.is_world_process_zero:
+            return
+        folder = Path(args.output_dir) / f"checkpoint-{state.global_step}"
+        record = checkpoint_record(state, self.extra)
+        write_record(folder, record)
+        if self.pusher and state.global_step < state.max_steps:
+            self.pusher.submit(folder, record)

@@ -19,6 +19,8 @@ stays available with --batching max-length.
 
 from __future__ import annotations
 
+import json
+import shutil
 import sys
 import time
 from dataclasses import dataclass, field
@@ -26,19 +28,20 @@ from pathlib import Path
 
 from datasets import Dataset
 from peft import LoraConfig, prepare_model_for_kbit_training
+from transformers.trainer_utils import get_last_checkpoint
 from trl import SFTConfig, SFTTrainer, TrlParser
 
-from hub.checkpoints import pull
-from hub.publish import adapter_card
-from hub.remote import api, call
+from hub.publish import adapter_card, public_name
+from qa_core.checkpoints import pull
 from qa_core.config import Settings, load_settings
 from qa_core.data import load_qa_data, split_qa_data
 from qa_core.demo_model import sample_data_path
 from qa_core.errors import QAError
+from qa_core.hub_client import api, call
 from qa_core.models import load_model
-from qa_core.prompts import STYLE_HELP, build_prompt
+from qa_core.prompts import STYLE_HELP, build_prompt, resolve_style
 from qa_core.snapshots import parse_ref
-from train_job.pushing import CheckpointPusher, PushCallback, checkpoint_record
+from train_job.pushing import CheckpointCallback, CheckpointPusher, checkpoint_record, write_record
 
 BATCHINGS = ("auto", "packed", "grouped", "max-length")
 
@@ -119,26 +122,71 @@ def check_write_access(repo_id: str, settings: Settings) -> None:
     call(lambda: api(settings).create_repo(repo_id, exist_ok=True), settings, repo_id)
 
 
-def main(script_args: TrainScriptArguments, training_args: SFTConfig) -> dict:
-    """Train, evaluate and publish; returns the final checkpoint record (step, losses, metrics,
-    train_runtime and train_tokens, the real tokens trained on, padding excluded)."""
-    started = time.time()
-    settings = load_settings(hf_endpoint=script_args.hub_endpoint, hf_token=training_args.hub_token)
-    # The trainer pickles its arguments into every checkpoint: keep the token out of them, and
-    # keep the trainer from pushing on its own (this script pushes one commit per checkpoint).
-    push = training_args.push_to_hub
-    training_args.hub_token, training_args.push_to_hub = None, False
-    is_main = training_args.process_index == 0
+def check_options(script_args: TrainScriptArguments, push: bool, settings: Settings) -> None:
+    """Fail on options that cannot work, before loading anything."""
     if script_args.batching not in BATCHINGS:
         raise QAError(f"--batching {script_args.batching!r}: choose {', '.join(BATCHINGS)}")
     if push and not script_args.hub_repo:
         raise QAError("--push-to-hub needs --hub-repo USER/NAME")
     if push and not settings.hf_token:
         raise QAError("--push-to-hub needs a token: set HF_TOKEN or pass --hub-token")
+
+
+def resolve_batching(batching: str, model) -> str:
+    """`auto` is `packed` with flash-attention, else `grouped`: packing flattens a batch into one
+    sequence, and only flash-attention's varlen kernels skip the other examples' tokens; elsewhere
+    attention would cost the square of the whole batch."""
+    if batching != "auto":
+        return batching
+    return "packed" if "flash" in (model.config._attn_implementation or "") else "grouped"
+
+
+def configure_trainer(training_args: SFTConfig, script_args: TrainScriptArguments, batching: str) -> None:
+    """Every SFTConfig field this script derives from its own options, set in one place."""
+    # The trainer pickles its arguments into every checkpoint: keep the token out of them, and keep
+    # it from pushing on its own (this script pushes one commit per checkpoint).
+    training_args.hub_token, training_args.push_to_hub = None, False
     if training_args.include_num_input_tokens_seen == "no":  # the summary reports real tokens per second
         training_args.include_num_input_tokens_seen = "non_padding"
+    if script_args.push_every:
+        training_args.save_strategy, training_args.save_steps = "steps", script_args.push_every
+    training_args.packing = training_args.padding_free = batching == "packed"
+    if batching == "grouped":
+        training_args.train_sampling_strategy = "group_by_length"
+    if batching == "max-length":
+        training_args.pad_to_multiple_of = training_args.max_length
 
-    # 1. Data: QA rows -> prompt / completion pairs, split reproducibly.
+
+def pull_checkpoint(spec: str, output_dir: str, settings: Settings) -> tuple[str, str, int]:
+    """Download the pushed checkpoint `REPO[@STEP_OR_SHA]` (default: the latest) to resume from.
+
+    Returns:
+        (the local folder, the repo id, the step it was saved at).
+
+    Raises:
+        QAError: it holds no trainer state (an adapter only), or the Hub refuses.
+    """
+    repo_id, revision = parse_ref(spec)
+    folder = Path(output_dir) / "resumed-from-hub"
+    shutil.rmtree(folder, ignore_errors=True)  # never mix files of two checkpoints
+    commit = pull(repo_id, revision or "main", folder, settings)
+    state = folder / "trainer_state.json"
+    if not state.is_file():
+        raise QAError(f"{repo_id}@{commit[:12]} has no trainer state to resume from (adapter only)")
+    return str(folder), repo_id, json.loads(state.read_text())["global_step"]
+
+
+def main(script_args: TrainScriptArguments, training_args: SFTConfig) -> dict:
+    """Train, evaluate and publish; returns the final checkpoint record (step, losses, metrics,
+    train_runtime and train_tokens, the real tokens trained on, padding excluded; `push_failures`,
+    the number of checkpoint pushes that failed for good)."""
+    started = time.time()
+    settings = load_settings(hf_endpoint=script_args.hub_endpoint, hf_token=training_args.hub_token)
+    push = training_args.push_to_hub
+    is_main = training_args.process_index == 0
+    check_options(script_args, push, settings)
+
+    # 1. Data: QA rows, split reproducibly.
     parts = split_qa_data(
         load_qa_data(script_args.data, script_args.columns, token=settings.hf_token),
         script_args.test_size,
@@ -154,45 +202,53 @@ def main(script_args: TrainScriptArguments, training_args: SFTConfig) -> dict:
     check_target_modules(model, script_args.lora_target_modules)
     if script_args.quantization != "none":
         model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=training_args.gradient_checkpointing)
-    train = prompt_completion(parts["train"], script_args.prompt_style, tokenizer)
-    test = prompt_completion(parts["test"], script_args.prompt_style, tokenizer)
+    # The concrete style is recorded with every checkpoint: the adapter is asked the way it was trained.
+    style = resolve_style(script_args.prompt_style, tokenizer)
+    train = prompt_completion(parts["train"], style, tokenizer)
+    test = prompt_completion(parts["test"], style, tokenizer)
+    batching = resolve_batching(script_args.batching, model)
+    configure_trainer(training_args, script_args, batching)
 
-    # 3. Publishing: check write access before spending any compute.
-    pusher = None
-    if push:
-        if is_main:
-            check_write_access(script_args.hub_repo, settings)
-            pusher = CheckpointPusher(script_args.hub_repo, settings)
-        if script_args.push_every:
-            training_args.save_strategy, training_args.save_steps = "steps", script_args.push_every
-
-    # 4. Batching: no compute on padding. Packing flattens a batch into one sequence; only flash-attention
-    # skips the other examples' tokens, elsewhere attention would cost the square of the whole batch.
-    batching = script_args.batching
-    if batching == "auto":
-        batching = "packed" if "flash" in (model.config._attn_implementation or "") else "grouped"
-    training_args.packing = training_args.padding_free = batching == "packed"
-    if batching == "grouped":
-        training_args.train_sampling_strategy = "group_by_length"
-    if batching == "max-length":
-        training_args.pad_to_multiple_of = training_args.max_length
-
-    # 5. Resume from a pushed checkpoint (adapter, head, optimizer, scheduler, step), or a local one.
-    resume_from: str | bool | None = True if script_args.resume else None
+    # 3. Resume from a pushed checkpoint (adapter, head, optimizer, scheduler, step), or a local one.
+    resume_from: str | None = None
+    already_pushed = -1
+    if script_args.resume:
+        resume_from = get_last_checkpoint(training_args.output_dir) if Path(training_args.output_dir).is_dir() else None
+        if resume_from is None:
+            raise QAError(f"cannot resume: no checkpoint-N folder in {training_args.output_dir}")
     if script_args.resume_from_hub:
-        repo_id, revision = parse_ref(script_args.resume_from_hub)
-        folder = Path(training_args.output_dir) / "resumed-from-hub"
-        commit = pull(repo_id, revision or "main", folder, settings)
-        if not (folder / "trainer_state.json").is_file():
-            raise QAError(f"{repo_id}@{commit[:12]} has no trainer state to resume from (adapter only)")
-        resume_from = str(folder)
+        resume_from, resumed_repo, resumed_step = pull_checkpoint(
+            script_args.resume_from_hub, training_args.output_dir, settings
+        )
+        if resumed_repo == script_args.hub_repo:  # steps up to here are on the repo already
+            already_pushed = resumed_step
+    if resume_from:
+        step = json.loads((Path(resume_from) / "trainer_state.json").read_text())["global_step"]
+        if 0 < training_args.max_steps <= step:  # the trainer would run one step past it
+            raise QAError(
+                f"{resume_from} is at step {step} and --max_steps is {training_args.max_steps}: "
+                "nothing left to train; raise --max_steps to continue"
+            )
 
+    # 4. Publishing: check write access before spending any compute. Records and cards name local
+    # files by their name only.
     extra = {
-        "base_model": loaded.description,
-        "dataset": script_args.data,
-        "prompt_style": script_args.prompt_style,
+        "base_model": public_name(loaded.description),
+        "dataset": public_name(script_args.data),
+        "prompt_style": style,
         "batching": batching,
     }
+    options = vars(script_args)
+    pusher = None
+    if push and is_main:
+        check_write_access(script_args.hub_repo, settings)
+        pusher = CheckpointPusher(
+            script_args.hub_repo,
+            settings,
+            card=lambda record: adapter_card(script_args.hub_repo, record, options),
+            skip_through=already_pushed,
+        )
+
     trainer = SFTTrainer(
         model=model,
         args=training_args,
@@ -207,33 +263,42 @@ def main(script_args: TrainScriptArguments, training_args: SFTConfig) -> dict:
             modules_to_save=["lm_head"] if script_args.train_head else None,
             task_type="CAUSAL_LM",
         ),
-        callbacks=[PushCallback(pusher, extra)] if pusher else None,
+        callbacks=[CheckpointCallback(extra, pusher)],
     )
     try:
         train_output = trainer.train(resume_from_checkpoint=resume_from)
-    except ValueError as exc:
-        if "checkpoint" in str(exc).lower():
+        # 5. Evaluate on the held-out split, save, and push the final checkpoint with its card.
+        trainer.evaluate()
+    except BaseException as exc:
+        if pusher:
+            pusher.abort()
+        if isinstance(exc, ValueError) and "checkpoint" in str(exc).lower():
             raise QAError(f"cannot resume: {exc}") from exc
         raise
-
-    # 6. Evaluate on the held-out split, save, and push the final checkpoint with a model card.
-    trainer.evaluate()
     final = Path(training_args.output_dir) / "final"
     trainer.save_model(final)
     record = checkpoint_record(trainer.state, extra)
     record["train_loss"] = round(train_output.training_loss, 6)  # the average over the run
     record["train_runtime"] = round(train_output.metrics["train_runtime"], 3)
     record["train_tokens"] = trainer.state.num_input_tokens_seen
+    # The trainer saved the last step in full (optimizer, scheduler, trainer state) when it saves at
+    # all: push that, so the branch's head can be resumed from; else the adapter alone.
+    last = Path(training_args.output_dir) / f"checkpoint-{trainer.state.global_step}"
+    complete = last if last.is_dir() else final
+    if is_main:
+        write_record(final, record)
+        write_record(complete, record)
     report = None
     if pusher:
-        pusher.submit(final, record, {"README.md": adapter_card(script_args.hub_repo, record, vars(script_args))})
+        pusher.submit(complete, record)
         report = pusher.finish()
+    record["push_failures"] = len(report.failed) if report else 0
 
     if is_main:
         summary = (
             f"trained {loaded.description} on {len(train)} examples with {training_args.world_size} process(es): "
             f"{trainer.state.global_step} steps in {time.time() - started:.0f}s "
-            f"({record['train_tokens'] / record['train_runtime']:.0f} tokens/s), "
+            f"({record['train_tokens'] / max(record['train_runtime'], 1e-9):.0f} tokens/s), "
             f"train loss {record['train_loss']:.4f}, "
             f"eval loss {record.get('eval_loss', float('nan')):.4f} "
             f"(perplexity {record.get('eval_perplexity', float('nan')):.2f}); adapter in {final}"

@@ -18,7 +18,7 @@ from huggingface_hub.errors import HfHubHTTPError
 
 from qa_core.config import Settings
 from qa_core.errors import QAError
-from qa_core.snapshots import NETWORK_ERRORS, describe_hub_error
+from qa_core.snapshots import NETWORK_ERRORS, describe_hub_error, xet_unsupported
 
 T = TypeVar("T")
 # Read at call time, so that tests (and impatient scripts) can shorten them.
@@ -40,7 +40,7 @@ def is_transient(exc: BaseException) -> bool:
     """True for failures worth retrying: no connection, timeouts, rate limits, server errors."""
     if isinstance(exc, HfHubHTTPError) and exc.response is not None:
         return exc.response.status_code == 429 or exc.response.status_code >= 500
-    return isinstance(exc, NETWORK_ERRORS)
+    return isinstance(exc, NETWORK_ERRORS) and not xet_unsupported(exc)
 
 
 def call(

@@ -4,7 +4,7 @@ A checkpoint commit is titled `checkpoint step 40: loss 1.2345` and carries the 
 (step, epoch, loss, eval metrics ...) as JSON in the commit description and in `checkpoint.json`,
 so listing a run needs one API call and every checkpoint stays readable on its own.
 
-    from hub.checkpoints import list_checkpoints, pull
+    from qa_core.checkpoints import list_checkpoints, pull
     for c in list_checkpoints("me/run", settings): print(c.commit, c.step, c.info.get("loss"))
     pull("me/run", "40", "ckpt-40", settings)      # by step, or by (short) commit sha
 """
@@ -19,8 +19,8 @@ from pathlib import Path
 
 from huggingface_hub import snapshot_download
 
-from hub.remote import HubError, api, call
 from qa_core.config import Settings
+from qa_core.hub_client import HubError, api, call
 
 STEP = re.compile(r"^(?:step[-=:]?)?(\d{1,6})$")
 
