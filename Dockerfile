@@ -11,8 +11,11 @@ ENV PYTHONUNBUFFERED=1 \
     QA_CACHE_DIR=/opt/qa-cache
 
 WORKDIR /app
-COPY . .
+# Dependencies first (their layer is reused while only the code changes), then the project itself.
+COPY requirements.txt .
 RUN pip install --no-cache-dir -r requirements.txt
+COPY . .
+RUN pip install --no-cache-dir --no-deps -e .
 # Build the offline demo model into the image, so the app starts without a network.
 RUN python -c "from qa_core.demo_model import ensure_demo_model; ensure_demo_model('/opt/qa-cache')"
 

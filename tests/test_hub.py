@@ -1,8 +1,10 @@
 import json
 import subprocess
 import sys
+import time
 from pathlib import Path
 
+import huggingface_hub.constants
 import pytest
 import torch
 from huggingface_hub import HfApi, snapshot_download
@@ -205,8 +207,44 @@ def test_server_runs_from_the_command_line(tmp_path):
         text=True,
     )
     try:
-        assert process.stdout.readline().strip() == f"http://127.0.0.1:{port}"
+        assert process.stdout.readline().strip() == f"Hub-compatible test server on http://127.0.0.1:{port}"
+        assert "HF_HUB_DISABLE_XET=1" in process.stdout.readline()  # it does not speak Xet
         assert HfApi(endpoint=f"http://127.0.0.1:{port}", token="t0k").whoami()["name"] == "tester"
     finally:
         process.terminate()
         process.wait(timeout=10)
+
+
+def test_a_push_drops_files_the_folder_no_longer_has(hub_settings, tmp_path):
+    api = HfApi(endpoint=hub_settings.hf_endpoint, token=HUB_TOKEN)
+    (tmp_path / "a").mkdir()
+    (tmp_path / "a" / "old.txt").write_text("from the first push")
+    (tmp_path / "a" / "kept.txt").write_text("1")
+    push_folder(tmp_path / "a", "tester/mirror", hub_settings, "first")
+    (tmp_path / "a" / "old.txt").unlink()
+    (tmp_path / "a" / "kept.txt").write_text("2")
+    commit = push_folder(tmp_path / "a", "tester/mirror", hub_settings, "second")
+    assert set(api.list_repo_files("tester/mirror", revision=commit)) == {".gitattributes", "kept.txt"}
+
+
+def test_the_default_client_against_a_server_without_xet_says_so(hub_settings, tmp_path, monkeypatch):
+    """With hf_xet installed and HF_HUB_DISABLE_XET unset the client uploads through Xet, which the
+    test server does not speak: the error must say that (not 'cannot reach the Hub'), at once."""
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_DISABLE_XET", False)
+    (tmp_path / "model.safetensors").write_bytes(b"\0" * 2048)
+    started = time.monotonic()
+    with pytest.raises(HubError) as failure:
+        push_folder(tmp_path, "tester/xet", hub_settings, "upload")
+    assert "does not support Xet uploads" in str(failure.value)
+    assert "set HF_HUB_DISABLE_XET=1" in str(failure.value) and "retrying" not in str(failure.value)
+    assert time.monotonic() - started < 15  # not retried as if the Hub were down
+
+
+def test_a_merge_that_fails_verification_is_not_pushed(run, hub_server, hub_settings, tmp_path, capsys):
+    flags = ["--hub-endpoint", hub_server.url, "--hub-token", HUB_TOKEN]
+    adapter = f"{run['repo']}@{run['commits'][20]}"
+    merge = ["merge", "--base", "demo", "--adapter", adapter, "--out", str(tmp_path / "m"), "--verify"]
+    code = hub_main([*flags, *merge, "--dtype", "bfloat16", "--tolerance", "1e-12", "--push", "tester/bad-merge"])
+    captured = capsys.readouterr()
+    assert code == 1 and "not pushed to tester/bad-merge" in captured.err
+    assert not HfApi(endpoint=hub_server.url, token=HUB_TOKEN).repo_exists("tester/bad-merge")

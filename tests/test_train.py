@@ -1,11 +1,15 @@
 import json
 import os
+import signal
 import subprocess
 import sys
+import tempfile
 from itertools import pairwise
+from pathlib import Path
 
 import pytest
 import torch
+from huggingface_hub import HfApi, ModelCard, snapshot_download
 from peft import LoraConfig
 from trl import SFTConfig, SFTTrainer
 
@@ -16,8 +20,11 @@ from qa_core.data import load_qa_data
 from qa_core.demo_model import sample_data_path
 from qa_core.errors import DataError, ModelLoadError, QAError
 from qa_core.models import load_model
+from qa_core.qa import qa_prompt
+from qa_core.serving import QAService
 from tests.conftest import HUB_READ_TOKEN, HUB_TOKEN
-from tests.helpers import ROOT
+from tests.helpers import ROOT, make_adapter, run_cli
+from train_job.pushing import CheckpointPusher
 from train_job.run import main, parse_args, prompt_completion
 
 TINY = str(ROOT / "configs" / "tiny-cpu.yaml")
@@ -49,8 +56,101 @@ def test_tiny_preset_pushes_one_commit_per_checkpoint(pushed, hub_settings, caps
     assert [c.step for c in checkpoints] == [30, 20, 10]
     final = checkpoints[0].info
     assert {"epoch", "loss", "eval_loss", "eval_perplexity", "dataset", "base_model"} <= set(final)
-    assert final["base_model"] == "demo" and final["dataset"] == str(sample_data_path())
+    # the data file is named, not its path on the training machine; the style is the concrete one
+    assert (final["base_model"], final["dataset"], final["prompt_style"]) == ("demo", "sample_qa.csv", "qa")
     assert "eval_loss" in checkpoints[1].info  # evaluated at every save
+
+
+def test_no_local_path_is_published(pushed, hub_settings, tmp_path):
+    api = HfApi(endpoint=hub_settings.hf_endpoint, token=HUB_TOKEN)
+    for commit in api.list_repo_commits("tester/tiny"):
+        folder = Path(snapshot_download("tester/tiny", revision=commit.commit_id, **hub_kwargs(hub_settings)))
+        published = [commit.title, commit.message] + [p.read_text() for p in folder.glob("*.json")]
+        published += [(folder / "README.md").read_text()] if (folder / "README.md").is_file() else []
+        for text in published:
+            assert str(ROOT) not in text and str(pushed) not in text and HUB_TOKEN not in text
+
+
+def test_each_commit_holds_exactly_one_checkpoint(hub_server, hub_settings, tmp_path):
+    """--max-steps 5 --push-every 2: no commit mixes files of two steps, the final one included, and
+    resuming from the branch head continues at its step without pushing an earlier step again."""
+    flags = ["--push-to-hub", "--hub-repo", "tester/consistent", "--push-every", "2", "--eval_strategy", "no"]
+    train(tmp_path / "a", "--max_steps", "5", *flags, server=hub_server)
+    assert [c.step for c in list_checkpoints("tester/consistent", hub_settings)] == [5, 4, 2]
+    assert_commits_consistent("tester/consistent", hub_settings)
+
+    with pytest.raises(QAError, match="is at step 5 and --max_steps is 5: nothing left to train"):
+        train(tmp_path / "b", "--max_steps", "5", "--resume-from-hub", "tester/consistent", *flags, server=hub_server)
+    record = train(
+        tmp_path / "c", "--max_steps", "8", "--resume-from-hub", "tester/consistent", *flags, server=hub_server
+    )
+    assert record["step"] == 8 and record["push_failures"] == 0
+    assert [c.step for c in list_checkpoints("tester/consistent", hub_settings)] == [8, 6, 5, 4, 2]
+    assert_commits_consistent("tester/consistent", hub_settings)
+
+
+def hub_kwargs(settings) -> dict:
+    return {"endpoint": settings.hf_endpoint, "token": settings.hf_token}
+
+
+def assert_commits_consistent(repo: str, settings) -> None:
+    """Every checkpoint commit's record, trainer state and files belong to the same step."""
+    for checkpoint in list_checkpoints(repo, settings):
+        folder = Path(snapshot_download(repo, revision=checkpoint.commit, **hub_kwargs(settings)))
+        state = json.loads((folder / "trainer_state.json").read_text())
+        record = json.loads((folder / "checkpoint.json").read_text())
+        assert state["global_step"] == record["step"] == checkpoint.step
+        names = {p.name for p in folder.iterdir()}
+        assert {"optimizer.pt", "scheduler.pt", "adapter_model.safetensors", "README.md"} <= names
+        card = ModelCard.load(folder / "README.md")
+        assert card.data.prompt_style == "qa" and card.data.base_model == "demo"
+
+
+def test_many_pushes_while_a_resumed_run_trains(pushed, hub_server, hub_settings, tmp_path, monkeypatch):
+    """A push at every step of a run resumed from the Hub: every push lands, in order, each record
+    carries the eval metrics of its own step only."""
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "tmp"))
+    (tmp_path / "tmp").mkdir()
+    record = train(
+        tmp_path,
+        "--resume-from-hub",
+        "tester/tiny@20",
+        "--max_steps",
+        "36",
+        "--push-to-hub",
+        "--hub-repo",
+        "tester/stress",
+        "--push-every",
+        "1",
+        "--eval_steps",
+        "4",
+        "--logging_steps",
+        "1",
+        server=hub_server,
+    )
+    assert record["push_failures"] == 0
+    checkpoints = list_checkpoints("tester/stress", hub_settings)
+    assert [c.step for c in checkpoints] == list(range(36, 20, -1))
+    for checkpoint in checkpoints[1:]:  # the final record has the final evaluation
+        assert ("eval_loss" in checkpoint.info) == (checkpoint.step % 4 == 0), checkpoint.step
+    assert not list((tmp_path / "tmp").iterdir())  # staged copies removed
+
+
+def test_a_dead_push_process_is_reported_and_abort_cleans_up(hub_settings, demo_dir, tmp_path, monkeypatch, capsys):
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    folder = make_adapter(demo_dir, tmp_path / "ckpt")
+    pusher = CheckpointPusher("tester/dead", hub_settings, card=lambda record: "# card\n")
+    pusher._worker.kill()
+    pusher._worker.wait()
+    pusher.submit(folder, {"step": 1})
+    report = pusher.finish()
+    assert report.failed == [f"step 1: the push process exited with status {-signal.SIGKILL}"]
+    assert "warning: push of step 1 failed, training goes on" in capsys.readouterr().out
+
+    pusher = CheckpointPusher("tester/aborted", hub_settings, card=lambda record: "# card\n")
+    pusher.submit(folder, {"step": 1})
+    pusher.abort()
+    assert not list(tmp_path.glob("qa-push-*"))
 
 
 def test_each_checkpoint_is_pullable_and_mergeable(pushed, hub_settings, tmp_path):
@@ -73,6 +173,28 @@ def test_the_trained_adapter_changes_the_model(pushed, hub_settings, demo):
     )
     with torch.no_grad():
         assert not torch.allclose(tuned.model(**ids).logits, demo.model(**ids).logits, atol=1e-4)
+
+
+def test_a_trained_adapter_is_asked_the_way_it_was_trained(pushed, hub_settings, demo):
+    """tiny-cpu trains with the 'qa' style although the demo tokenizer has a chat template: wherever
+    the adapter is loaded it must be asked in 'qa', unless a style is named explicitly."""
+    assert demo.tokenizer.chat_template and qa_prompt(demo, "What is a bond?").startswith("<")
+    qa = "Answer the following question:\nQuestion: What is a bond?\n---\nAnswer:"
+    tuned = load_model("demo", "tester/tiny", settings=hub_settings)
+    local = load_model("demo", str(pushed / "final"))
+    assert tuned.prompt_style == local.prompt_style == "qa"
+    assert qa_prompt(tuned, "What is a bond?") == qa_prompt(local, "What is a bond?") == qa
+    assert qa_prompt(tuned, "What is a bond?", style="chat-template") != qa  # an explicit style wins
+
+    service = QAService(hub_settings, loaded=load_model("demo"))
+    service.load_adapter("tester/tiny", "20")
+    assert qa_prompt(service.loaded, "What is a bond?") == qa
+
+    ask = ["ask", "What is a bond?", "--model", "demo", "--adapter", str(pushed / "final"), "--max-new-tokens", "2"]
+    shown = run_cli(*ask, "--show-prompt")
+    assert shown.returncode == 0 and f"prompt:\n{qa}\n" in shown.stderr
+    explicit = run_cli(*ask, "--show-prompt", "--prompt-style", "alpaca")
+    assert "### Instruction:\nWhat is a bond?" in explicit.stderr and qa not in explicit.stderr
 
 
 def test_resume_from_a_hub_checkpoint_continues_at_its_step(pushed, hub_server, hub_settings, tmp_path):

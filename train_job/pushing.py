@@ -160,10 +160,15 @@ class CheckpointPusher:
 class CheckpointCallback(TrainerCallback):
     """Writes the record into every checkpoint the trainer saves (every `save_steps`) and hands it
     to the `pusher`, if any; the last one is left to the training script, which pushes it after the
-    final evaluation."""
+    final evaluation. Also applies this run's save / eval / logging intervals on resume."""
 
     def __init__(self, extra: dict, pusher: CheckpointPusher | None = None) -> None:
         self.extra, self.pusher = extra, pusher
+
+    def on_train_begin(self, args: TrainingArguments, state: TrainerState, control: TrainerControl, **kwargs) -> None:
+        # A resumed trainer keeps the save / eval / logging intervals of the run it resumes; this
+        # run's options (--push-every, eval_steps ...) must win.
+        state.compute_steps(args, state.max_steps)
 
     def on_save(self, args: TrainingArguments, state: TrainerState, control: TrainerControl, **kwargs) -> None:
         if not state.is_world_process_zero:
