@@ -40,7 +40,8 @@ from qa_core.config import load_settings
 from qa_core.demo_model import DEMO_NOTICE
 from qa_core.errors import QAError
 from qa_core.generate import GenerationSettings
-from qa_core.rag.answer import MODES, RagAnswer, RagOptions
+from qa_core.rag import MODES
+from qa_core.rag.answer import RagAnswer, RagOptions
 from qa_core.serving import QAService, split_sentences
 
 GENERATION = {"concurrency_id": "model", "concurrency_limit": 1}  # one generation at a time per model

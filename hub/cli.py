@@ -17,11 +17,11 @@ import json
 import sys
 from pathlib import Path
 
-from hub.merge import DEFAULT_TOLERANCE, MERGE_INFO_FILE, merge_adapter
-from hub.publish import model_card, push_folder
+from hub.publish import DEFAULT_TOLERANCE, MERGE_INFO_FILE, model_card, push_checkpoint, push_folder
 from qa_core.checkpoints import list_checkpoints, pull
-from qa_core.cli import new_parser, run
+from qa_core.cli import add_command, new_parser, run
 from qa_core.config import Settings
+from qa_core.snapshots import CHECKPOINT_FILE, read_checkpoint_record
 
 
 def cmd_list(args: argparse.Namespace, settings: Settings) -> int:
@@ -47,12 +47,21 @@ def cmd_pull(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _push(folder: Path, repo: str, settings: Settings) -> str:
+    """A merged folder is pushed with its model card; a training checkpoint (it holds its record) as
+    a checkpoint commit, so `list`, `pull` and `--resume-from-hub` see it; anything else as it is."""
     info_file = folder / MERGE_INFO_FILE
-    extra = {"README.md": model_card(repo, json.loads(info_file.read_text()))} if info_file.is_file() else {}
-    return push_folder(folder, repo, settings, f"Upload {folder.name}", extra_files=extra)
+    if info_file.is_file():
+        card = model_card(repo, json.loads(info_file.read_text()))
+        return push_folder(folder, repo, settings, f"Upload {folder.name}", extra_files={"README.md": card})
+    record = read_checkpoint_record(folder)
+    if isinstance(record.get("step"), int) and (folder / CHECKPOINT_FILE).is_file():
+        return push_checkpoint(folder, repo, record, settings)
+    return push_folder(folder, repo, settings, f"Upload {folder.name}")
 
 
 def cmd_merge(args: argparse.Namespace, settings: Settings) -> int:
+    from hub.merge import merge_adapter  # torch and transformers: only for the command that needs them
+
     result = merge_adapter(args.base, args.adapter, args.out, settings, args.dtype, verify=args.verify)
     print(f"merged {result.base} + {result.adapter} -> {result.out}", file=sys.stderr)
     if result.max_abs_diff is not None:  # verified first: a merge that fails the check is never pushed
@@ -76,24 +85,34 @@ def cmd_push(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def shared_options(parser: argparse.ArgumentParser, default) -> None:
+    parser.add_argument(
+        "--hub-endpoint",
+        dest="hf_endpoint",
+        default=default(None),
+        help="Hub URL (default: HF_ENDPOINT or huggingface.co)",
+    )
+    parser.add_argument(
+        "--hub-token", dest="hf_token", default=default(None), help="Hub token (default: HF_TOKEN); prefer the variable"
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = new_parser("python -m hub", __doc__)
-    parser.add_argument("--hub-endpoint", dest="hf_endpoint", help="Hub URL (default: HF_ENDPOINT or huggingface.co)")
-    parser.add_argument("--hub-token", dest="hf_token", help="Hub token (default: HF_TOKEN); prefer the variable")
+    parser = new_parser("python -m hub", __doc__, shared_options)
     commands = parser.add_subparsers(dest="command", required=True)
 
-    listing = commands.add_parser("list", help="the checkpoints of a run: commit, step, date, metrics")
+    listing = add_command(commands, "list", "the checkpoints of a run: commit, step, date, metrics", shared_options)
     listing.add_argument("repo")
     listing.add_argument("--json", action="store_true", help="print one JSON list")
     listing.set_defaults(run=cmd_list)
 
-    pulling = commands.add_parser("pull", help="download one checkpoint exactly, by commit sha or step")
+    pulling = add_command(commands, "pull", "download one checkpoint exactly, by commit sha or step", shared_options)
     pulling.add_argument("repo")
     pulling.add_argument("--revision", required=True, help="a step (40, step-40), a commit sha, a branch or tag")
     pulling.add_argument("--out", required=True, help="folder to write the checkpoint's files to")
     pulling.set_defaults(run=cmd_pull)
 
-    merging = commands.add_parser("merge", help="merge a LoRA adapter (and trained head) into its base")
+    merging = add_command(commands, "merge", "merge a LoRA adapter (and trained head) into its base", shared_options)
     merging.add_argument("--base", required=True, help="base model: Hub id[@rev], folder, or 'demo'")
     merging.add_argument("--adapter", required=True, help="adapter: Hub repo[@rev or @step sha] or folder")
     merging.add_argument("--out", required=True, help="folder for the merged model")
@@ -111,7 +130,9 @@ def build_parser() -> argparse.ArgumentParser:
     merging.add_argument("--push", metavar="REPO", help="also push the merged folder, with a model card")
     merging.set_defaults(run=cmd_merge)
 
-    pushing = commands.add_parser("push", help="push a folder as one commit (a merged folder gets a model card)")
+    pushing = add_command(
+        commands, "push", "push a folder as one commit (a merged folder gets a model card)", shared_options
+    )
     pushing.add_argument("folder")
     pushing.add_argument("repo")
     pushing.set_defaults(run=cmd_push)

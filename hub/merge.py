@@ -21,13 +21,12 @@ from pathlib import Path
 import torch
 from transformers import AutoConfig, AutoModelForCausalLM, PreTrainedModel, PreTrainedTokenizerBase
 
+from hub.publish import DEFAULT_TOLERANCE, MERGE_INFO_FILE
 from qa_core.config import Settings
 from qa_core.errors import QAError
 from qa_core.models import load_model, locate
 from qa_core.snapshots import read_checkpoint_record
 
-MERGE_INFO_FILE = "merge_info.json"
-DEFAULT_TOLERANCE = {"float32": 1e-3, "float16": 5e-2, "bfloat16": 1e-1}
 VERIFY_PROMPTS = [
     "Answer the following question:\nQuestion: What is a bond?\n---\nAnswer:",
     "What was Northwind Capital's total revenue in fiscal 2024?",

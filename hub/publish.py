@@ -21,6 +21,10 @@ from qa_core.snapshots import CHECKPOINT_FILE
 
 SKIPPED_DIRS = {".git", ".cache", "__pycache__"}
 KEPT_FILES = {".gitattributes"}  # repo settings, not part of any checkpoint
+# What `python -m hub merge` writes beside a merged model, and the card of its push is made from;
+# with the largest logit difference its --verify accepts by default, per merge dtype.
+MERGE_INFO_FILE = "merge_info.json"
+DEFAULT_TOLERANCE = {"float32": 1e-3, "float16": 5e-2, "bfloat16": 1e-1}
 
 
 def public_name(spec: str) -> str:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -24,11 +25,33 @@ if TYPE_CHECKING:
 EPILOG = "Settings not given as flags come from the environment and .env: see .env.example."
 
 
-def new_parser(prog: str, doc: str) -> argparse.ArgumentParser:
-    """A parser with the options every command line of the toolkit shares."""
+# Adds a command line's own shared options to a parser; `default(value)` gives each option's default.
+SharedOptions = Callable[[argparse.ArgumentParser, Callable[[object], object]], None]
+
+
+def new_parser(prog: str, doc: str, shared: SharedOptions | None = None) -> argparse.ArgumentParser:
+    """A parser with the options every command line of the toolkit shares (--env-file), plus the
+    command line's own `shared` options; subcommands made with `add_command` accept them too."""
     parser = argparse.ArgumentParser(prog=prog, description=doc.split("\n")[0], epilog=EPILOG)
-    parser.add_argument("--env-file", default=".env", help="file of KEY=VALUE settings (default: .env)")
+    _add_shared(parser, shared, default=lambda value: value)
     return parser
+
+
+def add_command(
+    commands: argparse._SubParsersAction, name: str, help: str, shared: SharedOptions | None = None
+) -> argparse.ArgumentParser:
+    """A subcommand that also takes the shared options after its name: `--collection X ingest ...`
+    and `ingest ... --collection X` both work."""
+    command = commands.add_parser(name, help=help, epilog=EPILOG)
+    # SUPPRESS: an option not repeated after the subcommand keeps the value given before it.
+    _add_shared(command, shared, default=lambda value: argparse.SUPPRESS)
+    return command
+
+
+def _add_shared(parser: argparse.ArgumentParser, shared: SharedOptions | None, default: Callable) -> None:
+    parser.add_argument("--env-file", default=default(".env"), help="file of KEY=VALUE settings (default: .env)")
+    if shared:
+        shared(parser, default)
 
 
 def run(parser: argparse.ArgumentParser, argv: list[str] | None, overrides: tuple[str, ...] = ()) -> int:
@@ -110,7 +133,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = new_parser("python -m qa_core", __doc__)
     commands = parser.add_subparsers(dest="command", required=True)
 
-    ask = commands.add_parser("ask", help="answer a question", epilog=EPILOG)
+    ask = add_command(commands, "ask", "answer a question")
     ask.add_argument("question", help="the question to answer")
     source = ask.add_mutually_exclusive_group()
     source.add_argument("--context-file", metavar="PATH", help="answer from the text in this file ('-': stdin)")
@@ -134,7 +157,7 @@ def build_parser() -> argparse.ArgumentParser:
     ask.add_argument("--dtype", choices=DTYPES, help="weights dtype (default: QA_DTYPE or auto)")
     ask.set_defaults(run=cmd_ask)
 
-    check = commands.add_parser("check-data", help="validate a QA data file or dataset and show its split")
+    check = add_command(commands, "check-data", "validate a QA data file or dataset and show its split")
     check.add_argument("source", help="CSV, JSONL or JSON file, or a Hugging Face dataset id or folder")
     check.add_argument("--columns", metavar="MAPPING", help="e.g. question=instruction,context=input,answer=output")
     check.add_argument("--split", default="train", help="dataset split to read (default: train)")

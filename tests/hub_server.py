@@ -330,8 +330,9 @@ class Handler(BaseHTTPRequestHandler):
         # Read the whole body first: an error answered before reading it would leave it on the
         # kept-alive connection, where it would corrupt the next request.
         self.raw = self._read_body()
-        if self.server.take_failure(self.path):
-            return self._send(503, {"error": "injected failure"})
+        status = self.server.take_failure(self.path)
+        if status:
+            return self._send(status, {"error": "injected failure"})
         url = urlsplit(self.path)
         self.query = parse_qs(url.query)
         segments = [unquote(s) for s in url.path.split("/")[1:]]
@@ -574,21 +575,22 @@ class HubServer(ThreadingHTTPServer):
         super().__init__(("127.0.0.1", port), Handler)
         self.state = HubState(Path(data_dir), token, read_token)
         self.page_size = page_size
-        self.failures_left, self.failing_route = 0, ""
+        self.failures_left, self.failing_route, self.failing_status = 0, "", 503
         self._failures_lock = threading.Lock()
 
-    def fail_next(self, count: int, route: str = "") -> None:
-        """Answer the next `count` requests whose path contains `route` with HTTP 503, as an
-        overloaded Hub would."""
+    def fail_next(self, count: int, route: str = "", status: int = 503) -> None:
+        """Answer the next `count` requests whose path contains `route` with HTTP `status`: 503 as an
+        overloaded Hub would (retried), 403 as one that refuses the push (not retried)."""
         with self._failures_lock:
-            self.failures_left, self.failing_route = count, route
+            self.failures_left, self.failing_route, self.failing_status = count, route, status
 
-    def take_failure(self, path: str) -> bool:
+    def take_failure(self, path: str) -> int | None:
+        """The status to fail this request with, or None to serve it."""
         with self._failures_lock:
             if self.failures_left > 0 and self.failing_route in path:
                 self.failures_left -= 1
-                return True
-            return False
+                return self.failing_status
+            return None
 
     @property
     def url(self) -> str:

@@ -65,7 +65,7 @@ def test_space_front_matter_fits_its_hardware():
         assert front["python_version"] in ZERO_GPU_PYTHONS
 
 
-FAKE_SPACES = '''
+FAKE_SPACES = """
 import sys
 TORCH_BEFORE = sorted(m for m in ("torch", "transformers") if m in sys.modules)
 DECORATED = []
@@ -73,7 +73,7 @@ DECORATED = []
 def GPU(fn):
     DECORATED.append(fn.__name__)
     return fn
-'''
+"""
 
 PROBE = """
 import json, sys

@@ -144,7 +144,7 @@ def test_a_dead_push_process_is_reported_and_abort_cleans_up(hub_settings, demo_
     pusher._worker.wait()
     pusher.submit(folder, {"step": 1})
     report = pusher.finish()
-    assert report.failed == [f"step 1: the push process exited with status {-signal.SIGKILL}"]
+    assert report.failed == {1: f"the push process exited with status {-signal.SIGKILL}"}
     assert "warning: push of step 1 failed, training goes on" in capsys.readouterr().out
 
     pusher = CheckpointPusher("tester/aborted", hub_settings, card=lambda record: "# card\n")
@@ -244,6 +244,38 @@ def test_hub_failures_during_training_are_reported_and_training_completes(hub_se
     assert "warning: push of step 10 failed, training goes on" in out
     assert "pushed 2 checkpoint(s) to tester/flaky, 1 push(es) failed: step 10:" in out
     assert [c.step for c in list_checkpoints("tester/flaky", hub_settings)] == [30, 20]
+
+
+def test_a_run_whose_pushes_fail_exits_3_and_says_how_to_push_later(pushed, hub_server, hub_settings, tmp_path):
+    """The Hub refuses every commit (HTTP 403): training completes and keeps its checkpoints, the
+    exit status says the publish failed, and the printed commands publish them."""
+    hub_server.fail_next(100, route="/commit/", status=403)
+    command = [sys.executable, "train_job/run.py", "--config", TINY, "--output_dir", str(tmp_path), "--max_steps", "4"]
+    hub = ["--push-to-hub", "--hub-repo", "tester/unpublished", "--push-every", "2", "--hub-endpoint", hub_server.url]
+    result = subprocess.run(
+        [*command, *hub],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**os.environ, "HF_TOKEN": HUB_TOKEN},
+    )
+    hub_server.fail_next(0)
+    assert result.returncode == 3, result.stderr[-2000:]
+    assert "pushed 0 checkpoint(s) to tester/unpublished, 2 push(es) failed" in result.stdout
+    later = [line.strip() for line in result.stdout.splitlines() if line.strip().startswith("python -m hub push")]
+    assert later == [f"python -m hub push {tmp_path}/checkpoint-{step} tester/unpublished" for step in (2, 4)]
+    for line in later:
+        pushed_later = subprocess.run(
+            [sys.executable, *line.split()[1:], "--hub-endpoint", hub_server.url],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            env={**os.environ, "HF_TOKEN": HUB_TOKEN},
+        )
+        assert pushed_later.returncode == 0, pushed_later.stderr
+    assert [c.step for c in list_checkpoints("tester/unpublished", hub_settings)] == [4, 2]
 
 
 def test_labels_cover_only_the_answer(demo, tmp_path):

@@ -56,10 +56,10 @@ def write_record(folder: Path, record: dict) -> None:
 
 @dataclass
 class PushReport:
-    """What the pusher did: commit sha per step, and one line per push that failed for good."""
+    """What the pusher did: commit sha per step, and why each push that failed for good failed."""
 
     pushed: dict[int, str] = field(default_factory=dict)
-    failed: list[str] = field(default_factory=list)
+    failed: dict[int, str] = field(default_factory=dict)
 
 
 class CheckpointPusher:
@@ -123,7 +123,7 @@ class CheckpointPusher:
             pass
 
     def _fail(self, step: int, reason: str) -> None:
-        self.report.failed.append(f"step {step}: {reason}")
+        self.report.failed[step] = reason
         print(f"warning: push of step {step} failed, training goes on: {reason}", flush=True)
 
     def _read_answers(self) -> None:

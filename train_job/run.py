@@ -12,6 +12,9 @@ optimizer, scheduler, packing, max_length, eval and save steps ...) can be set i
 and overridden on the command line (`--learning_rate 1e-4` or `--learning-rate 1e-4`); `--help`
 lists them all. The endpoint and token come from HF_ENDPOINT / HF_TOKEN or the flags.
 
+Exit status: 0 done; 2 bad input or settings (one `error:` line, before any training); 3 trained
+and saved locally, but some checkpoint pushes failed (the summary says how to push them later).
+
 Loss is computed on the answer only (the prompt and context are masked out), and no compute is
 spent on padding (--batching, see its help); the naive way, every example padded to max_length,
 stays available with --batching max-length.
@@ -41,9 +44,10 @@ from qa_core.hub_client import api, call
 from qa_core.models import load_model
 from qa_core.prompts import STYLE_HELP, build_prompt, resolve_style
 from qa_core.snapshots import parse_ref
-from train_job.pushing import CheckpointCallback, CheckpointPusher, checkpoint_record, write_record
+from train_job.pushing import CheckpointCallback, CheckpointPusher, PushReport, checkpoint_record, write_record
 
 BATCHINGS = ("auto", "packed", "grouped", "max-length")
+PUSH_FAILED = 3  # exit status: training completed, but some checkpoint pushes failed for good
 
 
 @dataclass
@@ -306,9 +310,24 @@ def main(script_args: TrainScriptArguments, training_args: SFTConfig) -> dict:
         if report is not None:
             summary += f"; pushed {len(report.pushed)} checkpoint(s) to {script_args.hub_repo}"
             if report.failed:
-                summary += f", {len(report.failed)} push(es) failed: " + " | ".join(report.failed)
+                failures = " | ".join(f"step {step}: {why}" for step, why in sorted(report.failed.items()))
+                summary += f", {len(report.failed)} push(es) failed: {failures}"
+                summary += push_later_hint(report, training_args.output_dir, script_args.hub_repo, final)
         print(summary, flush=True)
     return record
+
+
+def push_later_hint(report: PushReport, output_dir: str, repo: str, final: Path) -> str:
+    """How to publish the checkpoints whose push failed, newest pushed state last; failed steps
+    older than a pushed one are superseded by it (a push makes its checkpoint the head of main)."""
+    newest_pushed = max(report.pushed, default=-1)
+    commands = []
+    for step in sorted(step for step in report.failed if step > newest_pushed):
+        folder = Path(output_dir) / f"checkpoint-{step}"
+        commands.append(f"  python -m hub push {folder if folder.is_dir() else final} {repo}")
+    if not commands:
+        return ""
+    return "\nthe checkpoints are kept locally; to publish them later, in this order:\n" + "\n".join(commands)
 
 
 def parse_args(argv: list[str] | None = None) -> tuple[TrainScriptArguments, SFTConfig]:
@@ -319,7 +338,9 @@ def parse_args(argv: list[str] | None = None) -> tuple[TrainScriptArguments, SFT
 
 if __name__ == "__main__":
     try:
-        main(*parse_args())
+        final_record = main(*parse_args())
+        if final_record["push_failures"]:  # trained and saved, but not (all) published
+            sys.exit(PUSH_FAILED)
     except QAError as exc:
         print(f"error: {exc}", file=sys.stderr)
         sys.exit(2)

@@ -19,9 +19,9 @@ from qa_core.errors import QAError
 from qa_core.generate import GenerationSettings, generate, prompt_budget
 from qa_core.models import LoadedModel
 from qa_core.qa import ask, qa_prompt
+from qa_core.rag import MODES
 from qa_core.rag.retrieval import Hit, Retriever
 
-MODES = ("retrieve-then-answer", "answer-then-retrieve")
 CITATION = re.compile(r"\[(\d+)\]")
 
 

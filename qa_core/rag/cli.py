@@ -17,9 +17,9 @@ import argparse
 import json
 import sys
 
-from qa_core.cli import load_model_for_cli, new_parser, run
+from qa_core.cli import add_command, load_model_for_cli, new_parser, run
 from qa_core.config import Settings
-from qa_core.rag.answer import MODES
+from qa_core.rag import MODES
 from qa_core.rag.chunking import DEFAULT_CHUNK_TOKENS, DEFAULT_OVERLAP_TOKENS
 from qa_core.rag.store import RagStore
 
@@ -112,14 +112,19 @@ def cmd_eval(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def shared_options(parser: argparse.ArgumentParser, default) -> None:
+    parser.add_argument(
+        "--collection", default=default(None), help="Chroma collection (default: QA_COLLECTION or 'documents')"
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     from qa_core.prompts import STYLE_HELP
 
-    parser = new_parser("python -m qa_core.rag", __doc__)
-    parser.add_argument("--collection", help="Chroma collection (default: QA_COLLECTION or 'documents')")
+    parser = new_parser("python -m qa_core.rag", __doc__, shared_options)
     commands = parser.add_subparsers(dest="command", required=True)
 
-    ingest = commands.add_parser("ingest", help="add .txt, .md, .pdf, .csv files and folders of them")
+    ingest = add_command(commands, "ingest", "add .txt, .md, .pdf, .csv files and folders of them", shared_options)
     ingest.add_argument("paths", nargs="+", metavar="PATH", help="files and folders (walked recursively)")
     ingest.add_argument("--text-column", help="CSV column holding each row's text (default: text, content, ...)")
     ingest.add_argument("--title-column", help="CSV column naming each row's document (default: title, doc_name, ...)")
@@ -141,7 +146,7 @@ def build_parser() -> argparse.ArgumentParser:
         ("query", "show the chunks that best match a question", cmd_query),
         ("ask", "answer a question from the documents, with citations", cmd_ask),
     ):
-        command = commands.add_parser(name, help=helptext)
+        command = add_command(commands, name, helptext, shared_options)
         command.add_argument("question")
         command.add_argument("-k", type=int, default=5, help="chunks to retrieve (default 5)")
         command.add_argument("--hybrid", action="store_true", help="fuse keyword (BM25) and dense rankings")
@@ -154,13 +159,13 @@ def build_parser() -> argparse.ArgumentParser:
             command.add_argument("--prompt-style", default="auto", choices=list(STYLE_HELP), help="prompt style")
             command.add_argument("--max-new-tokens", type=int, default=256, help="longest answer (default 256)")
 
-    commands.add_parser("list", help="list stored documents").set_defaults(run=cmd_list)
-    delete = commands.add_parser("delete", help="delete one document's chunks")
+    add_command(commands, "list", "list stored documents", shared_options).set_defaults(run=cmd_list)
+    delete = add_command(commands, "delete", "delete one document's chunks", shared_options)
     delete.add_argument("--source", required=True, help="the document's name as `list` shows it")
     delete.set_defaults(run=cmd_delete)
-    commands.add_parser("reset", help="delete every chunk of the collection").set_defaults(run=cmd_reset)
+    add_command(commands, "reset", "delete every chunk of the collection", shared_options).set_defaults(run=cmd_reset)
 
-    evaluate = commands.add_parser("eval", help="recall@k and MRR of each question's own evidence")
+    evaluate = add_command(commands, "eval", "recall@k and MRR of each question's own evidence", shared_options)
     evaluate.add_argument("--csv", required=True, help="CSV with a question and an evidence column")
     evaluate.add_argument("--question-col", default="question")
     evaluate.add_argument("--evidence-col", default="evidence_text")

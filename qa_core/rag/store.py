@@ -2,9 +2,11 @@
 
 `QA_CHROMA_URL=http://host:port` uses a server started with
 `chroma run --path DIR --host 127.0.0.1 --port 8000`; otherwise the database lives in the folder
-`QA_CHROMA_PATH`. Ingesting is idempotent: chunk ids are hashes of the file's contents, an
-unchanged file adds nothing, and a changed file's new chunks are stored before its old ones
-are removed, so a failure half-way never loses what was there.
+`QA_CHROMA_PATH`. Ingesting is idempotent and survives being killed: chunk ids are hashes of the
+file's contents, and every chunk records how many chunks its file has, so a file counts as stored
+only once all of them are. An unchanged, complete file adds nothing; a file a killed ingest left
+half-stored is completed (only its missing chunks are embedded); a changed file's new chunks are
+stored before its old ones are removed, so a failure half-way never loses what was there.
 """
 
 from __future__ import annotations
@@ -40,6 +42,7 @@ class IngestReport:
 
     added: dict[str, int] = field(default_factory=dict)
     replaced: list[str] = field(default_factory=list)
+    completed: list[str] = field(default_factory=list)
     unchanged: list[str] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)
 
@@ -47,6 +50,8 @@ class IngestReport:
         parts = [f"{sum(self.added.values())} chunks from {len(self.added)} file(s) added"]
         if self.replaced:
             parts.append(f"{len(self.replaced)} changed file(s) replaced")
+        if self.completed:
+            parts.append(f"{len(self.completed)} partly stored file(s) completed")
         if self.unchanged:
             parts.append(f"{len(self.unchanged)} unchanged file(s) skipped")
         if self.problems:
@@ -106,13 +111,13 @@ class RagStore:
         self.collection: Collection = self._open_collection()
 
     def _open_collection(self) -> Collection:
-        expected = {"embedding_model": self.embedder.model_name, "embedding_dim": self.embedder.dimension}
+        model = self.embedder.model_name
         try:
             collection = self.client.get_or_create_collection(
                 self.name,
                 embedding_function=self.embedder,
                 configuration={"hnsw": {"space": "cosine"}},
-                metadata=expected,
+                metadata={"embedding_model": model},
             )
         except ValueError as exc:  # Chroma's embedding function conflict
             persisted = re.search(r"persisted: (\S+)", str(exc))
@@ -120,21 +125,26 @@ class RagStore:
                 f"collection {self.name!r} was built with another embedding function "
                 f"({persisted.group(1) if persisted else exc}): use another collection, or reset this one"
             ) from exc
-        found = {key: (collection.metadata or {}).get(key) for key in expected}
-        if found != expected:
+        built_with = (collection.metadata or {}).get("embedding_model")
+        if built_with != model:  # the model is loaded only here, to say how the two differ
+            dimensions = (collection.metadata or {}).get("embedding_dim", "?")
             raise EmbeddingError(
-                f"collection {self.name!r} was built with {found['embedding_model']} "
-                f"({found['embedding_dim']} dimensions) but this run embeds with {expected['embedding_model']} "
-                f"({expected['embedding_dim']}): use another collection, or reset this one"
+                f"collection {self.name!r} was built with {built_with} ({dimensions} dimensions) but this run "
+                f"embeds with {model} ({self.embedder.dimension}): use another collection, or reset this one"
             )
         return collection
 
     def count(self) -> int:
         return self.collection.count()
 
-    def _stored_fingerprints(self, source: str) -> set[str]:
+    def _stored(self, source: str) -> tuple[set[str], dict[str, tuple[int, int | None]]]:
+        """The ids stored for `source`, and per file version (fingerprint): (chunks stored, chunks it has)."""
         stored = self.collection.get(where={"source": source}, include=["metadatas"])
-        return {meta["file_hash"] for meta in stored["metadatas"]}
+        versions: dict[str, tuple[int, int | None]] = {}
+        for meta in stored["metadatas"]:
+            count, expected = versions.get(meta["file_hash"], (0, meta.get("file_chunks")))
+            versions[meta["file_hash"]] = (count + 1, expected)
+        return set(stored["ids"]), versions
 
     def ingest(
         self,
@@ -149,8 +159,8 @@ class RagStore:
         """Ingest files and folders; `names` gives uploaded files the names they are cited under.
 
         Returns:
-            The report: chunks added per file, files replaced or unchanged, and one line per
-            file that could not be ingested (the others are ingested all the same).
+            The report: chunks added per file, files replaced, completed or unchanged, and one line
+            per file that could not be ingested (the others are ingested all the same).
         """
         report = IngestReport()
         options = {
@@ -159,7 +169,7 @@ class RagStore:
             "chunk_tokens": chunk_tokens,
             "overlap_tokens": overlap_tokens,
         }
-        pending: list[tuple[str, str, list[Chunk]]] = []
+        pending: list[tuple[str, str, list[Chunk]]] = []  # source, fingerprint, chunks not stored yet
         for file in source_files(paths, report.problems, names):
             file.options = {k: v for k, v in options.items() if v is not None}
             try:
@@ -168,21 +178,21 @@ class RagStore:
                 report.problems.append(str(exc))
                 continue
             fingerprint = file.fingerprint()
-            stored = self._stored_fingerprints(file.source)
-            if stored == {fingerprint}:
+            ids, versions = self._stored(file.source)
+            count, expected = versions.get(fingerprint, (0, 0))
+            if set(versions) == {fingerprint} and expected in (count, None):  # None: stored before counts were
                 report.unchanged.append(file.source)
                 continue
-            if stored:
+            chunks = chunk_documents(docs, self.embedder, fingerprint, chunk_tokens, overlap_tokens)
+            for chunk in chunks:
+                chunk.metadata["file_chunks"] = len(chunks)
+            if fingerprint in versions:
+                report.completed.append(file.source)
+            elif versions:
                 report.replaced.append(file.source)
-            pending.append(
-                (
-                    file.source,
-                    fingerprint,
-                    chunk_documents(docs, self.embedder, fingerprint, chunk_tokens, overlap_tokens),
-                )
-            )
+            pending.append((file.source, fingerprint, [chunk for chunk in chunks if chunk.id not in ids]))
         self._add([chunk for _, _, chunks in pending for chunk in chunks], progress)
-        for source, fingerprint, chunks in pending:
+        for source, fingerprint, chunks in pending:  # only once every new chunk is stored
             self.collection.delete(where={"$and": [{"source": source}, {"file_hash": {"$ne": fingerprint}}]})
             report.added[source] = len(chunks)
         return report
