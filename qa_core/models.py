@@ -30,6 +30,7 @@ from transformers import (
     PreTrainedTokenizerBase,
 )
 
+from qa_core.checkpoints import STEP, resolve_revision
 from qa_core.config import QUANTIZATIONS, Settings, load_settings
 from qa_core.demo_model import DEMO_NAME, ensure_demo_model
 from qa_core.errors import ModelLoadError
@@ -148,7 +149,8 @@ def quantization_config(mode: str, compute_dtype: torch.dtype) -> BitsAndBytesCo
 
 
 def locate(spec: str, settings: Settings) -> tuple[Path, str, str | None]:
-    """Find the local folder for a model or adapter named `demo`, a folder, or `REPO[@REV]`.
+    """Find the local folder for a model or adapter named `demo`, a folder, or `REPO[@REV]`, where
+    REV is a branch, tag, commit or the step of a pushed training checkpoint (`me/run@40`).
 
     Returns:
         (folder, name without revision, commit sha or None for local folders).
@@ -162,6 +164,8 @@ def locate(spec: str, settings: Settings) -> tuple[Path, str, str | None]:
         raise ModelLoadError(f"{spec}: a revision (@{revision}) only applies to Hub repos, not folders")
     if repo_id.startswith((".", "/", "~")) or repo_id.count("/") > 1:
         raise ModelLoadError(f"{spec}: no such folder")
+    if revision and STEP.match(revision):  # a training step: the commit of that checkpoint
+        revision = resolve_revision(repo_id, revision, settings)
     snapshot = download_snapshot(repo_id, revision, settings)
     return snapshot.path, repo_id, snapshot.commit
 
