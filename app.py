@@ -44,7 +44,6 @@ from qa_core.rag import MODES
 from qa_core.rag.answer import RagAnswer, RagOptions
 from qa_core.serving import QAService, split_sentences
 
-GENERATION = {"concurrency_id": "model", "concurrency_limit": 1}  # one generation at a time per model
 DOCUMENTS = {"concurrency_id": "documents", "concurrency_limit": 4}  # retrieval never waits behind it
 CHUNK_COLUMNS = ["#", "source", "page/row", "score", "text"]
 TRACK_TQDM = gr.Progress(track_tqdm=True)  # Gradio's idiom: the default marks the progress parameter
@@ -53,6 +52,8 @@ TRACK_TQDM = gr.Progress(track_tqdm=True)  # Gradio's idiom: the default marks t
 def build_app(service: QAService) -> gr.Blocks:
     """The Blocks app around a `QAService` whose model is already loaded."""
     redact = service.settings.redact
+    # As many generations in flight as the batcher answers together; it owns the model.
+    generation = {"concurrency_id": "model", "concurrency_limit": service.settings.max_batch_size}
 
     def friendly(fn: Callable) -> Callable:
         """Show a `QAError` as a message in the page (and to API clients), never a traceback."""
@@ -156,8 +157,8 @@ def build_app(service: QAService) -> gr.Blocks:
                 temperature = gr.Slider(0.0, 2.0, value=0.0, step=0.05, label="Temperature (0 = greedy)")
             ask_button = gr.Button("Answer", variant="primary", elem_id="qa-button")
             answer = gr.Textbox(label="Answer", lines=6, elem_id="qa-answer")
-            ask_button.click(qa, [question, max_new_tokens, temperature], answer, api_name="qa", **GENERATION)
-            question.submit(qa, [question, max_new_tokens, temperature], answer, api_name=False, **GENERATION)
+            ask_button.click(qa, [question, max_new_tokens, temperature], answer, api_name="qa", **generation)
+            question.submit(qa, [question, max_new_tokens, temperature], answer, api_name=False, **generation)
 
         with gr.Tab("Context QA"):
             c_question = gr.Textbox(label="Question", elem_id="cqa-question")
@@ -173,7 +174,7 @@ def build_app(service: QAService) -> gr.Blocks:
                 [c_question, c_context, c_file, c_tokens],
                 [c_answer, c_support],
                 api_name="context_qa",
-                **GENERATION,
+                **generation,
             )
 
         with gr.Tab("RAG"):
@@ -214,7 +215,7 @@ def build_app(service: QAService) -> gr.Blocks:
                 [r_question, mode, k, hybrid, r_tokens],
                 [r_answer, r_sources, r_chunks],
                 api_name="rag",
-                **GENERATION,
+                **generation,
             )
             app.load(documents, None, table, api_name="documents", **DOCUMENTS)
 
@@ -223,7 +224,7 @@ def build_app(service: QAService) -> gr.Blocks:
                 repo = gr.Textbox(label="Adapter: Hub repo or folder", placeholder="your-name/qa-run", scale=3)
                 revision = gr.Textbox(label="Revision: step, commit or branch", placeholder="main", scale=2)
                 load_button = gr.Button("Load adapter", scale=1)
-            load_button.click(load_adapter, [repo, revision], info, api_name="load_adapter", **GENERATION)
+            load_button.click(load_adapter, [repo, revision], info, api_name="load_adapter", **generation)
             m_question = gr.Textbox(label="Question to compare", elem_id="cmp-question")
             m_tokens = gr.Slider(1, 1024, value=128, step=1, label="Max new tokens")
             compare_button = gr.Button("Compare base and fine-tuned", elem_id="cmp-button")
@@ -231,7 +232,7 @@ def build_app(service: QAService) -> gr.Blocks:
                 base_answer = gr.Textbox(label="Base model", lines=5, elem_id="cmp-base")
                 tuned_answer = gr.Textbox(label="Fine-tuned", lines=5, elem_id="cmp-tuned")
             compare_button.click(
-                compare, [m_question, m_tokens], [base_answer, tuned_answer], api_name="compare", **GENERATION
+                compare, [m_question, m_tokens], [base_answer, tuned_answer], api_name="compare", **generation
             )
             with gr.Accordion("Latest evaluation (python -m qa_core.evaluate)", open=False):
                 results = gr.Markdown(elem_id="results")

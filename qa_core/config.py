@@ -23,6 +23,7 @@ Variables (see `.env.example`):
     QA_MAX_UPLOADS      app: most files per upload (default 10)
     QA_RESULTS_DIR      app: where `python -m qa_core.evaluate --out` wrote its table (default ./results)
     QA_ALLOW_ADAPTER_LOAD  app: 0 stops visitors from loading another adapter (for everyone) (default 1)
+    QA_MAX_BATCH_SIZE   app: most visitors' answers generated together in one batch; 1 = one at a time (default 16)
 
 On a ZeroGPU Space (SPACES_ZERO_GPU=true, set by the Space) QA_DEVICE defaults to `cuda`: ZeroGPU
 expects the model on `cuda` from start-up and attaches a real GPU while a `@spaces.GPU` function runs.
@@ -70,6 +71,7 @@ class Settings:
     max_uploads: int = 10
     results_dir: Path = Path("results")
     allow_adapter_load: bool = True
+    max_batch_size: int = 16
 
     def __post_init__(self) -> None:
         device_kind = self.device.split(":", 1)[0]
@@ -117,6 +119,7 @@ _VARIABLES: dict[str, tuple[tuple[str, ...], Callable[[str], object]]] = {
     "max_uploads": (("QA_MAX_UPLOADS",), int),
     "results_dir": (("QA_RESULTS_DIR",), _path),
     "allow_adapter_load": (("QA_ALLOW_ADAPTER_LOAD",), _flag),
+    "max_batch_size": (("QA_MAX_BATCH_SIZE",), int),
 }
 
 

@@ -1,7 +1,9 @@
 """What the app serves, as plain Python: QA, context QA, RAG per session, adapters, comparisons.
 
 `app.py` wires these methods to Gradio components and API endpoints; tests and scripts call them
-directly. One `QAService` holds one loaded model (loaded once) and one Chroma client. Documents a
+directly. One `QAService` holds one loaded model (loaded once) and one Chroma client. Every
+generation goes through one `GenerationBatcher`: visitors who ask at the same time are answered
+in one batch (QA_MAX_BATCH_SIZE), each streaming their own answer. Documents a
 visitor uploads go into a collection of their own session, unless the operator configures a
 shared collection (QA_SHARED_COLLECTION).
 
@@ -16,12 +18,13 @@ import re
 from collections.abc import Iterator
 from pathlib import Path
 
+from qa_core.batching import GenerationBatcher
 from qa_core.checkpoints import resolve_revision
 from qa_core.config import Settings
 from qa_core.errors import QAError
-from qa_core.generate import GenerationSettings, stream
+from qa_core.generate import GenerationSettings
 from qa_core.models import LoadedModel, attach_adapter, load_model
-from qa_core.qa import ask, ask_stream
+from qa_core.qa import qa_prompt
 from qa_core.rag.answer import RagAnswer, RagOptions, prepare
 from qa_core.rag.documents import SourceFile, read_documents
 from qa_core.rag.embeddings import DEFAULT_EMBEDDING_MODEL, load_sentence_model
@@ -42,6 +45,7 @@ class QAService:
     def __init__(self, settings: Settings, loaded: LoadedModel | None = None) -> None:
         self.settings = settings
         self.loaded = loaded or load_model(settings=settings)
+        self.batcher = GenerationBatcher(self.loaded, settings.max_batch_size)
         self.chroma = open_client(settings)
         self._retrievers: dict[str, Retriever] = {}
 
@@ -50,10 +54,7 @@ class QAService:
         self, question: str, context: str | None = None, generation: GenerationSettings | None = None
     ) -> Iterator[str]:
         """Yield the answer as it grows (each item is the whole answer so far)."""
-        text = ""
-        for piece in ask_stream(self.loaded, question, context, "auto", generation):
-            text += piece
-            yield text
+        yield from self.batcher.stream(qa_prompt(self.loaded, question, context), generation)
 
     def supporting_sentences(self, question: str, answer: str, context: str, top: int = 2) -> list[str]:
         """The `top` sentences of `context` closest in meaning to the question and answer."""
@@ -108,11 +109,10 @@ class QAService:
         self, session: str, question: str, options: RagOptions | None = None
     ) -> Iterator[tuple[str, RagAnswer]]:
         """Retrieve, then yield (answer so far, result) as the grounded answer is generated."""
-        result = prepare(self.loaded, self.retriever(session), question, options)
-        generation = (options or RagOptions()).generation
-        for piece in stream(self.loaded.model, self.loaded.tokenizer, result.prompt, generation):
-            result.answer += piece
-            yield result.answer, result
+        result = prepare(self.loaded, self.retriever(session), question, options, self.batcher.generate)
+        for text in self.batcher.stream(result.prompt, (options or RagOptions()).generation):
+            result.answer = text
+            yield text, result
         yield result.answer, result
 
     # --- model ------------------------------------------------------------------------------
@@ -141,7 +141,8 @@ class QAService:
             spec = repo
         else:
             spec = f"{repo}@{resolve_revision(repo, revision or 'main', self.settings)}"
-        attach_adapter(self.loaded, spec, self.settings)
+        with self.batcher.exclusive():  # between batches, never under one
+            attach_adapter(self.loaded, spec, self.settings)
         return self.loaded.description
 
     def latest_results(self) -> str:
@@ -162,6 +163,5 @@ class QAService:
         """
         if not self.loaded.adapter:
             raise QAError("no adapter is loaded: load one first to compare base and fine-tuned answers")
-        with self.loaded.model.disable_adapter():
-            base = ask(self.loaded, question, None, "auto", generation)
-        return base, ask(self.loaded, question, None, "auto", generation)
+        prompt = qa_prompt(self.loaded, question)  # the same prompt, with and without the adapter
+        return self.batcher.generate(prompt, generation, with_adapter=False), self.batcher.generate(prompt, generation)

@@ -11,7 +11,9 @@ from app import build_app
 from hub.publish import push_checkpoint
 from qa_core.config import load_settings
 from qa_core.errors import QAError
+from qa_core.generate import GenerationSettings, generate
 from qa_core.models import load_model
+from qa_core.qa import qa_prompt
 from qa_core.serving import QAService
 from tests.conftest import HUB_TOKEN
 from tests.helpers import make_adapter
@@ -158,13 +160,21 @@ def test_bad_input_is_a_friendly_message(client, docs, tmp_path):
         client.predict("Why?", "word " * 3000, None, 8, api_name="/context_qa")
 
 
-def test_twenty_simultaneous_requests_all_complete(served):
+def test_twenty_simultaneous_visitors_are_batched_and_each_gets_their_own_answer(served):
+    url, service = served
+
     def ask(i: int) -> str:
-        return Client(served[0], verbose=False).predict(f"Question {i}?", 4, 0.0, api_name="/qa")
+        return Client(url, verbose=False).predict(f"Question {i}?", 6, 0.0, api_name="/qa")
 
     with ThreadPoolExecutor(20) as pool:
         answers = list(pool.map(ask, range(20)))
-    assert len(answers) == 20 and all(isinstance(a, str) and a for a in answers)
+    loaded = service.loaded
+    alone = [
+        generate(loaded.model, loaded.tokenizer, [qa_prompt(loaded, f"Question {i}?")], GenerationSettings(6))[0]
+        for i in range(20)
+    ]
+    assert answers == alone
+    assert service.batcher.largest_batch > 1  # they were answered together, not one after another
 
 
 def test_the_token_never_reaches_the_page(served):

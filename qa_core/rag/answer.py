@@ -13,12 +13,13 @@ lowest-ranked ones are dropped rather than cutting text mid-chunk.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from qa_core.errors import QAError
 from qa_core.generate import GenerationSettings, generate, prompt_budget
 from qa_core.models import LoadedModel
-from qa_core.qa import ask, qa_prompt
+from qa_core.qa import qa_prompt
 from qa_core.rag import MODES
 from qa_core.rag.retrieval import Hit, Retriever
 
@@ -75,9 +76,16 @@ class RagOptions:
     generation: GenerationSettings = field(default_factory=GenerationSettings)
 
 
-def prepare(loaded: LoadedModel, retriever: Retriever, question: str, options: RagOptions | None = None) -> RagAnswer:
+def prepare(
+    loaded: LoadedModel,
+    retriever: Retriever,
+    question: str,
+    options: RagOptions | None = None,
+    complete: Callable[[str, GenerationSettings], str] | None = None,
+) -> RagAnswer:
     """Retrieve and build the grounded prompt, without generating the final answer yet
-    (so that a caller can stream it).
+    (so that a caller can stream it). `complete(prompt, settings)` writes the draft answer of
+    answer-then-retrieve (default: the model directly; a server passes its batcher).
 
     Raises:
         QAError: unknown mode, or nothing stored to retrieve from.
@@ -89,7 +97,11 @@ def prepare(loaded: LoadedModel, retriever: Retriever, question: str, options: R
     qa_prompt(loaded, question)  # fail fast on an empty question, before any generation
     draft = None
     if options.mode == "answer-then-retrieve":
-        draft = ask(loaded, question, None, options.style, options.generation)
+        draft_prompt = qa_prompt(loaded, question, None, options.style)
+        if complete is None:
+            draft = generate(loaded.model, loaded.tokenizer, [draft_prompt], options.generation)[0]
+        else:
+            draft = complete(draft_prompt, options.generation)
     query = f"{question}\n{draft}" if draft else question
     hits = retriever.search(query, options.k, options.hybrid)
     if not hits:
