@@ -207,7 +207,9 @@ def build_app(service: QAService) -> gr.Blocks:
                     rag_button = gr.Button("Answer from my documents", variant="primary", elem_id="rag-button")
                     r_answer = gr.Textbox(label="Answer", lines=5, elem_id="rag-answer")
                     r_sources = gr.Textbox(label="Citations", lines=3, elem_id="rag-sources")
-                    r_chunks = gr.Dataframe(headers=CHUNK_COLUMNS, label="Retrieved chunks", interactive=False)
+                    r_chunks = gr.Dataframe(
+                        headers=CHUNK_COLUMNS, label="Retrieved chunks", interactive=False, elem_id="rag-chunks"
+                    )
             ingest_button.click(ingest, files, [status, table], api_name="ingest", **DOCUMENTS)
             delete_button.click(delete_document, doomed, [status, table], api_name="delete_document", **DOCUMENTS)
             rag_button.click(
