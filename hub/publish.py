@@ -20,6 +20,8 @@ from qa_core.hub_client import HubError, api, call
 from qa_core.snapshots import CHECKPOINT_FILE
 
 SKIPPED_DIRS = {".git", ".cache", "__pycache__"}
+# A pickle of the trainer's arguments: not needed to use or resume a checkpoint, and it could carry a token.
+NEVER_PUSHED = {"training_args.bin"}
 KEPT_FILES = {".gitattributes"}  # repo settings, not part of any checkpoint
 # What `python -m hub merge` writes beside a merged model, and the card of its push is made from;
 # with the largest logit difference its --verify accepts by default, per merge dtype.
@@ -41,6 +43,7 @@ def _files(folder: Path) -> list[Path]:
         for path in folder.rglob("*")
         if path.is_file()
         and not path.name.startswith(".env")
+        and path.name not in NEVER_PUSHED
         and not SKIPPED_DIRS.intersection(path.relative_to(folder).parts)
     )
 

@@ -25,15 +25,12 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import csv
-import json
 import math
 import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
-import matplotlib
 import torch
 from datasets import Dataset
 from tqdm.auto import tqdm
@@ -51,13 +48,10 @@ from qa_core.rag.answer import RagOptions, prepare
 from qa_core.rag.documents import Document
 from qa_core.rag.retrieval import Retriever
 from qa_core.rag.store import temporary_store
+from qa_core.reports import write_checkpoint_results, write_results
 from qa_core.snapshots import parse_ref
 
-matplotlib.use("Agg")  # files only, no display
-from matplotlib import pyplot as plt  # noqa: E402
-
 MODES = ("base", "finetuned", "prompt", "rag")
-CHART_METRICS = ("semantic_similarity", "bleu", "rouge_l", "numeric_match", "refusal_rate")
 
 
 @contextlib.contextmanager
@@ -167,47 +161,6 @@ def evaluate(
     return rows, answers_out
 
 
-def _cell(value: object) -> str:
-    if value is None:
-        return "n/a"
-    return f"{value:.3f}" if isinstance(value, float) else str(value)
-
-
-def markdown_table(rows: list[dict]) -> str:
-    columns = list(rows[0])
-    table = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
-    return "\n".join(table + ["| " + " | ".join(_cell(row[c]) for c in columns) + " |" for row in rows])
-
-
-def write_results(rows: list[dict], answers: list[dict], out: Path, title: str, notes: list[str]) -> None:
-    """results.md, results.json, answers.csv and comparison.png in `out`."""
-    out.mkdir(parents=True, exist_ok=True)
-    columns = list(rows[0])
-    table = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
-    table += ["| " + " | ".join(_cell(row[c]) for c in columns) + " |" for row in rows]
-    (out / "results.md").write_text(
-        f"# {title}\n\n" + "\n".join(table) + "\n\n" + "\n".join(f"- {n}" for n in notes) + "\n"
-    )
-    (out / "results.json").write_text(json.dumps({"title": title, "rows": rows, "notes": notes}, indent=2) + "\n")
-    with (out / "answers.csv").open("w", newline="", encoding="utf-8") as f:
-        writer = csv.DictWriter(f, fieldnames=list(answers[0]))
-        writer.writeheader()
-        writer.writerows(answers)
-    figure, axis = plt.subplots(figsize=(9, 4.5))
-    width = 0.8 / len(rows)
-    for i, row in enumerate(rows):
-        values = [row[m] if row[m] is not None else 0.0 for m in CHART_METRICS]
-        positions = [j + i * width for j in range(len(CHART_METRICS))]
-        axis.bar(positions, values, width, label=row["mode"])
-    axis.set_xticks([j + width * (len(rows) - 1) / 2 for j in range(len(CHART_METRICS))], CHART_METRICS)
-    axis.set_ylim(0, 1)
-    axis.set_title(title)
-    axis.legend()
-    figure.tight_layout()
-    figure.savefig(out / "comparison.png", dpi=120)
-    plt.close(figure)
-
-
 def evaluate_checkpoints(
     loaded: LoadedModel, repo_id: str, data: Dataset, settings: Settings, generation: GenerationSettings, **options
 ) -> list[dict]:
@@ -226,28 +179,6 @@ def evaluate_checkpoints(
         (row,), _ = evaluate(loaded, data, ["finetuned"], settings, generation, **options)
         rows.append({"step": checkpoint.step, "commit": checkpoint.commit[:12], **row})
     return sorted(rows, key=lambda row: row["step"])
-
-
-def write_checkpoint_results(rows: list[dict], out: Path, title: str) -> None:
-    """checkpoints.md, checkpoints.json and checkpoints.png (metrics against the training step)."""
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "checkpoints.md").write_text(f"# {title}\n\n" + markdown_table(rows) + "\n")
-    (out / "checkpoints.json").write_text(json.dumps({"title": title, "rows": rows}, indent=2) + "\n")
-    figure, (quality, perplexity) = plt.subplots(1, 2, figsize=(11, 4.5))
-    steps = [row["step"] for row in rows]
-    for metric in CHART_METRICS:
-        if all(row[metric] is not None for row in rows):
-            quality.plot(steps, [row[metric] for row in rows], marker="o", label=metric)
-    quality.set_xlabel("training step")
-    quality.set_ylim(0, 1)
-    quality.legend()
-    perplexity.plot(steps, [row["perplexity"] for row in rows], marker="o", color="black")
-    perplexity.set_xlabel("training step")
-    perplexity.set_ylabel("reference perplexity")
-    figure.suptitle(title)
-    figure.tight_layout()
-    figure.savefig(out / "checkpoints.png", dpi=120)
-    plt.close(figure)
 
 
 def cmd_evaluate(args: argparse.Namespace, settings: Settings) -> int:

@@ -25,14 +25,12 @@ from pathlib import Path
 
 from transformers import TrainerCallback, TrainerControl, TrainerState, TrainingArguments
 
+from hub.publish import NEVER_PUSHED
 from qa_core import hub_client
 from qa_core.config import Settings
 from qa_core.snapshots import CHECKPOINT_FILE
 
 ROOT = Path(__file__).resolve().parent.parent
-# Trainer files that are not needed to use or resume a checkpoint; training_args.bin is a pickle
-# of the arguments and could carry a token.
-SKIPPED_FILES = {"training_args.bin"}
 
 
 def checkpoint_record(state: TrainerState, extra: dict) -> dict:
@@ -113,7 +111,7 @@ class CheckpointPusher:
             self._fail(step, f"the push process exited with status {self._worker.returncode}")
             return
         copy = self._staging / f"step-{step}"
-        shutil.copytree(folder, copy, ignore=lambda _dir, names: [n for n in names if n in SKIPPED_FILES])
+        shutil.copytree(folder, copy, ignore=lambda _dir, names: [n for n in names if n in NEVER_PUSHED])
         self._pending.add(step)
         job = {"folder": str(copy), "record": record, "files": {"README.md": self.card(record)}}
         try:
