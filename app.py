@@ -31,6 +31,7 @@ except ImportError:  # anywhere else there is nothing to attach
 
 import functools
 import inspect
+import logging
 from collections.abc import Callable
 from pathlib import Path
 
@@ -46,6 +47,8 @@ from qa_core.serving import QAService, split_sentences
 
 DOCUMENTS = {"concurrency_id": "documents", "concurrency_limit": 4}  # retrieval never waits behind it
 CHUNK_COLUMNS = ["#", "source", "page/row", "score", "text"]
+UNEXPECTED = "Something went wrong on the server (it has been logged). Please try again."
+log = logging.getLogger("qa_toolkit.app")
 TRACK_TQDM = gr.Progress(track_tqdm=True)  # Gradio's idiom: the default marks the progress parameter
 
 
@@ -55,16 +58,24 @@ def build_app(service: QAService) -> gr.Blocks:
     # As many generations in flight as the batcher answers together; it owns the model.
     generation = {"concurrency_id": "model", "concurrency_limit": service.settings.max_batch_size}
 
+    def visible(exc: Exception) -> gr.Error:
+        """A `QAError` is shown as it is; anything else is logged here and shown as a short
+        generic message, never its own text (it may name paths or internals of the server)."""
+        if isinstance(exc, QAError):
+            return gr.Error(redact(str(exc)))
+        log.error("unexpected error: %s", redact(f"{type(exc).__name__}: {exc}"), exc_info=exc)
+        return gr.Error(UNEXPECTED)
+
     def friendly(fn: Callable) -> Callable:
-        """Show a `QAError` as a message in the page (and to API clients), never a traceback."""
+        """Show errors as a message in the page (and to API clients), never a traceback."""
         if inspect.isgeneratorfunction(fn):
 
             @functools.wraps(fn)
             def generator(*args, **kwargs):
                 try:
                     yield from fn(*args, **kwargs)
-                except QAError as exc:
-                    raise gr.Error(redact(str(exc))) from None
+                except Exception as exc:
+                    raise visible(exc) from None
 
             return generator
 
@@ -72,8 +83,8 @@ def build_app(service: QAService) -> gr.Blocks:
         def function(*args, **kwargs):
             try:
                 return fn(*args, **kwargs)
-            except QAError as exc:
-                raise gr.Error(redact(str(exc))) from None
+            except Exception as exc:
+                raise visible(exc) from None
 
         return function
 
@@ -242,12 +253,15 @@ def build_app(service: QAService) -> gr.Blocks:
     return app
 
 
+def create_app(service: QAService) -> gr.Blocks:
+    """The app with its queue: at most QA_QUEUE_MAX_SIZE requests wait; more are turned away."""
+    return build_app(service).queue(default_concurrency_limit=4, max_size=service.settings.queue_max_size)
+
+
 def main() -> None:
-    settings = load_settings()
-    service = QAService(settings)
-    build_app(service).queue(default_concurrency_limit=4).launch(
-        max_file_size=f"{settings.max_file_mb:g}mb", show_error=True
-    )
+    service = QAService(load_settings())
+    # show_error=False: only the messages of gr.Error reach visitors (see `visible`).
+    create_app(service).launch(max_file_size=f"{service.settings.max_file_mb:g}mb", show_error=False)
 
 
 if __name__ == "__main__":

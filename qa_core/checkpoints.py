@@ -105,7 +105,7 @@ def pull(repo_id: str, revision: str, out: str | Path, settings: Settings) -> st
     commit = resolve_revision(repo_id, revision, settings)
     call(
         lambda: snapshot_download(
-            repo_id, revision=commit, local_dir=out, endpoint=settings.hf_endpoint, token=settings.hf_token
+            repo_id, revision=commit, local_dir=out, endpoint=settings.hf_endpoint, token=settings.hub_token
         ),
         settings,
         repo_id,

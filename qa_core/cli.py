@@ -117,7 +117,7 @@ def cmd_ask(args: argparse.Namespace, settings: Settings) -> int:
 def cmd_check_data(args: argparse.Namespace, settings: Settings) -> int:
     from qa_core.data import load_qa_data, split_qa_data
 
-    dataset = load_qa_data(args.source, args.columns, args.split, settings.hf_token)
+    dataset = load_qa_data(args.source, args.columns, args.split, settings.hub_token)
     with_context = sum(1 for c in dataset["context"] if c)
     parts = split_qa_data(dataset, args.test_size, args.seed)
     print(

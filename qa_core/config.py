@@ -22,7 +22,15 @@ Variables (see `.env.example`):
     QA_SHARED_COLLECTION  app: one collection every visitor sees (default: one per browser session)
     QA_MAX_UPLOADS      app: most files per upload (default 10)
     QA_RESULTS_DIR      app: where `python -m qa_core.evaluate --out` wrote its table (default ./results)
-    QA_ALLOW_ADAPTER_LOAD  app: 0 stops visitors from loading another adapter (for everyone) (default 1)
+    QA_ALLOW_ADAPTER_LOAD  app: 1 lets visitors load another adapter (for everyone); default 1, but 0 on a
+                        Space (SPACE_ID set), where strangers visit
+    QA_ADAPTER_REPOS    app: Hub repos (patterns, e.g. "me/*,team/qa-*") visitors' adapters are fetched with
+                        HF_TOKEN from; others are fetched without it, so only public ones load (default: the
+                        token owner's namespace)
+    QA_MAX_ADAPTER_MB   app: largest adapter a visitor may load, in MB (default 1024)
+    QA_MAX_QUESTION_CHARS  app: longest question, in characters (default 2000)
+    QA_MAX_CONTEXT_CHARS   app: longest pasted or uploaded context, in characters (default 200000)
+    QA_QUEUE_MAX_SIZE   app: most requests waiting in the queue; more are turned away (default 64)
     QA_MAX_BATCH_SIZE   app: most visitors' answers generated together in one batch; 1 = one at a time (default 16)
 
 On a ZeroGPU Space (SPACES_ZERO_GPU=true, set by the Space) QA_DEVICE defaults to `cuda`: ZeroGPU
@@ -71,6 +79,11 @@ class Settings:
     max_uploads: int = 10
     results_dir: Path = Path("results")
     allow_adapter_load: bool = True
+    adapter_repos: tuple[str, ...] | None = None
+    max_adapter_mb: float = 1024.0
+    max_question_chars: int = 2000
+    max_context_chars: int = 200_000
+    queue_max_size: int = 64
     max_batch_size: int = 16
 
     def __post_init__(self) -> None:
@@ -78,6 +91,12 @@ class Settings:
         _check_choice("QA_DEVICE", device_kind, DEVICES)
         _check_choice("QA_DTYPE", self.dtype, DTYPES)
         _check_choice("QA_QUANTIZATION", self.quantization, QUANTIZATIONS)
+
+    @property
+    def hub_token(self) -> str | bool:
+        """The token to hand the Hub client: False when none is configured, because the client
+        would otherwise pick one up by itself (HF_TOKEN in the environment, a cached login)."""
+        return self.hf_token or False
 
     def redact(self, text: str) -> str:
         """Return `text` with the token (if any) replaced, for error messages and logs."""
@@ -119,6 +138,11 @@ _VARIABLES: dict[str, tuple[tuple[str, ...], Callable[[str], object]]] = {
     "max_uploads": (("QA_MAX_UPLOADS",), int),
     "results_dir": (("QA_RESULTS_DIR",), _path),
     "allow_adapter_load": (("QA_ALLOW_ADAPTER_LOAD",), _flag),
+    "adapter_repos": (("QA_ADAPTER_REPOS",), lambda value: tuple(p for p in value.replace(",", " ").split() if p)),
+    "max_adapter_mb": (("QA_MAX_ADAPTER_MB",), float),
+    "max_question_chars": (("QA_MAX_QUESTION_CHARS",), int),
+    "max_context_chars": (("QA_MAX_CONTEXT_CHARS",), int),
+    "queue_max_size": (("QA_QUEUE_MAX_SIZE",), int),
     "max_batch_size": (("QA_MAX_BATCH_SIZE",), int),
 }
 
@@ -151,6 +175,8 @@ def load_settings(env_file: str | os.PathLike | None = ".env", **overrides: obje
                 raise SettingsError(f"{variable}={raw!r} is not a valid value") from None
     if "device" not in found and (values.get("SPACES_ZERO_GPU") or "").lower() in ("1", "t", "true"):
         found["device"] = "cuda"
+    if "allow_adapter_load" not in found and values.get("SPACE_ID"):  # a public Space: strangers visit
+        found["allow_adapter_load"] = False
     known = {f.name for f in fields(Settings)}
     for name, value in overrides.items():
         if name not in known:

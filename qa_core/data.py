@@ -163,7 +163,7 @@ def _json_rows(path: Path, mapping: dict[str, str]) -> list[dict[str, str]]:
     return list(_records(located, _resolve_columns(keys, str(path), mapping)))
 
 
-def _hub_rows(name: str, mapping: dict[str, str], split: str, token: str | None) -> list[dict[str, str]]:
+def _hub_rows(name: str, mapping: dict[str, str], split: str, token: str | bool | None) -> list[dict[str, str]]:
     try:
         dataset = load_dataset(name, split=split, token=token)
     except Exception as exc:  # datasets raises many kinds; the user needs one line
@@ -177,7 +177,7 @@ def load_qa_data(
     source: str | Path,
     columns: str | Mapping[str, str] | None = None,
     split: str = "train",
-    token: str | None = None,
+    token: str | bool | None = None,
 ) -> Dataset:
     """Load QA pairs from a CSV / JSONL / JSON file or a Hugging Face dataset id (or folder).
 

@@ -182,7 +182,7 @@ def evaluate_checkpoints(
 
 
 def cmd_evaluate(args: argparse.Namespace, settings: Settings) -> int:
-    data = load_qa_data(args.data, args.columns, token=settings.hf_token)
+    data = load_qa_data(args.data, args.columns, token=settings.hub_token)
     contexts = list(data["context"])  # RAG retrieves from every context, not only the test split's
     if args.split == "test":
         data = split_qa_data(data, args.test_size, args.seed)["test"]

@@ -33,7 +33,7 @@ class HubError(QAError):
 
 def api(settings: Settings) -> HfApi:
     """An `HfApi` for the configured endpoint and token."""
-    return HfApi(endpoint=settings.hf_endpoint, token=settings.hf_token)
+    return HfApi(endpoint=settings.hf_endpoint, token=settings.hub_token)
 
 
 def is_transient(exc: BaseException) -> bool:

@@ -236,8 +236,17 @@ def attach_adapter(loaded: LoadedModel, adapter: str, settings: Settings) -> Non
         ModelLoadError: the adapter cannot be found, is not a PEFT adapter, or does not fit the base.
     """
     folder, name, commit = locate(adapter, settings)
+    attach_adapter_folder(loaded, folder, name, commit)
+
+
+def attach_adapter_folder(loaded: LoadedModel, folder: Path, name: str, commit: str | None = None) -> None:
+    """Attach the adapter in `folder` (recorded as `name` at `commit`), replacing any adapter it has.
+
+    Raises:
+        ModelLoadError: not a PEFT adapter, or it does not fit the base.
+    """
     if not (folder / "adapter_config.json").is_file():
-        raise ModelLoadError(f"{adapter}: not a PEFT adapter (no adapter_config.json)")
+        raise ModelLoadError(f"{name}: not a PEFT adapter (no adapter_config.json)")
     try:
         if isinstance(loaded.model, PeftModel):
             previous, fresh = loaded.model.active_adapter, f"adapter_{uuid.uuid4().hex[:8]}"
@@ -247,7 +256,7 @@ def attach_adapter(loaded: LoadedModel, adapter: str, settings: Settings) -> Non
         else:
             loaded.model = PeftModel.from_pretrained(loaded.model, folder)
     except Exception as exc:
-        raise ModelLoadError(f"cannot attach adapter {adapter} to {loaded.name}: {exc}") from exc
+        raise ModelLoadError(f"cannot attach adapter {name} to {loaded.name}: {exc}") from exc
     loaded.model.eval()
     loaded.adapter, loaded.adapter_commit, loaded.adapter_path = name, commit, folder
     loaded.prompt_style = read_checkpoint_record(folder).get("prompt_style")

@@ -15,22 +15,24 @@ from __future__ import annotations
 
 import hashlib
 import re
+from collections import OrderedDict
 from collections.abc import Iterator
 from pathlib import Path
 
 from qa_core.batching import GenerationBatcher
-from qa_core.checkpoints import resolve_revision
 from qa_core.config import Settings
 from qa_core.errors import QAError
 from qa_core.generate import GenerationSettings
-from qa_core.models import LoadedModel, attach_adapter, load_model
+from qa_core.models import LoadedModel, attach_adapter_folder, load_model
 from qa_core.qa import qa_prompt
 from qa_core.rag.answer import RagAnswer, RagOptions, prepare
 from qa_core.rag.documents import SourceFile, read_documents
 from qa_core.rag.embeddings import DEFAULT_EMBEDDING_MODEL, load_sentence_model
 from qa_core.rag.retrieval import Retriever
 from qa_core.rag.store import IngestReport, RagStore, open_client
+from qa_core.visitor_adapters import fetch_visitor_adapter
 
+RETRIEVER_CACHE = 256  # sessions whose retriever (and keyword index) stays in memory
 SENTENCE = re.compile(r"(?<=[.!?])\s+|\n{2,}")
 
 
@@ -47,13 +49,32 @@ class QAService:
         self.loaded = loaded or load_model(settings=settings)
         self.batcher = GenerationBatcher(self.loaded, settings.max_batch_size)
         self.chroma = open_client(settings)
-        self._retrievers: dict[str, Retriever] = {}
+        # Bounded: a public app meets many sessions; a dropped retriever is rebuilt on its next use.
+        self._retrievers: OrderedDict[str, Retriever] = OrderedDict()
+
+    def check_input(self, question: str, context: str | None = None) -> None:
+        """Refuse a question or context longer than this server takes (counted in characters,
+        before anything is tokenised).
+
+        Raises:
+            QAError: over QA_MAX_QUESTION_CHARS or QA_MAX_CONTEXT_CHARS.
+        """
+        limits = (
+            (question, self.settings.max_question_chars, "question", "QA_MAX_QUESTION_CHARS"),
+            (context or "", self.settings.max_context_chars, "context", "QA_MAX_CONTEXT_CHARS"),
+        )
+        for text, limit, what, variable in limits:
+            if len(text) > limit:
+                raise QAError(
+                    f"the {what} is {len(text):,} characters; this server takes at most {limit:,} ({variable})"
+                )
 
     # --- question answering -----------------------------------------------------------------
     def answer_stream(
         self, question: str, context: str | None = None, generation: GenerationSettings | None = None
     ) -> Iterator[str]:
         """Yield the answer as it grows (each item is the whole answer so far)."""
+        self.check_input(question, context)
         yield from self.batcher.stream(qa_prompt(self.loaded, question, context), generation)
 
     def supporting_sentences(self, question: str, answer: str, context: str, top: int = 2) -> list[str]:
@@ -74,7 +95,9 @@ class QAService:
             IngestError: unsupported, too large, unreadable, or no text.
         """
         docs = read_documents(SourceFile(Path(path), name), int(self.settings.max_file_mb * 1e6))
-        return "\n\n".join(doc.text for doc in docs)
+        text = "\n\n".join(doc.text for doc in docs)
+        self.check_input("", text)
+        return text
 
     # --- documents and RAG ------------------------------------------------------------------
     def collection_for(self, session: str) -> str:
@@ -87,6 +110,9 @@ class QAService:
         name = self.collection_for(session)
         if name not in self._retrievers:
             self._retrievers[name] = Retriever(RagStore(self.settings, name, client=self.chroma))
+            while len(self._retrievers) > RETRIEVER_CACHE:
+                self._retrievers.popitem(last=False)
+        self._retrievers.move_to_end(name)
         return self._retrievers[name]
 
     def ingest(self, session: str, paths: list[str], names: list[str]) -> IngestReport:
@@ -109,6 +135,7 @@ class QAService:
         self, session: str, question: str, options: RagOptions | None = None
     ) -> Iterator[tuple[str, RagAnswer]]:
         """Retrieve, then yield (answer so far, result) as the grounded answer is generated."""
+        self.check_input(question)
         result = prepare(self.loaded, self.retriever(session), question, options, self.batcher.generate)
         for text in self.batcher.stream(result.prompt, (options or RagOptions()).generation):
             result.answer = text
@@ -122,27 +149,22 @@ class QAService:
             raise QAError("loading adapters is turned off on this server (QA_ALLOW_ADAPTER_LOAD=0)")
 
     def load_adapter(self, repo: str, revision: str = "") -> str:
-        """Attach the adapter in folder `repo`, or Hub repo `repo` at `revision` (a step, commit or
-        branch; default main), replacing the current one. A Hub revision is resolved to its commit
-        first, so what is loaded is exactly one checkpoint.
+        """Attach the adapter of Hub repo `repo` at `revision` (a step, commit or branch; default
+        main), replacing the current one for every visitor. What a visitor names is checked before
+        anything is downloaded (see `qa_core.visitor_adapters`): a Hub repo only, an adapter, not too
+        large, the operator's token only for the operator's repos.
 
         Returns:
             The description of what is now loaded.
 
         Raises:
-            QAError: adapter loading is off (QA_ALLOW_ADAPTER_LOAD=0), nothing named, no such
-                checkpoint, or not a PEFT adapter.
+            QAError: adapter loading is off (QA_ALLOW_ADAPTER_LOAD=0, the default on a Space), a path
+                or bad name, not an adapter, too large, or no such repo or checkpoint.
         """
         self.ensure_adapter_loading_allowed()  # before any request to the Hub
-        repo, revision = repo.strip(), (revision or "").strip()
-        if not repo:
-            raise QAError("name an adapter: a Hub repo (USER/NAME) or a local folder")
-        if Path(repo).expanduser().is_dir():
-            spec = repo
-        else:
-            spec = f"{repo}@{resolve_revision(repo, revision or 'main', self.settings)}"
+        snapshot = fetch_visitor_adapter(repo, revision or "", self.settings)
         with self.batcher.exclusive():  # between batches, never under one
-            attach_adapter(self.loaded, spec, self.settings)
+            attach_adapter_folder(self.loaded, snapshot.path, snapshot.repo_id, snapshot.commit)
         return self.loaded.description
 
     def latest_results(self) -> str:
@@ -161,6 +183,7 @@ class QAService:
         Raises:
             QAError: no adapter is loaded.
         """
+        self.check_input(question)
         if not self.loaded.adapter:
             raise QAError("no adapter is loaded: load one first to compare base and fine-tuned answers")
         prompt = qa_prompt(self.loaded, question)  # the same prompt, with and without the adapter

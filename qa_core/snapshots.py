@@ -125,7 +125,7 @@ def download_snapshot(repo_id: str, revision: str | None, settings: Settings) ->
             snapshot_download(
                 repo_id,
                 revision=revision,
-                token=settings.hf_token,
+                token=settings.hub_token,
                 endpoint=settings.hf_endpoint,
                 allow_patterns=MODEL_FILE_PATTERNS,
             )

@@ -338,7 +338,9 @@ class Handler(BaseHTTPRequestHandler):
         segments = [unquote(s) for s in url.path.split("/")[1:]]
         try:
             if segments[0] != "lfs-upload":  # upload links are presigned: they carry their own signature
-                self._authorize(write=self.command in ("POST", "DELETE") and segments[:2] != ["api", "validate-yaml"])
+                # POSTs that only read (as on the Hub): checking YAML, and listing paths of a public repo
+                reads = segments[:2] == ["api", "validate-yaml"] or "paths-info" in segments
+                self._authorize(write=self.command in ("POST", "DELETE") and not reads)
             self._route(segments)
         except HubError as err:
             headers = {"X-Error-Message": err.message}

@@ -1,14 +1,17 @@
 import json
+import os
 import time
 import urllib.request
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
+from pathlib import Path
 
 import pytest
 from gradio_client import Client, handle_file
 from gradio_client.exceptions import AppError
 
-from app import build_app
-from hub.publish import push_checkpoint
+from app import UNEXPECTED, create_app
+from hub.publish import push_checkpoint, push_folder
 from qa_core.config import load_settings
 from qa_core.errors import QAError
 from qa_core.generate import GenerationSettings, generate
@@ -45,8 +48,8 @@ def served(tmp_path_factory, hub_server):
         "# Answer quality by mode\n\n| mode | n |\n|---|---|\n| rag | 4 |\n"
     )
     service = QAService(settings, load_model("demo", settings=settings))  # its own model: tests swap adapters
-    app = build_app(service).queue(default_concurrency_limit=4)
-    app.launch(server_name="127.0.0.1", prevent_thread_lock=True, quiet=True)
+    app = create_app(service)
+    app.launch(server_name="127.0.0.1", prevent_thread_lock=True, quiet=True, show_error=False)
     yield app.local_url, service
     app.close()
 
@@ -141,8 +144,77 @@ def test_the_operator_can_turn_adapter_loading_off(tmp_path):
     settings = load_settings(None, chroma_path=tmp_path, allow_adapter_load=False)
     service = QAService(settings, load_model("demo", settings=settings))
     with pytest.raises(QAError, match=r"turned off on this server \(QA_ALLOW_ADAPTER_LOAD=0\)"):
-        service.load_adapter("tester/app-run@main")
+        service.load_adapter("tester/app-run", "main")
     assert load_settings(None, allow_adapter_load=None).allow_adapter_load
+
+
+def test_on_a_space_adapter_loading_is_off_unless_the_operator_turns_it_on(monkeypatch):
+    monkeypatch.setenv("SPACE_ID", "someone/domain-qa")
+    assert load_settings(None).allow_adapter_load is False
+    monkeypatch.setenv("QA_ALLOW_ADAPTER_LOAD", "1")
+    assert load_settings(None).allow_adapter_load is True
+
+
+def test_visitors_may_name_hub_repos_only_never_a_server_path(client, tmp_path, demo_dir):
+    """A path is refused with one message whether or not it exists, so the file system cannot be probed."""
+    real_adapter = make_adapter(demo_dir, tmp_path / "adapter")
+    for path in ("/etc", str(real_adapter), "../tester/app-run", "~/adapters/x", "a/b/c"):
+        with pytest.raises(AppError, match="paths on the server are not accepted"):
+            client.predict(path, "", api_name="/load_adapter")
+
+
+def test_a_repo_that_is_not_an_adapter_or_too_large_is_refused_before_download(served, client, tmp_path):
+    url, service = served
+    (tmp_path / "model").mkdir()
+    (tmp_path / "model" / "model.safetensors").write_bytes(b"\0" * 4096)
+    (tmp_path / "model" / "config.json").write_text("{}")
+    push_folder(tmp_path / "model", "tester/not-an-adapter", service.settings, "a model, not an adapter")
+    with pytest.raises(AppError, match=r"is not a PEFT adapter \(no adapter_config.json\); nothing was downloaded"):
+        client.predict("tester/not-an-adapter", "", api_name="/load_adapter")
+    cached = Path(os.environ["HF_HOME"]) / "hub" / "models--tester--not-an-adapter"
+    assert not list(cached.rglob("model.safetensors"))
+
+    small = QAService(replace(service.settings, max_adapter_mb=0.001), service.loaded)
+    with pytest.raises(QAError, match=r"over this server's limit of 0.001 MB \(QA_MAX_ADAPTER_MB\)"):
+        small.load_adapter("tester/app-run", "10")
+
+
+def test_the_operators_token_is_sent_only_for_the_operators_repos(served, tmp_path, demo_dir, monkeypatch):
+    """With a token the Hub rejects (in HF_TOKEN, as on a Space, where the client would pick it up by
+    itself), a repo outside QA_ADAPTER_REPOS still loads (fetched with no token at all, as public),
+    and a repo inside it uses the token (and fails with it)."""
+    url, service = served
+    push_checkpoint(make_adapter(demo_dir, tmp_path / "a", seed=6), "tester/public-run", {"step": 1}, service.settings)
+    monkeypatch.setenv("HF_TOKEN", "hf_notTheServersToken0000000000")
+    settings = replace(service.settings, hf_token="hf_notTheServersToken0000000000", adapter_repos=("tester/own-*",))
+    visitor_facing = QAService(settings, load_model("demo", settings=settings))
+    assert "adapter tester/public-run@" in visitor_facing.load_adapter("tester/public-run", "1")
+    with pytest.raises(QAError, match="rejected the token"):
+        visitor_facing.load_adapter("tester/own-run", "1")
+
+
+def test_overlong_input_is_refused_before_tokenising(client):
+    with pytest.raises(AppError, match=r"the question is 2,001 characters; this server takes at most 2,000"):
+        client.predict("x" * 2001, 8, 0.0, api_name="/qa")
+    with pytest.raises(AppError, match=r"QA_MAX_CONTEXT_CHARS"):
+        client.predict("Why?", "word " * 50_000, None, 8, api_name="/context_qa")
+
+
+def test_an_unexpected_error_reaches_the_visitor_as_a_generic_message(served, client, monkeypatch, caplog):
+    url, service = served
+
+    def broken(session: str) -> list:
+        raise RuntimeError("disk /srv/private/chroma is full")
+
+    monkeypatch.setattr(service, "documents", broken)
+    with pytest.raises(AppError) as failure:
+        client.predict(api_name="/documents")
+    assert str(failure.value) == UNEXPECTED and "/srv/private" not in str(failure.value)
+    assert "disk /srv/private/chroma is full" in caplog.text  # logged on the server
+
+
+def test_the_queue_turns_away_requests_beyond_its_size(served):
+    assert create_app(served[1])._queue.max_size == served[1].settings.queue_max_size == 64
 
 
 def test_bad_input_is_a_friendly_message(client, docs, tmp_path):

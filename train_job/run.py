@@ -192,7 +192,7 @@ def main(script_args: TrainScriptArguments, training_args: SFTConfig) -> dict:
 
     # 1. Data: QA rows, split reproducibly.
     parts = split_qa_data(
-        load_qa_data(script_args.data, script_args.columns, token=settings.hf_token),
+        load_qa_data(script_args.data, script_args.columns, token=settings.hub_token),
         script_args.test_size,
         training_args.seed,
     )

@@ -1,0 +1,96 @@
+"""Fetch an adapter that a visitor of the app names, checking it before anything is downloaded.
+
+A visitor may name a Hub repo only (`USER/NAME`), never a path on the server: a folder is for the
+operator (QA_ADAPTER). Before downloading, the repo must hold `adapter_config.json` and adapter
+weights within QA_MAX_ADAPTER_MB, and only those adapter files are fetched. The operator's token is
+sent only for repos matching QA_ADAPTER_REPOS (default: the token owner's namespace); any other repo
+is fetched without it, so a visitor can load public adapters only and never uses the operator's access.
+
+    snapshot = fetch_visitor_adapter("me/qa-run", "40", settings)   # step, commit or branch
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+from fnmatch import fnmatchcase
+from functools import lru_cache
+from pathlib import Path
+
+from huggingface_hub import snapshot_download
+
+from qa_core.checkpoints import resolve_revision
+from qa_core.config import Settings
+from qa_core.errors import QAError
+from qa_core.hub_client import api, call
+from qa_core.snapshots import CHECKPOINT_FILE, Snapshot
+
+REPO_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[A-Za-z0-9][\w.-]*$")
+ADAPTER_FILES = ["adapter_config.json", "adapter_model.safetensors", CHECKPOINT_FILE, "README.md"]
+
+
+class AdapterRefused(QAError):
+    """A visitor's adapter is not loaded: not a Hub repo name, not an adapter, or too large."""
+
+
+@lru_cache(maxsize=8)
+def _token_owner(endpoint: str, token: str) -> str | None:
+    try:
+        return api(Settings(hf_token=token, hf_endpoint=endpoint)).whoami().get("name")
+    except Exception:  # an unusable token trusts no namespace
+        return None
+
+
+def token_allowed(repo_id: str, settings: Settings) -> bool:
+    """Whether the operator's token may be sent for `repo_id` (QA_ADAPTER_REPOS, default OWNER/*)."""
+    if not settings.hf_token:
+        return False
+    patterns = settings.adapter_repos
+    if patterns is None:
+        owner = _token_owner(settings.hf_endpoint, settings.hf_token)
+        patterns = (f"{owner}/*",) if owner else ()
+    return any(fnmatchcase(repo_id, pattern) for pattern in patterns)
+
+
+def fetch_visitor_adapter(repo: str, revision: str, settings: Settings) -> Snapshot:
+    """Check and download the adapter files of Hub repo `repo` at `revision` (step, commit or branch;
+    empty: main).
+
+    Returns:
+        The snapshot (its `commit` is the exact commit fetched).
+
+    Raises:
+        AdapterRefused: not a `USER/NAME` repo name, no `adapter_config.json` or adapter weights, or
+            weights over QA_MAX_ADAPTER_MB; nothing is downloaded then.
+        HubError: the repo, revision or step does not exist (or is private to another token).
+    """
+    repo = repo.strip()
+    if not REPO_ID.match(repo) or ".." in repo:
+        raise AdapterRefused(
+            "name an adapter on the Hub as USER/NAME; paths on the server are not accepted "
+            "(the operator sets QA_ADAPTER for a local adapter)"
+        )
+    hub = settings if token_allowed(repo, settings) else dataclasses.replace(settings, hf_token=None)
+    commit = resolve_revision(repo, revision.strip() or "main", hub)
+    found = {
+        entry.path: entry
+        for entry in call(lambda: api(hub).get_paths_info(repo, ADAPTER_FILES, revision=commit), hub, repo, commit)
+    }
+    for required in ADAPTER_FILES[:2]:
+        if required not in found:
+            raise AdapterRefused(f"{repo}@{commit[:12]} is not a PEFT adapter (no {required}); nothing was downloaded")
+    size = sum(entry.size or 0 for entry in found.values())
+    if size > settings.max_adapter_mb * 1e6:
+        raise AdapterRefused(
+            f"{repo}@{commit[:12]}: the adapter is {size / 1e6:,.0f} MB, over this server's limit of "
+            f"{settings.max_adapter_mb:g} MB (QA_MAX_ADAPTER_MB); nothing was downloaded"
+        )
+    path = call(
+        lambda: snapshot_download(
+            repo, revision=commit, allow_patterns=ADAPTER_FILES, endpoint=hub.hf_endpoint, token=hub.hub_token
+        ),
+        hub,
+        repo,
+        commit,
+    )
+    return Snapshot(repo_id=repo, commit=commit, path=Path(path))
