@@ -43,7 +43,7 @@ from qa_core.errors import QAError
 from qa_core.generate import GenerationSettings
 from qa_core.rag import MODES
 from qa_core.rag.answer import RagAnswer, RagOptions
-from qa_core.serving import QAService, split_sentences
+from qa_core.serving import CONTEXT_MODES, QAService
 
 DOCUMENTS = {"concurrency_id": "documents", "concurrency_limit": 4}  # retrieval never waits behind it
 CHUNK_COLUMNS = ["#", "source", "page/row", "score", "text"]
@@ -107,16 +107,10 @@ def build_app(service: QAService) -> gr.Blocks:
 
     @gpu
     @friendly
-    def context_qa(question: str, context: str, file: str | None, max_new_tokens: float):
+    def context_qa(question: str, context: str, file: str | None, max_new_tokens: float, mode: str):
         if file:
             context = service.read_context_file(file, Path(file).name)
-        if not context or not context.strip():
-            raise QAError("paste a context or upload a file to answer from")
-        answer = ""
-        for answer in service.answer_stream(question, context, GenerationSettings(int(max_new_tokens))):
-            yield answer, [(context, None)]
-        support = set(service.supporting_sentences(question, answer, context))
-        yield answer, [(sentence, "support" if sentence in support else None) for sentence in split_sentences(context)]
+        yield from service.context_qa_stream(question, context, mode, GenerationSettings(int(max_new_tokens)))
 
     @friendly
     def ingest(files: list[str] | None, request: gr.Request, progress=TRACK_TQDM):
@@ -176,13 +170,20 @@ def build_app(service: QAService) -> gr.Blocks:
             with gr.Row():
                 c_context = gr.Textbox(label="Context (paste)", lines=8, elem_id="cqa-context")
                 c_file = gr.File(label="…or upload a file", file_types=[".txt", ".md", ".pdf", ".csv"], type="filepath")
-            c_tokens = gr.Slider(1, 1024, value=256, step=1, label="Max new tokens")
+            with gr.Row():
+                c_mode = gr.Radio(
+                    list(CONTEXT_MODES),
+                    value=CONTEXT_MODES[1] if service.extractive_by_default else CONTEXT_MODES[0],
+                    label="Answer: written by the model, or quoted from the context (extractive)",
+                    elem_id="cqa-mode",
+                )
+                c_tokens = gr.Slider(1, 1024, value=256, step=1, label="Max new tokens")
             c_button = gr.Button("Answer from the context", variant="primary", elem_id="cqa-button")
             c_answer = gr.Textbox(label="Answer", lines=4, elem_id="cqa-answer")
             c_support = gr.HighlightedText(label="Supporting sentences", elem_id="cqa-support")
             c_button.click(
                 context_qa,
-                [c_question, c_context, c_file, c_tokens],
+                [c_question, c_context, c_file, c_tokens, c_mode],
                 [c_answer, c_support],
                 api_name="context_qa",
                 **generation,
@@ -211,7 +212,12 @@ def build_app(service: QAService) -> gr.Blocks:
                 with gr.Column(scale=2):
                     r_question = gr.Textbox(label="Question", elem_id="rag-question")
                     with gr.Row():
-                        mode = gr.Radio(list(MODES), value=MODES[0], label="Mode")
+                        mode = gr.Radio(
+                            list(MODES),
+                            value="extractive" if service.extractive_by_default else MODES[0],
+                            label="Mode",
+                            elem_id="rag-mode",
+                        )
                         k = gr.Slider(1, 10, value=5, step=1, label="Chunks (k)")
                         hybrid = gr.Checkbox(label="Hybrid (BM25 + dense)")
                     r_tokens = gr.Slider(1, 1024, value=256, step=1, label="Max new tokens")

@@ -14,7 +14,6 @@ shared collection (QA_SHARED_COLLECTION).
 from __future__ import annotations
 
 import hashlib
-import re
 from collections import OrderedDict
 from collections.abc import Iterator
 from pathlib import Path
@@ -22,23 +21,18 @@ from pathlib import Path
 from qa_core.batching import GenerationBatcher
 from qa_core.config import Settings
 from qa_core.errors import QAError
+from qa_core.extractive import best_sentences, split_sentences
 from qa_core.generate import GenerationSettings
 from qa_core.models import LoadedModel, attach_adapter_folder, load_model
 from qa_core.qa import qa_prompt
-from qa_core.rag.answer import RagAnswer, RagOptions, prepare
+from qa_core.rag.answer import RagAnswer, RagOptions, extractive_answer, prepare
 from qa_core.rag.documents import SourceFile, read_documents
-from qa_core.rag.embeddings import DEFAULT_EMBEDDING_MODEL, load_sentence_model
 from qa_core.rag.retrieval import Retriever
 from qa_core.rag.store import IngestReport, RagStore, open_client
 from qa_core.visitor_adapters import fetch_visitor_adapter
 
 RETRIEVER_CACHE = 256  # sessions whose retriever (and keyword index) stays in memory
-SENTENCE = re.compile(r"(?<=[.!?])\s+|\n{2,}")
-
-
-def split_sentences(text: str) -> list[str]:
-    """The sentences of `text` (split after . ! ? and at blank lines), blank ones dropped."""
-    return [s.strip() for s in SENTENCE.split(text) if s.strip()]
+CONTEXT_MODES = ("generate", "extractive")  # write an answer with the model, or quote the context
 
 
 class QAService:
@@ -47,6 +41,8 @@ class QAService:
     def __init__(self, settings: Settings, loaded: LoadedModel | None = None) -> None:
         self.settings = settings
         self.loaded = loaded or load_model(settings=settings)
+        # The untrained demo model writes noise: quote the documents instead, until a real model is set.
+        self.extractive_by_default = self.loaded.is_demo
         self.batcher = GenerationBatcher(self.loaded, settings.max_batch_size)
         self.chroma = open_client(settings)
         # Bounded: a public app meets many sessions; a dropped retriever is rebuilt on its next use.
@@ -78,15 +74,35 @@ class QAService:
         yield from self.batcher.stream(qa_prompt(self.loaded, question, context), generation)
 
     def supporting_sentences(self, question: str, answer: str, context: str, top: int = 2) -> list[str]:
-        """The `top` sentences of `context` closest in meaning to the question and answer."""
-        sentences = split_sentences(context)
-        if not sentences:
-            return []
-        model = load_sentence_model(self.settings.embedding_model or DEFAULT_EMBEDDING_MODEL)
-        vectors = model.encode([f"{question} {answer}", *sentences], normalize_embeddings=True)
-        scores = vectors[1:] @ vectors[0]
-        best = sorted(range(len(sentences)), key=lambda i: scores[i], reverse=True)[:top]
-        return [sentences[i] for i in sorted(best)]
+        """The `top` sentences of `context` that best support the question and answer, in context order."""
+        best = best_sentences(f"{question} {answer}", [context], top, self.settings.embedding_model)
+        return [sentence for sentence in split_sentences(context) if sentence in {b.text for b in best}]
+
+    def context_qa_stream(
+        self, question: str, context: str, mode: str = "generate", generation: GenerationSettings | None = None
+    ) -> Iterator[tuple[str, list[tuple[str, str | None]]]]:
+        """Answer from `context`: yield (answer so far, the context's sentences each marked "support"
+        or None). `extractive` answers with the context's own best sentence, without the model.
+
+        Raises:
+            QAError: empty question or context, input over the limits, or an unknown mode.
+        """
+        if mode not in CONTEXT_MODES:
+            raise QAError(f"unknown answer mode {mode!r}; choose {' or '.join(CONTEXT_MODES)}")
+        if not context or not context.strip():
+            raise QAError("paste a context or upload a file to answer from")
+        self.check_input(question, context)
+        if not question.strip():
+            raise QAError("the question is empty")
+        if mode == "extractive":
+            best = best_sentences(question, [context], embedding_model=self.settings.embedding_model)
+            answer, support = (best[0].text, {best[0].text}) if best else ("", set())
+        else:
+            answer = ""
+            for answer in self.answer_stream(question, context, generation):
+                yield answer, [(context, None)]
+            support = set(self.supporting_sentences(question, answer, context))
+        yield answer, [(sentence, "support" if sentence in support else None) for sentence in split_sentences(context)]
 
     def read_context_file(self, path: str, name: str) -> str:
         """The text of an uploaded .txt, .md, .pdf or .csv file, for context QA.
@@ -136,8 +152,13 @@ class QAService:
     ) -> Iterator[tuple[str, RagAnswer]]:
         """Retrieve, then yield (answer so far, result) as the grounded answer is generated."""
         self.check_input(question)
+        options = options or RagOptions()
         result = prepare(self.loaded, self.retriever(session), question, options, self.batcher.generate)
-        for text in self.batcher.stream(result.prompt, (options or RagOptions()).generation):
+        if options.mode == "extractive":
+            result.answer = extractive_answer(question, result.hits, self.settings.embedding_model)
+            yield result.answer, result
+            return
+        for text in self.batcher.stream(result.prompt, options.generation):
             result.answer = text
             yield text, result
         yield result.answer, result

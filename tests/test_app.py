@@ -89,11 +89,15 @@ def test_context_qa_highlights_supporting_sentences(client, tmp_path):
         "Footage is kept for 30 days. The canteen opens at noon."
     )
     answer, highlighted = client.predict(
-        "How fast must breaches be reported?", context, None, 8, api_name="/context_qa"
+        "How fast must breaches be reported?", context, None, 8, "generate", api_name="/context_qa"
     )
     assert answer
     supported = [item["token"] for item in highlighted if item["class_or_confidence"] == "support"]
     assert "Breaches must be reported within 72 hours." in supported and len(supported) <= 2
+    # With the demo model the default is extractive: the context's own sentence, not the model's noise.
+    answer, highlighted = client.predict("How fast must breaches be reported?", context, None, api_name="/context_qa")
+    assert answer == "Breaches must be reported within 72 hours."
+    assert [item["token"] for item in highlighted if item["class_or_confidence"] == "support"] == [answer]
     upload = tmp_path / "policy.md"
     upload.write_text("# Policy\n\nBreaches must be reported within 72 hours.")
     answer, _ = client.predict("How fast?", "", handle_file(str(upload)), 8, api_name="/context_qa")
@@ -115,6 +119,21 @@ def test_ingest_then_rag_with_citations_then_delete(client, docs):
     assert chunks["data"][0][1] == "harbor_q3.txt" and "18.4%" in chunks["data"][0][4]
     status, table = client.predict("faq.csv", api_name="/delete_document")
     assert status == "faq.csv: 1 chunks deleted" and [row[0] for row in table["data"]] == ["harbor_q3.txt"]
+
+
+def test_offline_the_rag_tab_quotes_its_documents_with_a_citation(client, tmp_path):
+    """With the untrained demo model, /rag defaults to the extractive mode: the answer is the
+    retrieved chunk's best sentence, cited, instead of the model's noise."""
+    report = tmp_path / "annual_report.txt"
+    report.write_text(
+        "Northwind Capital reports in pounds. The fiscal year ends on 31 March. "
+        "Revenue grew by 12 percent to 1.24 billion. The board has nine members.\n\n"
+        "Dividends are paid twice a year, in June and December."
+    )
+    client.predict([handle_file(str(report))], api_name="/ingest")
+    answer, citations, _ = client.predict("When does the fiscal year end?", api_name="/rag")
+    assert answer == "The fiscal year ends on 31 March. [1]"
+    assert citations.startswith("[1] annual_report.txt")
 
 
 def test_uploads_are_visible_only_to_their_session(served, docs):
@@ -228,8 +247,8 @@ def test_bad_input_is_a_friendly_message(client, docs, tmp_path):
     broken.write_bytes(b"%PDF-1.4 nothing")
     status, _ = client.predict([handle_file(str(broken))], api_name="/ingest")
     assert "skipped: broken.pdf: not a readable PDF" in status
-    with pytest.raises(AppError, match="limit of 2048 tokens"):
-        client.predict("Why?", "word " * 3000, None, 8, api_name="/context_qa")
+    with pytest.raises(AppError, match="limit of 2048 tokens"):  # the model's limit, when the model writes
+        client.predict("Why?", "word " * 3000, None, 8, "generate", api_name="/context_qa")
 
 
 def test_twenty_simultaneous_visitors_are_batched_and_each_gets_their_own_answer(served):

@@ -3,5 +3,6 @@
 Start with `python -m qa_core.rag --help`.
 """
 
-# When to retrieve: before answering, or with the question plus the model's own draft answer.
-MODES = ("retrieve-then-answer", "answer-then-retrieve")
+# How to answer: retrieve then write the answer; write a draft, retrieve with it, then answer; or
+# quote the retrieved chunks' best sentence with its citation (no model writes anything).
+MODES = ("retrieve-then-answer", "answer-then-retrieve", "extractive")

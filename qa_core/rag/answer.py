@@ -17,6 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from qa_core.errors import QAError
+from qa_core.extractive import best_sentences
 from qa_core.generate import GenerationSettings, generate, prompt_budget
 from qa_core.models import LoadedModel
 from qa_core.qa import qa_prompt
@@ -117,9 +118,18 @@ def prepare(
     return RagAnswer(question=question, prompt=prompt, hits=hits, query=query, draft=draft)
 
 
+def extractive_answer(question: str, hits: list[Hit], embedding_model: str | None = None) -> str:
+    """The retrieved chunks' sentence that best answers `question`, with its citation: "… [2]"."""
+    best = best_sentences(question, [hit.text for hit in hits], embedding_model=embedding_model)
+    return f"{best[0].text} [{best[0].passage + 1}]" if best else ""
+
+
 def answer(loaded: LoadedModel, retriever: Retriever, question: str, options: RagOptions | None = None) -> RagAnswer:
     """Answer `question` from the store, citing the chunks used (see `prepare`)."""
     options = options or RagOptions()
     result = prepare(loaded, retriever, question, options)
-    result.answer = generate(loaded.model, loaded.tokenizer, [result.prompt], options.generation)[0]
+    if options.mode == "extractive":
+        result.answer = extractive_answer(question, result.hits, retriever.store.settings.embedding_model)
+    else:
+        result.answer = generate(loaded.model, loaded.tokenizer, [result.prompt], options.generation)[0]
     return result

@@ -1,0 +1,70 @@
+"""Answer with the passage's own words: the sentence that best answers a question, and where it is.
+
+No language model writes anything, so nothing is made up: the answer is a sentence of the given
+context (or of the retrieved chunks), with its citation. Sentences are ranked by the meaning of
+question and sentence (the embedding model's cosine similarity) plus two cheap signals: how many of
+the question's content words the sentence contains, and, for questions asking for an amount or a
+date, whether the sentence holds a number.
+
+    >>> best_sentences("How fast must breaches be reported?",
+    ...                ["Breaches must be reported within 72 hours. Lunch is at noon."])[0].text
+    'Breaches must be reported within 72 hours.'
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from qa_core.rag.embeddings import DEFAULT_EMBEDDING_MODEL, load_sentence_model
+
+SENTENCE = re.compile(r"(?<=[.!?])\s+|\n{2,}")
+WORD = re.compile(r"[a-z0-9]+(?:[.,][0-9]+)?")
+NUMBER = re.compile(r"\d")
+QUANTITY_QUESTION = re.compile(
+    r"^\s*(how (many|much|long|fast|often|soon)|when|what (year|date|percent|share|amount))", re.I
+)
+_STOPWORD_TEXT = """
+a an the of in on at to for by with from and or is are was were be been it its this that these those what which
+who whom how when where why do does did has have had can could should would will must may might their there
+than then into about as per our your his her they them we you i
+"""
+STOPWORDS = frozenset(_STOPWORD_TEXT.split())
+WORD_WEIGHT, NUMBER_WEIGHT = 0.5, 0.1
+
+
+def split_sentences(text: str) -> list[str]:
+    """The sentences of `text` (split after . ! ? and at blank lines), blank ones dropped."""
+    return [s.strip() for s in SENTENCE.split(text) if s.strip()]
+
+
+def content_words(text: str) -> set[str]:
+    return {word for word in WORD.findall(text.lower()) if word not in STOPWORDS and len(word) > 1}
+
+
+@dataclass
+class Sentence:
+    """A sentence of passage number `passage` (0-based), and how well it answers the question."""
+
+    text: str
+    passage: int
+    score: float
+
+
+def best_sentences(
+    question: str, passages: list[str], top: int = 1, embedding_model: str | None = None
+) -> list[Sentence]:
+    """The `top` sentences of `passages` that best answer `question`, best first."""
+    candidates = [(text, n) for n, passage in enumerate(passages) for text in split_sentences(passage)]
+    if not candidates:
+        return []
+    model = load_sentence_model(embedding_model or DEFAULT_EMBEDDING_MODEL)
+    vectors = model.encode([question, *(text for text, _ in candidates)], normalize_embeddings=True)
+    asked = content_words(question)
+    wants_number = bool(QUANTITY_QUESTION.match(question))
+    scored = []
+    for (text, passage), vector in zip(candidates, vectors[1:], strict=True):
+        overlap = len(asked & content_words(text)) / len(asked) if asked else 0.0
+        number = NUMBER_WEIGHT if wants_number and NUMBER.search(text) else 0.0
+        scored.append(Sentence(text, passage, float(vector @ vectors[0]) + WORD_WEIGHT * overlap + number))
+    return sorted(scored, key=lambda sentence: sentence.score, reverse=True)[:top]
