@@ -124,6 +124,9 @@ def build_app(service: QAService) -> gr.Blocks:
     def documents(request: gr.Request):
         return documents_table(request.session_hash)
 
+    def end_session(request: gr.Request) -> None:  # the visitor closed the page: their documents go
+        service.end_session(request.session_hash)
+
     @friendly
     def delete_document(source: str, request: gr.Request):
         removed = service.delete_document(request.session_hash, source.strip())
@@ -237,6 +240,7 @@ def build_app(service: QAService) -> gr.Blocks:
                 **generation,
             )
             app.load(documents, None, table, api_name="documents", **DOCUMENTS)
+            app.unload(end_session)
 
         with gr.Tab("Model"):
             with gr.Row():

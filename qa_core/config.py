@@ -31,6 +31,10 @@ Variables (see `.env.example`):
     QA_MAX_QUESTION_CHARS  app: longest question, in characters (default 2000)
     QA_MAX_CONTEXT_CHARS   app: longest pasted or uploaded context, in characters (default 200000)
     QA_QUEUE_MAX_SIZE   app: most requests waiting in the queue; more are turned away (default 64)
+    QA_SESSION_TTL_S    app: a visitor's documents are deleted when their session ends, or after this many
+                        seconds idle (default 3600)
+    QA_MAX_SESSION_CHUNKS  app: most chunks one visitor may store (default 2000)
+    QA_MAX_SESSION_MB   app: most text one visitor may store, in MB (default 20)
     QA_MAX_BATCH_SIZE   app: most visitors' answers generated together in one batch; 1 = one at a time (default 16)
 
 On a ZeroGPU Space (SPACES_ZERO_GPU=true, set by the Space) QA_DEVICE defaults to `cuda`: ZeroGPU
@@ -84,6 +88,9 @@ class Settings:
     max_question_chars: int = 2000
     max_context_chars: int = 200_000
     queue_max_size: int = 64
+    session_ttl_s: float = 3600.0
+    max_session_chunks: int = 2000
+    max_session_mb: float = 20.0
     max_batch_size: int = 16
 
     def __post_init__(self) -> None:
@@ -143,6 +150,9 @@ _VARIABLES: dict[str, tuple[tuple[str, ...], Callable[[str], object]]] = {
     "max_question_chars": (("QA_MAX_QUESTION_CHARS",), int),
     "max_context_chars": (("QA_MAX_CONTEXT_CHARS",), int),
     "queue_max_size": (("QA_QUEUE_MAX_SIZE",), int),
+    "session_ttl_s": (("QA_SESSION_TTL_S",), float),
+    "max_session_chunks": (("QA_MAX_SESSION_CHUNKS",), int),
+    "max_session_mb": (("QA_MAX_SESSION_MB",), float),
     "max_batch_size": (("QA_MAX_BATCH_SIZE",), int),
 }
 

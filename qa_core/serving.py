@@ -14,6 +14,9 @@ shared collection (QA_SHARED_COLLECTION).
 from __future__ import annotations
 
 import hashlib
+import logging
+import threading
+import time
 from collections import OrderedDict
 from collections.abc import Iterator
 from pathlib import Path
@@ -28,10 +31,12 @@ from qa_core.qa import qa_prompt
 from qa_core.rag.answer import RagAnswer, RagOptions, extractive_answer, prepare
 from qa_core.rag.documents import SourceFile, read_documents
 from qa_core.rag.retrieval import Retriever
-from qa_core.rag.store import IngestReport, RagStore, open_client
+from qa_core.rag.store import IngestReport, RagStore, StoreError, collection_exists, open_client
 from qa_core.visitor_adapters import fetch_visitor_adapter
 
+SESSION_PREFIX = "session-"  # the collections of visitors' sessions (swept when idle)
 RETRIEVER_CACHE = 256  # sessions whose retriever (and keyword index) stays in memory
+log = logging.getLogger("qa_toolkit.serving")
 CONTEXT_MODES = ("generate", "extractive")  # write an answer with the model, or quote the context
 
 
@@ -47,6 +52,9 @@ class QAService:
         self.chroma = open_client(settings)
         # Bounded: a public app meets many sessions; a dropped retriever is rebuilt on its next use.
         self._retrievers: OrderedDict[str, Retriever] = OrderedDict()
+        self._last_seen: dict[str, float] = {}  # collection -> when its session last did anything
+        self._started = time.monotonic()
+        threading.Thread(target=self._sweep_forever, name="session-sweeper", daemon=True).start()
 
     def check_input(self, question: str, context: str | None = None) -> None:
         """Refuse a question or context longer than this server takes (counted in characters,
@@ -120,11 +128,16 @@ class QAService:
         """The collection a session reads and writes: the shared one, or one per session."""
         if self.settings.shared_collection:
             return self.settings.shared_collection
-        return "session-" + hashlib.sha256(session.encode()).hexdigest()[:24]
+        return SESSION_PREFIX + hashlib.sha256(session.encode()).hexdigest()[:24]
 
-    def retriever(self, session: str) -> Retriever:
+    def retriever(self, session: str, create: bool = False) -> Retriever | None:
+        """The retriever over the session's collection; None when it has none yet, unless `create`
+        (only an upload creates a collection: looking creates nothing)."""
         name = self.collection_for(session)
+        self._last_seen[name] = time.monotonic()
         if name not in self._retrievers:
+            if not create and not collection_exists(self.chroma, name):
+                return None
             self._retrievers[name] = Retriever(RagStore(self.settings, name, client=self.chroma))
             while len(self._retrievers) > RETRIEVER_CACHE:
                 self._retrievers.popitem(last=False)
@@ -132,20 +145,87 @@ class QAService:
         return self._retrievers[name]
 
     def ingest(self, session: str, paths: list[str], names: list[str]) -> IngestReport:
-        """Ingest uploaded files (stored under their original `names`) into the session's collection.
+        """Ingest uploaded files (stored under their original `names`) into the session's collection,
+        creating it on the first upload.
 
         Raises:
-            QAError: more files than QA_MAX_UPLOADS at once.
+            QAError: more files than QA_MAX_UPLOADS at once, or the collection would grow past
+                QA_MAX_SESSION_MB of text or QA_MAX_SESSION_CHUNKS chunks (then nothing is added).
         """
         if len(paths) > self.settings.max_uploads:
             raise QAError(f"{len(paths)} files at once; the limit is {self.settings.max_uploads} (QA_MAX_UPLOADS)")
-        return self.retriever(session).store.ingest(paths, names, progress=True)
+        store = self.retriever(session, create=True).store
+        incoming, stored = sum(Path(p).stat().st_size for p in paths), store.text_bytes()
+        if stored + incoming > self.settings.max_session_mb * 1e6:
+            raise QAError(
+                f"your documents hold {stored / 1e6:.1f} MB and this upload {incoming / 1e6:.1f} MB: over this "
+                f"server's limit of {self.settings.max_session_mb:g} MB per visitor (QA_MAX_SESSION_MB); "
+                "delete documents first"
+            )
+        before = {entry["source"] for entry in store.sources()}
+        report = store.ingest(paths, names, progress=True)
+        if store.count() > self.settings.max_session_chunks:
+            for source in set(report.added) - before:
+                store.delete(source)
+            raise QAError(
+                f"this upload would bring your documents to more than {self.settings.max_session_chunks} chunks, "
+                "this server's limit per visitor (QA_MAX_SESSION_CHUNKS); it was not added"
+            )
+        return report
 
     def documents(self, session: str) -> list[dict]:
-        return self.retriever(session).store.sources()
+        retriever = self.retriever(session)
+        return retriever.store.sources() if retriever else []
 
     def delete_document(self, session: str, source: str) -> int:
-        return self.retriever(session).store.delete(source)
+        """Delete one of the session's documents; returns the chunks removed.
+
+        Raises:
+            StoreError: no such document.
+        """
+        retriever = self.retriever(session)
+        if retriever is None:
+            raise StoreError(f"no document {source!r}: you have not uploaded any")
+        return retriever.store.delete(source)
+
+    def end_session(self, session: str) -> None:
+        """Forget a visitor whose session ended: delete their collection (never the shared one)."""
+        if not self.settings.shared_collection:
+            self._drop(self.collection_for(session))
+
+    def sweep(self) -> list[str]:
+        """Delete the collections of sessions idle for more than QA_SESSION_TTL_S (those whose end
+        was never signalled); a collection unseen since this server started counts from its start.
+
+        Returns:
+            The names of the collections deleted.
+        """
+        if self.settings.shared_collection:
+            return []
+        now, ttl = time.monotonic(), self.settings.session_ttl_s
+        idle = [
+            collection.name
+            for collection in self.chroma.list_collections()
+            if collection.name.startswith(SESSION_PREFIX)
+            and now - self._last_seen.get(collection.name, self._started) > ttl
+        ]
+        for name in idle:
+            self._drop(name)
+        return idle
+
+    def _drop(self, name: str) -> None:
+        self._retrievers.pop(name, None)
+        self._last_seen.pop(name, None)
+        if collection_exists(self.chroma, name):
+            self.chroma.delete_collection(name)
+
+    def _sweep_forever(self) -> None:
+        while True:
+            time.sleep(min(60.0, max(0.5, self.settings.session_ttl_s / 4)))
+            try:
+                self.sweep()
+            except Exception:  # a failed sweep is tried again at the next round
+                log.exception("sweeping idle sessions failed")
 
     def rag_stream(
         self, session: str, question: str, options: RagOptions | None = None
@@ -153,7 +233,10 @@ class QAService:
         """Retrieve, then yield (answer so far, result) as the grounded answer is generated."""
         self.check_input(question)
         options = options or RagOptions()
-        result = prepare(self.loaded, self.retriever(session), question, options, self.batcher.generate)
+        retriever = self.retriever(session)
+        if retriever is None:
+            raise QAError("your collection is empty: ingest documents first (upload them in the RAG tab)")
+        result = prepare(self.loaded, retriever, question, options, self.batcher.generate)
         if options.mode == "extractive":
             result.answer = extractive_answer(question, result.hits, self.settings.embedding_model)
             yield result.answer, result

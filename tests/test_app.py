@@ -284,3 +284,43 @@ def test_document_requests_do_not_wait_behind_generation(served):
     assert Client(served[0], verbose=False).predict(api_name="/documents")["data"] == []
     assert not generating.done()  # the document listing was answered while the answer was still being generated
     generating.cancel()
+
+
+def session_collections(service: QAService) -> set[str]:
+    return {c.name for c in service.chroma.list_collections() if c.name.startswith("session-")}
+
+
+def test_looking_creates_no_collection_only_an_upload_does(served, docs):
+    url, service = served
+    before = session_collections(service)
+    stranger = Client(url, verbose=False)
+    assert stranger.predict(api_name="/documents")["data"] == []
+    with pytest.raises(AppError, match="is empty: ingest documents first"):
+        stranger.predict("What margin?", "extractive", 2, False, 8, api_name="/rag")
+    assert session_collections(service) == before
+    stranger.predict([handle_file(str(docs[0]))], api_name="/ingest")
+    assert len(session_collections(service) - before) == 1
+
+
+def test_idle_sessions_are_swept_and_active_ones_kept(tmp_path, docs):
+    settings = load_settings(None, chroma_path=tmp_path / "chroma", session_ttl_s=1.0)
+    service = QAService(settings, load_model("demo", settings=settings))
+    service.ingest("idle-visitor", [str(docs[0])], [docs[0].name])
+    time.sleep(1.3)
+    service.ingest("active-visitor", [str(docs[0])], [docs[0].name])
+    service.sweep()  # the sweeper thread may have run already: the end state is what counts
+    assert session_collections(service) == {service.collection_for("active-visitor")}
+    assert service.documents("idle-visitor") == []  # and looking did not bring it back
+    assert session_collections(service) == {service.collection_for("active-visitor")}
+
+
+def test_per_session_caps_refuse_an_upload_and_keep_what_was_stored(tmp_path, docs):
+    settings = load_settings(None, chroma_path=tmp_path / "chroma", max_session_chunks=1)
+    service = QAService(settings, load_model("demo", settings=settings))
+    service.ingest("visitor", [str(docs[0])], [docs[0].name])
+    with pytest.raises(QAError, match=r"more than 1 chunks, this server's limit per visitor \(QA_MAX_SESSION_CHUNKS\)"):
+        service.ingest("visitor", [str(docs[1])], [docs[1].name])
+    assert [d["source"] for d in service.documents("visitor")] == [docs[0].name]
+    small = QAService(replace(settings, max_session_mb=0.00001), service.loaded)
+    with pytest.raises(QAError, match=r"over this server's limit of 1e-05 MB per visitor \(QA_MAX_SESSION_MB\)"):
+        small.ingest("visitor", [str(docs[1])], [docs[1].name])

@@ -2,6 +2,7 @@
 
 import os
 import re
+import time
 from pathlib import Path
 
 import pytest
@@ -25,12 +26,22 @@ ARGS = [
 
 
 @pytest.fixture(scope="module")
-def url(tmp_path_factory):
+def served(tmp_path_factory):
     settings = load_settings(None, chroma_path=tmp_path_factory.mktemp("browser-chroma"))
-    app = build_app(QAService(settings, load_model("demo", settings=settings))).queue()
+    service = QAService(settings, load_model("demo", settings=settings))
+    app = build_app(service).queue()
     app.launch(server_name="127.0.0.1", prevent_thread_lock=True, quiet=True)
-    yield app.local_url
+    yield app.local_url, service
     app.close()
+
+
+@pytest.fixture
+def url(served):
+    return served[0]
+
+
+def visitor_collections(service: QAService) -> set[str]:
+    return {c.name for c in service.chroma.list_collections() if c.name.startswith("session-")}
 
 
 def test_every_tab_in_a_real_browser(url, tmp_path):
@@ -80,3 +91,25 @@ def test_every_tab_in_a_real_browser(url, tmp_path):
 
         page.screenshot(path=str(screenshots / "model.png"), full_page=True)
         browser.close()
+
+
+def test_a_visitor_who_closes_the_page_leaves_no_documents_behind(served, tmp_path):
+    url, service = served
+    document = tmp_path / "notes.txt"
+    document.write_text("The fiscal year ends on 31 March.")
+    before = visitor_collections(service)
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        page = browser.new_page()
+        page.goto(url)
+        page.get_by_role("tab", name="RAG").click()
+        page.locator("#rag-files input[type=file]").set_input_files(str(document))
+        page.locator("#rag-ingest").click()
+        expect(page.locator("#rag-status")).to_contain_text("1 file(s) added", timeout=60_000)
+        assert len(visitor_collections(service) - before) == 1
+        page.close()  # the session ends: Gradio's unload event deletes the visitor's collection
+        deadline = time.monotonic() + 30
+        while visitor_collections(service) != before and time.monotonic() < deadline:
+            time.sleep(0.2)
+        browser.close()
+    assert visitor_collections(service) == before

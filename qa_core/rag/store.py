@@ -21,6 +21,7 @@ from urllib.parse import urlsplit
 import chromadb
 from chromadb.api import ClientAPI
 from chromadb.api.models.Collection import Collection
+from chromadb.errors import NotFoundError
 from tqdm.auto import tqdm
 
 from qa_core.config import Settings
@@ -89,6 +90,15 @@ def open_client(settings: Settings) -> ClientAPI:
         raise StoreError(f"cannot open the Chroma database in {settings.chroma_path}: {exc}") from exc
 
 
+def collection_exists(client: ClientAPI, name: str) -> bool:
+    """Whether `client` holds a collection `name` (without creating it)."""
+    try:
+        client.get_collection(name)
+    except NotFoundError:
+        return False
+    return True
+
+
 class RagStore:
     """One collection of chunks, and the embedding model that goes with it."""
 
@@ -136,6 +146,12 @@ class RagStore:
 
     def count(self) -> int:
         return self.collection.count()
+
+    def text_bytes(self) -> int:
+        """The UTF-8 size of every stored chunk's text."""
+        if not self.count():
+            return 0
+        return sum(len(text.encode()) for text in self.collection.get(include=["documents"])["documents"])
 
     def _stored(self, source: str) -> tuple[set[str], dict[str, tuple[int, int | None]]]:
         """The ids stored for `source`, and per file version (fingerprint): (chunks stored, chunks it has)."""
