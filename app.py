@@ -36,6 +36,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import gradio as gr
+import pandas as pd
 
 from qa_core.config import load_settings
 from qa_core.demo_model import DEMO_NOTICE
@@ -47,6 +48,7 @@ from qa_core.serving import CONTEXT_MODES, QAService
 
 DOCUMENTS = {"concurrency_id": "documents", "concurrency_limit": 4}  # retrieval never waits behind it
 CHUNK_COLUMNS = ["#", "source", "page/row", "score", "text"]
+CHECKPOINT_COLUMNS = ["step", "loss", "eval loss", "date", "commit"]
 UNEXPECTED = "Something went wrong on the server (it has been logged). Please try again."
 log = logging.getLogger("qa_toolkit.app")
 TRACK_TQDM = gr.Progress(track_tqdm=True)  # Gradio's idiom: the default marks the progress parameter
@@ -147,6 +149,25 @@ def build_app(service: QAService) -> gr.Blocks:
         service.load_adapter(repo, revision)
         return model_info()
 
+    @friendly
+    def checkpoints(repo: str):
+        rows = service.checkpoints(repo)
+        if not rows:
+            raise QAError(f"{repo.strip()} has no checkpoint commits (pushed by train_job/run.py --push-to-hub)")
+        curves = pd.DataFrame(
+            [
+                {"step": row["step"], "loss": row[column], "series": column}
+                for row in rows
+                for column in ("loss", "eval loss")
+                if row[column] is not None
+            ],
+            columns=["step", "loss", "series"],
+        )
+        return [[row[c] for c in CHECKPOINT_COLUMNS] for row in rows], curves
+
+    def pick_checkpoint(selected: gr.SelectData) -> str:
+        return str(selected.row_value[0])  # the step of the clicked row
+
     @gpu
     @friendly
     def compare(question: str, max_new_tokens: float):
@@ -244,9 +265,24 @@ def build_app(service: QAService) -> gr.Blocks:
 
         with gr.Tab("Model"):
             with gr.Row():
-                repo = gr.Textbox(label="Adapter: Hub repo or folder", placeholder="your-name/qa-run", scale=3)
-                revision = gr.Textbox(label="Revision: step, commit or branch", placeholder="main", scale=2)
-                load_button = gr.Button("Load adapter", scale=1)
+                repo = gr.Textbox(label="Adapter: Hub repo", placeholder="your-name/qa-run", scale=3, elem_id="repo")
+                list_button = gr.Button("List checkpoints", scale=1, elem_id="list-checkpoints")
+            with gr.Row():
+                checkpoint_table = gr.Dataframe(
+                    headers=CHECKPOINT_COLUMNS,
+                    label="Pushed checkpoints (click a row to pick it)",
+                    interactive=False,
+                    elem_id="checkpoints",
+                    scale=3,
+                )
+                loss_plot = gr.LinePlot(
+                    x="step", y="loss", color="series", title="Loss by step", elem_id="loss-plot", scale=2
+                )
+            with gr.Row():
+                revision = gr.Textbox(label="Revision: step, commit or branch", placeholder="main", scale=3)
+                load_button = gr.Button("Load adapter", scale=1, elem_id="load-adapter")
+            list_button.click(checkpoints, repo, [checkpoint_table, loss_plot], api_name="checkpoints", **DOCUMENTS)
+            checkpoint_table.select(pick_checkpoint, None, revision, api_name=False)
             load_button.click(load_adapter, [repo, revision], info, api_name="load_adapter", **generation)
             m_question = gr.Textbox(label="Question to compare", elem_id="cmp-question")
             m_tokens = gr.Slider(1, 1024, value=128, step=1, label="Max new tokens")

@@ -32,7 +32,7 @@ from qa_core.rag.answer import RagAnswer, RagOptions, extractive_answer, prepare
 from qa_core.rag.documents import SourceFile, read_documents
 from qa_core.rag.retrieval import Retriever
 from qa_core.rag.store import IngestReport, RagStore, StoreError, collection_exists, open_client
-from qa_core.visitor_adapters import fetch_visitor_adapter
+from qa_core.visitor_adapters import fetch_visitor_adapter, list_visitor_checkpoints
 
 SESSION_PREFIX = "session-"  # the collections of visitors' sessions (swept when idle)
 RETRIEVER_CACHE = 256  # sessions whose retriever (and keyword index) stays in memory
@@ -270,6 +270,24 @@ class QAService:
         with self.batcher.exclusive():  # between batches, never under one
             attach_adapter_folder(self.loaded, snapshot.path, snapshot.repo_id, snapshot.commit)
         return self.loaded.description
+
+    def checkpoints(self, repo: str) -> list[dict]:
+        """The checkpoints pushed to Hub repo `repo`, newest first: step, train loss, eval loss,
+        date and commit of each (as `python -m hub list` shows them).
+
+        Raises:
+            QAError: not a `USER/NAME` repo name, or no such repo.
+        """
+        return [
+            {
+                "step": c.step,
+                "loss": c.info.get("loss"),
+                "eval loss": c.info.get("eval_loss"),
+                "date": f"{c.date:%Y-%m-%d %H:%M}",
+                "commit": c.commit[:12],
+            }
+            for c in list_visitor_checkpoints(repo, self.settings)
+        ]
 
     def latest_results(self) -> str:
         """The latest evaluation table (results.md of `python -m qa_core.evaluate`), or how to make one."""

@@ -19,7 +19,7 @@ from pathlib import Path
 
 from huggingface_hub import snapshot_download
 
-from qa_core.checkpoints import resolve_revision
+from qa_core.checkpoints import Checkpoint, list_checkpoints, resolve_revision
 from qa_core.config import Settings
 from qa_core.errors import QAError
 from qa_core.hub_client import api, call
@@ -52,6 +52,32 @@ def token_allowed(repo_id: str, settings: Settings) -> bool:
     return any(fnmatchcase(repo_id, pattern) for pattern in patterns)
 
 
+def visitor_hub_settings(repo: str, settings: Settings) -> Settings:
+    """The settings to reach Hub repo `repo` with for a visitor: the operator's token only for the
+    operator's repos (`token_allowed`), no token otherwise.
+
+    Raises:
+        AdapterRefused: `repo` is not a `USER/NAME` Hub repo name (a path on the server, say).
+    """
+    if not REPO_ID.match(repo) or ".." in repo:
+        raise AdapterRefused(
+            "name an adapter on the Hub as USER/NAME; paths on the server are not accepted "
+            "(the operator sets QA_ADAPTER for a local adapter)"
+        )
+    return settings if token_allowed(repo, settings) else dataclasses.replace(settings, hf_token=None)
+
+
+def list_visitor_checkpoints(repo: str, settings: Settings) -> list[Checkpoint]:
+    """The checkpoints pushed to Hub repo `repo`, newest first, seen as a visitor may see them.
+
+    Raises:
+        AdapterRefused: not a `USER/NAME` repo name.
+        HubError: no such repo (or it is private to another token).
+    """
+    repo = repo.strip()
+    return list_checkpoints(repo, visitor_hub_settings(repo, settings))
+
+
 def fetch_visitor_adapter(repo: str, revision: str, settings: Settings) -> Snapshot:
     """Check and download the adapter files of Hub repo `repo` at `revision` (step, commit or branch;
     empty: main).
@@ -65,12 +91,7 @@ def fetch_visitor_adapter(repo: str, revision: str, settings: Settings) -> Snaps
         HubError: the repo, revision or step does not exist (or is private to another token).
     """
     repo = repo.strip()
-    if not REPO_ID.match(repo) or ".." in repo:
-        raise AdapterRefused(
-            "name an adapter on the Hub as USER/NAME; paths on the server are not accepted "
-            "(the operator sets QA_ADAPTER for a local adapter)"
-        )
-    hub = settings if token_allowed(repo, settings) else dataclasses.replace(settings, hf_token=None)
+    hub = visitor_hub_settings(repo, settings)
     commit = resolve_revision(repo, revision.strip() or "main", hub)
     found = {
         entry.path: entry

@@ -324,3 +324,20 @@ def test_per_session_caps_refuse_an_upload_and_keep_what_was_stored(tmp_path, do
     small = QAService(replace(settings, max_session_mb=0.00001), service.loaded)
     with pytest.raises(QAError, match=r"over this server's limit of 1e-05 MB per visitor \(QA_MAX_SESSION_MB\)"):
         small.ingest("visitor", [str(docs[1])], [docs[1].name])
+
+
+def test_the_model_tab_lists_checkpoints_to_pick_from(served, client, tmp_path, demo_dir):
+    url, service = served
+    for step, loss in ((10, 2.5), (20, 1.75)):
+        adapter = make_adapter(demo_dir, tmp_path / f"s{step}", seed=step)
+        push_checkpoint(
+            adapter, "tester/curve-run", {"step": step, "loss": loss, "eval_loss": loss + 0.25}, service.settings
+        )
+    table, plot = client.predict("tester/curve-run", api_name="/checkpoints")
+    assert table["headers"] == ["step", "loss", "eval loss", "date", "commit"]
+    assert [row[:3] for row in table["data"]] == [[20, 1.75, 2.0], [10, 2.5, 2.75]]
+    assert plot["columns"] == ["step", "loss", "series"]
+    series = {(step, name): loss for step, loss, name in plot["data"]}
+    assert series == {(20, "loss"): 1.75, (20, "eval loss"): 2.0, (10, "loss"): 2.5, (10, "eval loss"): 2.75}
+    with pytest.raises(AppError, match="paths on the server are not accepted"):
+        client.predict("/etc", api_name="/checkpoints")

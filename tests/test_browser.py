@@ -9,9 +9,12 @@ import pytest
 from playwright.sync_api import expect, sync_playwright
 
 from app import build_app
+from hub.publish import push_checkpoint
 from qa_core.config import load_settings
 from qa_core.models import load_model
 from qa_core.serving import QAService
+from tests.conftest import HUB_TOKEN
+from tests.helpers import make_adapter
 
 CHROMIUM = "/usr/bin/chromium"
 ARGS = [
@@ -26,8 +29,13 @@ ARGS = [
 
 
 @pytest.fixture(scope="module")
-def served(tmp_path_factory):
-    settings = load_settings(None, chroma_path=tmp_path_factory.mktemp("browser-chroma"))
+def served(tmp_path_factory, hub_server, demo_dir):
+    settings = load_settings(
+        None, chroma_path=tmp_path_factory.mktemp("browser-chroma"), hf_endpoint=hub_server.url, hf_token=HUB_TOKEN
+    )
+    for step, loss in ((10, 2.5), (20, 1.5)):
+        adapter = make_adapter(demo_dir, tmp_path_factory.mktemp(f"adapter{step}"), seed=step)
+        push_checkpoint(adapter, "tester/browser-run", {"step": step, "loss": loss, "eval_loss": loss + 0.2}, settings)
     service = QAService(settings, load_model("demo", settings=settings))
     app = build_app(service).queue()
     app.launch(server_name="127.0.0.1", prevent_thread_lock=True, quiet=True)
@@ -88,6 +96,16 @@ def test_every_tab_in_a_real_browser(url, tmp_path):
         page.locator("#cmp-question textarea").fill("What is a bond?")
         page.locator("#cmp-button").click()
         expect(page.get_by_text("no adapter is loaded")).to_be_visible(timeout=30_000)
+
+        page.locator("#repo textarea").fill("tester/browser-run")
+        page.locator("#list-checkpoints").click()
+        expect(page.locator("#checkpoints")).to_contain_text("1.5", timeout=30_000)
+        page.locator("#checkpoints").get_by_text("10", exact=True).first.click()  # pick the step-10 row
+        expect(page.get_by_label("Revision: step, commit or branch")).to_have_value("10")
+        page.locator("#load-adapter").click()
+        expect(page.get_by_text("adapter tester/browser-run@")).to_be_visible(timeout=30_000)
+        page.locator("#cmp-button").click()
+        expect(page.locator("#cmp-tuned textarea")).not_to_have_value("", timeout=30_000)
 
         page.screenshot(path=str(screenshots / "model.png"), full_page=True)
         browser.close()
