@@ -39,7 +39,8 @@ def test_requirements_install_alone_in_an_empty_folder(tmp_path):
 
 def test_the_installed_project_declares_exactly_requirements_txt():
     declared = {str(Requirement(r)) for r in requires("qa-toolkit")}
-    assert declared == {str(Requirement(line)) for line in requirement_lines()}
+    wanted = {str(Requirement(line)) for line in requirement_lines()}
+    assert declared == wanted, "requirements.txt changed since the install: run pip install -e ."
 
 
 def test_training_script_runs_from_another_folder(tmp_path):
