@@ -93,8 +93,8 @@ def build_app(service: QAService) -> gr.Blocks:
     def model_info() -> str:
         return f"**Model:** `{service.loaded.description}`"
 
-    def documents_table(session: str) -> list[list]:
-        return [[d["source"], d["title"], d["chunks"]] for d in service.documents(session)]
+    def documents_table(session: str, user: str | None) -> list[list]:
+        return [[d["source"], d["title"], d["chunks"]] for d in service.documents(session, user)]
 
     def chunks_table(result: RagAnswer) -> list[list]:
         return [
@@ -114,31 +114,44 @@ def build_app(service: QAService) -> gr.Blocks:
             context = service.read_context_file(file, Path(file).name)
         yield from service.context_qa_stream(question, context, mode, GenerationSettings(int(max_new_tokens)))
 
+    # A signed-in visitor (QA_LOGIN) works on their own collection, kept across visits; anyone else
+    # on their browser session's. Gradio fills in `profile` (None when signed out or without login).
     @friendly
-    def ingest(files: list[str] | None, request: gr.Request, progress=TRACK_TQDM):
+    def ingest(files: list[str] | None, request: gr.Request, profile: gr.OAuthProfile | None, progress=TRACK_TQDM):
         if not files:
             raise QAError("choose one or more .txt, .md, .pdf or .csv files to upload")
-        report = service.ingest(request.session_hash, files, [Path(f).name for f in files])
+        user = profile.username if profile else None
+        report = service.ingest(request.session_hash, files, [Path(f).name for f in files], user)
         lines = [report.summary()] + [f"- skipped: {problem}" for problem in report.problems]
-        return "\n".join(lines), documents_table(request.session_hash)
+        return "\n".join(lines), documents_table(request.session_hash, user)
 
     @friendly
-    def documents(request: gr.Request):
-        return documents_table(request.session_hash)
+    def documents(request: gr.Request, profile: gr.OAuthProfile | None):
+        return documents_table(request.session_hash, profile.username if profile else None)
 
-    def end_session(request: gr.Request) -> None:  # the visitor closed the page: their documents go
+    def end_session(request: gr.Request) -> None:  # the visitor closed the page: their session's documents go
         service.end_session(request.session_hash)
 
     @friendly
-    def delete_document(source: str, request: gr.Request):
-        removed = service.delete_document(request.session_hash, source.strip())
-        return f"{source}: {removed} chunks deleted", documents_table(request.session_hash)
+    def delete_document(source: str, request: gr.Request, profile: gr.OAuthProfile | None):
+        user = profile.username if profile else None
+        removed = service.delete_document(request.session_hash, source.strip(), user)
+        return f"{source}: {removed} chunks deleted", documents_table(request.session_hash, user)
 
     @gpu
     @friendly
-    def rag(question: str, mode: str, k: float, hybrid: bool, max_new_tokens: float, request: gr.Request):
+    def rag(
+        question: str,
+        mode: str,
+        k: float,
+        hybrid: bool,
+        max_new_tokens: float,
+        request: gr.Request,
+        profile: gr.OAuthProfile | None,
+    ):
         options = RagOptions(mode, int(k), bool(hybrid), "auto", GenerationSettings(int(max_new_tokens)))
-        for answer, result in service.rag_stream(request.session_hash, question, options):
+        user = profile.username if profile else None
+        for answer, result in service.rag_stream(request.session_hash, question, options, user):
             sources = "\n".join(f"[{n}] {hit.label} (score {hit.score:.3f})" for n, hit in result.sources())
             yield answer, sources, chunks_table(result)
 
@@ -175,6 +188,8 @@ def build_app(service: QAService) -> gr.Blocks:
 
     with gr.Blocks(title="Domain QA") as app:
         gr.Markdown("# Domain QA")
+        if service.settings.login:
+            gr.LoginButton(elem_id="login")
         info = gr.Markdown(model_info())
         if service.loaded.is_demo:
             gr.Markdown(f"⚠️ **{DEMO_NOTICE}**", elem_id="demo-banner")

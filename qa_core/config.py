@@ -35,6 +35,8 @@ Variables (see `.env.example`):
                         seconds idle (default 3600)
     QA_MAX_SESSION_CHUNKS  app: most chunks one visitor may store (default 2000)
     QA_MAX_SESSION_MB   app: most text one visitor may store, in MB (default 20)
+    QA_LOGIN            app: 1 shows "Sign in with Hugging Face"; a signed-in visitor's documents are kept
+                        across visits, under their user name (default 0)
     QA_MAX_BATCH_SIZE   app: most visitors' answers generated together in one batch; 1 = one at a time (default 16)
 
 On a ZeroGPU Space (SPACES_ZERO_GPU=true, set by the Space) QA_DEVICE defaults to `cuda`: ZeroGPU
@@ -91,6 +93,7 @@ class Settings:
     session_ttl_s: float = 3600.0
     max_session_chunks: int = 2000
     max_session_mb: float = 20.0
+    login: bool = False
     max_batch_size: int = 16
 
     def __post_init__(self) -> None:
@@ -153,6 +156,7 @@ _VARIABLES: dict[str, tuple[tuple[str, ...], Callable[[str], object]]] = {
     "session_ttl_s": (("QA_SESSION_TTL_S",), float),
     "max_session_chunks": (("QA_MAX_SESSION_CHUNKS",), int),
     "max_session_mb": (("QA_MAX_SESSION_MB",), float),
+    "login": (("QA_LOGIN",), _flag),
     "max_batch_size": (("QA_MAX_BATCH_SIZE",), int),
 }
 

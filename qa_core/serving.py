@@ -35,6 +35,7 @@ from qa_core.rag.store import IngestReport, RagStore, StoreError, collection_exi
 from qa_core.visitor_adapters import fetch_visitor_adapter, list_visitor_checkpoints
 
 SESSION_PREFIX = "session-"  # the collections of visitors' sessions (swept when idle)
+USER_PREFIX = "user-"  # the collections of signed-in visitors (kept)
 RETRIEVER_CACHE = 256  # sessions whose retriever (and keyword index) stays in memory
 log = logging.getLogger("qa_toolkit.serving")
 CONTEXT_MODES = ("generate", "extractive")  # write an answer with the model, or quote the context
@@ -124,16 +125,19 @@ class QAService:
         return text
 
     # --- documents and RAG ------------------------------------------------------------------
-    def collection_for(self, session: str) -> str:
-        """The collection a session reads and writes: the shared one, or one per session."""
+    def collection_for(self, session: str, user: str | None = None) -> str:
+        """The collection a visitor reads and writes: the shared one; a signed-in `user`'s own (kept
+        across visits, with QA_LOGIN); or the browser session's (deleted when it ends)."""
         if self.settings.shared_collection:
             return self.settings.shared_collection
+        if user and self.settings.login:
+            return USER_PREFIX + hashlib.sha256(user.encode()).hexdigest()[:24]
         return SESSION_PREFIX + hashlib.sha256(session.encode()).hexdigest()[:24]
 
-    def retriever(self, session: str, create: bool = False) -> Retriever | None:
-        """The retriever over the session's collection; None when it has none yet, unless `create`
+    def retriever(self, session: str, create: bool = False, user: str | None = None) -> Retriever | None:
+        """The retriever over the visitor's collection; None when it has none yet, unless `create`
         (only an upload creates a collection: looking creates nothing)."""
-        name = self.collection_for(session)
+        name = self.collection_for(session, user)
         self._last_seen[name] = time.monotonic()
         if name not in self._retrievers:
             if not create and not collection_exists(self.chroma, name):
@@ -144,7 +148,7 @@ class QAService:
         self._retrievers.move_to_end(name)
         return self._retrievers[name]
 
-    def ingest(self, session: str, paths: list[str], names: list[str]) -> IngestReport:
+    def ingest(self, session: str, paths: list[str], names: list[str], user: str | None = None) -> IngestReport:
         """Ingest uploaded files (stored under their original `names`) into the session's collection,
         creating it on the first upload.
 
@@ -154,7 +158,7 @@ class QAService:
         """
         if len(paths) > self.settings.max_uploads:
             raise QAError(f"{len(paths)} files at once; the limit is {self.settings.max_uploads} (QA_MAX_UPLOADS)")
-        store = self.retriever(session, create=True).store
+        store = self.retriever(session, create=True, user=user).store
         incoming, stored = sum(Path(p).stat().st_size for p in paths), store.text_bytes()
         if stored + incoming > self.settings.max_session_mb * 1e6:
             raise QAError(
@@ -173,23 +177,24 @@ class QAService:
             )
         return report
 
-    def documents(self, session: str) -> list[dict]:
-        retriever = self.retriever(session)
+    def documents(self, session: str, user: str | None = None) -> list[dict]:
+        retriever = self.retriever(session, user=user)
         return retriever.store.sources() if retriever else []
 
-    def delete_document(self, session: str, source: str) -> int:
+    def delete_document(self, session: str, source: str, user: str | None = None) -> int:
         """Delete one of the session's documents; returns the chunks removed.
 
         Raises:
             StoreError: no such document.
         """
-        retriever = self.retriever(session)
+        retriever = self.retriever(session, user=user)
         if retriever is None:
             raise StoreError(f"no document {source!r}: you have not uploaded any")
         return retriever.store.delete(source)
 
     def end_session(self, session: str) -> None:
-        """Forget a visitor whose session ended: delete their collection (never the shared one)."""
+        """Forget a visitor whose session ended: delete the session's collection (never the shared
+        one, nor a signed-in user's)."""
         if not self.settings.shared_collection:
             self._drop(self.collection_for(session))
 
@@ -228,12 +233,12 @@ class QAService:
                 log.exception("sweeping idle sessions failed")
 
     def rag_stream(
-        self, session: str, question: str, options: RagOptions | None = None
+        self, session: str, question: str, options: RagOptions | None = None, user: str | None = None
     ) -> Iterator[tuple[str, RagAnswer]]:
         """Retrieve, then yield (answer so far, result) as the grounded answer is generated."""
         self.check_input(question)
         options = options or RagOptions()
-        retriever = self.retriever(session)
+        retriever = self.retriever(session, user=user)
         if retriever is None:
             raise QAError("your collection is empty: ingest documents first (upload them in the RAG tab)")
         result = prepare(self.loaded, retriever, question, options, self.batcher.generate)

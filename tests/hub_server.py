@@ -365,6 +365,7 @@ class Handler(BaseHTTPRequestHandler):
                     "type": "user",
                     "name": self.state.user,
                     "fullname": "Test User",
+                    "avatarUrl": "/avatars/test-user.svg",  # as the Hub answers; Gradio's sign-in reads it
                     "orgs": [],
                     "auth": {"type": "access_token", "accessToken": {"displayName": "test", "role": role}},
                 },

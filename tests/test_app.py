@@ -222,7 +222,7 @@ def test_overlong_input_is_refused_before_tokenising(client):
 def test_an_unexpected_error_reaches_the_visitor_as_a_generic_message(served, client, monkeypatch, caplog):
     url, service = served
 
-    def broken(session: str) -> list:
+    def broken(session: str, user: str | None) -> list:
         raise RuntimeError("disk /srv/private/chroma is full")
 
     monkeypatch.setattr(service, "documents", broken)

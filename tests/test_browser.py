@@ -2,10 +2,13 @@
 
 import os
 import re
+import subprocess
+import sys
 import time
 from pathlib import Path
 
 import pytest
+from playwright.sync_api import Error as PlaywrightError
 from playwright.sync_api import expect, sync_playwright
 
 from app import build_app
@@ -14,7 +17,7 @@ from qa_core.config import load_settings
 from qa_core.models import load_model
 from qa_core.serving import QAService
 from tests.conftest import HUB_TOKEN
-from tests.helpers import make_adapter
+from tests.helpers import ROOT, free_port, make_adapter
 
 CHROMIUM = "/usr/bin/chromium"
 ARGS = [
@@ -131,3 +134,51 @@ def test_a_visitor_who_closes_the_page_leaves_no_documents_behind(served, tmp_pa
             time.sleep(0.2)
         browser.close()
     assert visitor_collections(service) == before
+
+
+def test_a_signed_in_visitor_keeps_their_documents_across_visits(hub_server, tmp_path):
+    """QA_LOGIN=1: "Sign in with Hugging Face" (Gradio mocks the OAuth flow off a Space, as the owner of
+    HF_TOKEN on the test Hub); the documents outlive the page."""
+    port = free_port()
+    env = {
+        **os.environ,
+        "QA_LOGIN": "1",
+        "QA_BASE_MODEL": "demo",
+        "QA_CHROMA_PATH": str(tmp_path / "chroma"),
+        "HF_ENDPOINT": hub_server.url,
+        "HF_TOKEN": HUB_TOKEN,
+        "GRADIO_SERVER_NAME": "127.0.0.1",
+        "GRADIO_SERVER_PORT": str(port),
+    }
+    app = subprocess.Popen([sys.executable, "app.py"], cwd=ROOT, env=env, stderr=subprocess.PIPE, text=True)
+    document = tmp_path / "notes.txt"
+    document.write_text("The fiscal year ends on 31 March.")
+    try:
+        with sync_playwright() as playwright:
+            browser = playwright.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+            visitor = browser.new_context()  # one browser profile: its sign-in cookie outlives the page
+            page = visitor.new_page()
+            deadline = time.monotonic() + 120
+            while time.monotonic() < deadline:
+                assert app.poll() is None, app.stderr.read()[-3000:]
+                try:
+                    page.goto(f"http://127.0.0.1:{port}/")
+                    break
+                except PlaywrightError:
+                    time.sleep(0.5)
+            page.locator("#login").click()
+            expect(page.locator("#login")).to_contain_text("tester", timeout=30_000)  # "Logout (tester)"
+            page.get_by_role("tab", name="RAG").click()
+            page.locator("#rag-files input[type=file]").set_input_files(str(document))
+            page.locator("#rag-ingest").click()
+            expect(page.locator("#rag-status")).to_contain_text("1 file(s) added", timeout=60_000)
+            page.close()  # the session ends; a signed-in visitor's documents stay
+
+            again = visitor.new_page()
+            again.goto(f"http://127.0.0.1:{port}/")
+            again.get_by_role("tab", name="RAG").click()
+            expect(again.locator("#rag-docs")).to_contain_text("notes.txt", timeout=30_000)
+            browser.close()
+    finally:
+        app.terminate()
+        app.wait(timeout=30)
