@@ -252,7 +252,7 @@ class QAService:
         yield result.answer, result
 
     # --- model ------------------------------------------------------------------------------
-    def ensure_adapter_loading_allowed(self) -> None:
+    def _ensure_adapter_loading_allowed(self) -> None:
         """Raise QAError when the operator turned adapter loading off (QA_ALLOW_ADAPTER_LOAD=0)."""
         if not self.settings.allow_adapter_load:
             raise QAError("loading adapters is turned off on this server (QA_ALLOW_ADAPTER_LOAD=0)")
@@ -270,7 +270,7 @@ class QAService:
             QAError: adapter loading is off (QA_ALLOW_ADAPTER_LOAD=0, the default on a Space), a path
                 or bad name, not an adapter, too large, or no such repo or checkpoint.
         """
-        self.ensure_adapter_loading_allowed()  # before any request to the Hub
+        self._ensure_adapter_loading_allowed()  # before any request to the Hub
         snapshot = fetch_visitor_adapter(repo, revision or "", self.settings)
         with self.batcher.exclusive():  # between batches, never under one
             attach_adapter_folder(self.loaded, snapshot.path, snapshot.repo_id, snapshot.commit)
