@@ -1,0 +1,147 @@
+"""GPU figures at 7B scale, in one run: QLoRA training (packed vs max-length), generation (batched vs
+one at a time, bf16 and 4-bit), and sentence embedding for RAG ingest (batched vs one at a time).
+
+    bash benchmarks/gpu.sh                      # one GPU, no network: Llama-2-7B architecture
+    bash benchmarks/gpu.sh --tiny               # the same steps on a tiny model, on a CPU, in about a minute
+
+The model is built from Llama-2-7B's configuration with random weights (nothing is downloaded; speed
+and memory do not depend on the weights) and saved once, then loaded through the toolkit like any
+model. Every figure is printed as one `key=value` line and written to --out.
+"""
+
+from __future__ import annotations
+
+import argparse
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
+
+from qa_core.data import load_qa_data
+from qa_core.demo_model import ensure_demo_model, sample_data_path
+from qa_core.generate import GenerationSettings, generate
+from qa_core.models import load_model
+from qa_core.prompts import build_prompt
+from qa_core.rag.embeddings import load_sentence_model
+from train_job.run import main as train
+from train_job.run import parse_args
+
+LLAMA2_7B = {"hidden_size": 4096, "intermediate_size": 11008, "num_hidden_layers": 32, "num_attention_heads": 32}
+TINY = {"hidden_size": 256, "intermediate_size": 512, "num_hidden_layers": 4, "num_attention_heads": 4}
+
+
+class Figures:
+    """key=value lines, printed as they come and written to a file at the end."""
+
+    def __init__(self, out: Path) -> None:
+        self.out, self.lines = out, []
+
+    def add(self, key: str, value: float | str) -> None:
+        line = f"{key}={value:.4g}" if isinstance(value, float) else f"{key}={value}"
+        self.lines.append(line)
+        print(line, flush=True)
+
+    def save(self) -> None:
+        self.out.write_text("\n".join(self.lines) + "\n")
+
+
+def build_model(folder: Path, tiny: bool, device: str) -> Path:
+    """A Llama with random weights (7B shape, or tiny) and the demo tokenizer, saved to `folder`."""
+    tokenizer = AutoTokenizer.from_pretrained(ensure_demo_model(Path(tempfile.gettempdir()) / "qa-demo"))
+    shape = TINY if tiny else LLAMA2_7B
+    config = LlamaConfig(**shape, vocab_size=32000, max_position_embeddings=4096, torch_dtype="bfloat16")
+    with torch.device(device):
+        model = LlamaForCausalLM(config).to(torch.bfloat16)
+    model.save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    del model
+    return folder
+
+
+def peak_gib() -> float:
+    return torch.cuda.max_memory_allocated() / 2**30 if torch.cuda.is_available() else float("nan")
+
+
+def qlora(figures: Figures, folder: Path, tiny: bool, work: Path) -> None:
+    """Real tokens/s and peak memory of QLoRA training, packed vs every example padded to max_length."""
+    speeds = {}
+    for batching in ("packed", "max-length"):
+        if torch.cuda.is_available():
+            torch.cuda.reset_peak_memory_stats()
+        args = ["--model", str(folder), "--quantization", "4bit", "--batching", batching]
+        args += ["--lora_r", "16", "--lora_alpha", "32", "--max_length", "1024", "--gradient_checkpointing", "true"]
+        args += ["--max_steps", "4" if tiny else "12", "--per_device_train_batch_size", "4", "--logging_steps", "1"]
+        args += ["--eval_strategy", "no", "--save_strategy", "no", "--report_to", "none"]
+        args += ["--output_dir", str(work / batching), "--prompt_style", "qa", "--seed", "0"]
+        args += ["--bf16", "false", "--use_cpu", "true"] if tiny else ["--bf16", "true"]
+        record = train(*parse_args(args))
+        key = batching.replace("-", "_")
+        speeds[key] = record["train_tokens"] / record["train_runtime"]
+        figures.add(f"qlora_{key}_tokens_per_s", speeds[key])
+        figures.add(f"qlora_{key}_peak_gib", peak_gib())
+    figures.add("qlora_packed_over_max_length", speeds["packed"] / speeds["max_length"])
+
+
+def generation(figures: Figures, folder: Path) -> None:
+    """Seconds for the same greedy answers, batched vs one at a time, in bf16 and in 4-bit."""
+    questions = load_qa_data(sample_data_path())["question"][:16]
+    settings = GenerationSettings(max_new_tokens=32)
+    for label, quantization in (("bf16", "none"), ("4bit", "4bit")):
+        loaded = load_model(str(folder), quantization=quantization, dtype="bfloat16")
+        prompts = [build_prompt("qa", q, None, loaded.tokenizer) for q in questions]
+        generate(loaded.model, loaded.tokenizer, prompts[:2], settings)  # warm-up
+        started = time.perf_counter()
+        for prompt in prompts:
+            generate(loaded.model, loaded.tokenizer, [prompt], settings)
+        alone = time.perf_counter() - started
+        started = time.perf_counter()
+        generate(loaded.model, loaded.tokenizer, prompts, settings, batch_size=len(prompts))
+        batched = time.perf_counter() - started
+        figures.add(f"generate_{label}_one_at_a_time_s", alone)
+        figures.add(f"generate_{label}_batched_s", batched)
+        figures.add(f"generate_{label}_batched_over_one_at_a_time", alone / batched)
+        del loaded
+
+
+def embedding(figures: Figures, device: str) -> None:
+    """Chunks/s of the RAG embedding model on `device`, batches of 64 vs one at a time."""
+    model = load_sentence_model().to(device)
+    evidence = [e for e in load_qa_data(sample_data_path())["context"] if e]
+    chunks = (evidence * (512 // len(evidence) + 1))[:512]
+    model.encode(chunks[:64], batch_size=64)  # warm-up
+    started = time.perf_counter()
+    model.encode(chunks, batch_size=64)
+    batched = len(chunks) / (time.perf_counter() - started)
+    started = time.perf_counter()
+    for chunk in chunks[:128]:
+        model.encode([chunk], batch_size=1)
+    alone = 128 / (time.perf_counter() - started)
+    figures.add("embed_batched_chunks_per_s", batched)
+    figures.add("embed_one_at_a_time_chunks_per_s", alone)
+    figures.add("embed_batched_over_one_at_a_time", batched / alone)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--tiny", action="store_true", help="a tiny model on the CPU, to check the script")
+    parser.add_argument("--out", type=Path, default=Path("benchmarks/gpu-figures.txt"), help="where the figures go")
+    args = parser.parse_args()
+    device = "cuda" if torch.cuda.is_available() and not args.tiny else "cpu"
+    if not args.tiny and device != "cuda":
+        raise SystemExit("no GPU: run with --tiny to check the script on a CPU")
+    figures = Figures(args.out)
+    figures.add("device", torch.cuda.get_device_name() if device == "cuda" else "cpu (tiny check)")
+    with tempfile.TemporaryDirectory() as work:
+        started = time.perf_counter()
+        folder = build_model(Path(work) / "llama", args.tiny, device)
+        figures.add("build_model_s", time.perf_counter() - started)
+        qlora(figures, folder, args.tiny, Path(work))
+        generation(figures, folder)
+        embedding(figures, device)
+    figures.save()
+
+
+if __name__ == "__main__":
+    main()
