@@ -138,14 +138,14 @@ class QAService:
         """The retriever over the visitor's collection; None when it has none yet, unless `create`
         (only an upload creates a collection: looking creates nothing)."""
         name = self.collection_for(session, user)
-        self._last_seen[name] = time.monotonic()
         if name not in self._retrievers:
             if not create and not collection_exists(self.chroma, name):
-                return None
+                return None  # remembers nothing: every page load of a stranger comes here
             self._retrievers[name] = Retriever(RagStore(self.settings, name, client=self.chroma))
             while len(self._retrievers) > RETRIEVER_CACHE:
                 self._retrievers.popitem(last=False)
         self._retrievers.move_to_end(name)
+        self._last_seen[name] = time.monotonic()  # only for collections that exist (the sweep drops them)
         return self._retrievers[name]
 
     def ingest(self, session: str, paths: list[str], names: list[str], user: str | None = None) -> IngestReport:

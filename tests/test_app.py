@@ -298,6 +298,7 @@ def test_looking_creates_no_collection_only_an_upload_does(served, docs):
     with pytest.raises(AppError, match="is empty: ingest documents first"):
         stranger.predict("What margin?", "extractive", 2, False, 8, api_name="/rag")
     assert session_collections(service) == before
+    assert set(service._last_seen) <= before | {service.settings.shared_collection}  # nor any memory of it
     stranger.predict([handle_file(str(docs[0]))], api_name="/ingest")
     assert len(session_collections(service) - before) == 1
 
