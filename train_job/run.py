@@ -161,11 +161,11 @@ def configure_trainer(training_args: SFTConfig, script_args: TrainScriptArgument
         training_args.pad_to_multiple_of = training_args.max_length
 
 
-def pull_checkpoint(spec: str, output_dir: str, settings: Settings) -> tuple[str, str, int]:
+def pull_checkpoint(spec: str, output_dir: str, settings: Settings) -> tuple[str, str]:
     """Download the pushed checkpoint `REPO[@STEP_OR_SHA]` (default: the latest) to resume from.
 
     Returns:
-        (the local folder, the repo id, the step it was saved at).
+        (the local folder, the repo id).
 
     Raises:
         QAError: it holds no trainer state (an adapter only), or the Hub refuses.
@@ -174,10 +174,9 @@ def pull_checkpoint(spec: str, output_dir: str, settings: Settings) -> tuple[str
     folder = Path(output_dir) / "resumed-from-hub"
     shutil.rmtree(folder, ignore_errors=True)  # never mix files of two checkpoints
     commit = pull(repo_id, revision or "main", folder, settings)
-    state = folder / "trainer_state.json"
-    if not state.is_file():
+    if not (folder / "trainer_state.json").is_file():
         raise QAError(f"{repo_id}@{commit[:12]} has no trainer state to resume from (adapter only)")
-    return str(folder), repo_id, json.loads(state.read_text())["global_step"]
+    return str(folder), repo_id
 
 
 def main(script_args: TrainScriptArguments, training_args: SFTConfig) -> dict:
@@ -215,17 +214,14 @@ def main(script_args: TrainScriptArguments, training_args: SFTConfig) -> dict:
 
     # 3. Resume from a pushed checkpoint (adapter, head, optimizer, scheduler, step), or a local one.
     resume_from: str | None = None
+    resumed_repo = None
     already_pushed = -1
     if script_args.resume:
         resume_from = get_last_checkpoint(training_args.output_dir) if Path(training_args.output_dir).is_dir() else None
         if resume_from is None:
             raise QAError(f"cannot resume: no checkpoint-N folder in {training_args.output_dir}")
     if script_args.resume_from_hub:
-        resume_from, resumed_repo, resumed_step = pull_checkpoint(
-            script_args.resume_from_hub, training_args.output_dir, settings
-        )
-        if resumed_repo == script_args.hub_repo:  # steps up to here are on the repo already
-            already_pushed = resumed_step
+        resume_from, resumed_repo = pull_checkpoint(script_args.resume_from_hub, training_args.output_dir, settings)
     if resume_from:
         step = json.loads((Path(resume_from) / "trainer_state.json").read_text())["global_step"]
         if 0 < training_args.max_steps <= step:  # the trainer would run one step past it
@@ -233,6 +229,8 @@ def main(script_args: TrainScriptArguments, training_args: SFTConfig) -> dict:
                 f"{resume_from} is at step {step} and --max_steps is {training_args.max_steps}: "
                 "nothing left to train; raise --max_steps to continue"
             )
+        if resumed_repo == script_args.hub_repo:  # steps up to here are on the repo already
+            already_pushed = step
 
     # 4. Publishing: check write access before spending any compute. Records and cards name local
     # files by their name only.
