@@ -116,27 +116,28 @@ def build_app(service: QAService) -> gr.Blocks:
 
     # A signed-in visitor (QA_LOGIN) works on their own collection, kept across visits; anyone else
     # on their browser session's. Gradio fills in `profile` (None when signed out or without login).
+    def user(profile: gr.OAuthProfile | None) -> str | None:
+        return profile.username if profile else None
+
     @friendly
     def ingest(files: list[str] | None, request: gr.Request, profile: gr.OAuthProfile | None, progress=TRACK_TQDM):
         if not files:
             raise QAError("choose one or more .txt, .md, .pdf or .csv files to upload")
-        user = profile.username if profile else None
-        report = service.ingest(request.session_hash, files, [Path(f).name for f in files], user)
+        report = service.ingest(request.session_hash, files, [Path(f).name for f in files], user(profile))
         lines = [report.summary()] + [f"- skipped: {problem}" for problem in report.problems]
-        return "\n".join(lines), documents_table(request.session_hash, user)
+        return "\n".join(lines), documents_table(request.session_hash, user(profile))
 
     @friendly
     def documents(request: gr.Request, profile: gr.OAuthProfile | None):
-        return documents_table(request.session_hash, profile.username if profile else None)
+        return documents_table(request.session_hash, user(profile))
 
     def end_session(request: gr.Request) -> None:  # the visitor closed the page: their session's documents go
         service.end_session(request.session_hash)
 
     @friendly
     def delete_document(source: str, request: gr.Request, profile: gr.OAuthProfile | None):
-        user = profile.username if profile else None
-        removed = service.delete_document(request.session_hash, source.strip(), user)
-        return f"{source}: {removed} chunks deleted", documents_table(request.session_hash, user)
+        removed = service.delete_document(request.session_hash, source.strip(), user(profile))
+        return f"{source}: {removed} chunks deleted", documents_table(request.session_hash, user(profile))
 
     @gpu
     @friendly
@@ -150,8 +151,7 @@ def build_app(service: QAService) -> gr.Blocks:
         profile: gr.OAuthProfile | None,
     ):
         options = RagOptions(mode, int(k), bool(hybrid), "auto", GenerationSettings(int(max_new_tokens)))
-        user = profile.username if profile else None
-        for answer, result in service.rag_stream(request.session_hash, question, options, user):
+        for answer, result in service.rag_stream(request.session_hash, question, options, user(profile)):
             sources = "\n".join(f"[{n}] {hit.label} (score {hit.score:.3f})" for n, hit in result.sources())
             yield answer, sources, chunks_table(result)
 
@@ -165,8 +165,6 @@ def build_app(service: QAService) -> gr.Blocks:
     @friendly
     def checkpoints(repo: str):
         rows = service.checkpoints(repo)
-        if not rows:
-            raise QAError(f"{repo.strip()} has no checkpoint commits (pushed by train_job/run.py --push-to-hub)")
         curves = pd.DataFrame(
             [
                 {"step": row["step"], "loss": row[column], "series": column}

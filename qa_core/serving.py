@@ -281,8 +281,11 @@ class QAService:
         date and commit of each (as `python -m hub list` shows them).
 
         Raises:
-            QAError: not a `USER/NAME` repo name, or no such repo.
+            QAError: not a `USER/NAME` repo name, no such repo, or no checkpoint commits in it.
         """
+        found = list_visitor_checkpoints(repo, self.settings)
+        if not found:
+            raise QAError(f"{repo.strip()} has no checkpoint commits (pushed by train_job/run.py --push-to-hub)")
         return [
             {
                 "step": c.step,
@@ -291,7 +294,7 @@ class QAService:
                 "date": f"{c.date:%Y-%m-%d %H:%M}",
                 "commit": c.commit[:12],
             }
-            for c in list_visitor_checkpoints(repo, self.settings)
+            for c in found
         ]
 
     def latest_results(self) -> str:
