@@ -80,6 +80,16 @@ STYLE_HELP = {
 }
 
 
+def check_question(question: str | None) -> None:
+    """Refuse an empty question, before any model or index is asked.
+
+    Raises:
+        PromptError: the question is empty or blank.
+    """
+    if not question or not question.strip():
+        raise PromptError("the question is empty")
+
+
 def resolve_style(style: str, tokenizer: PreTrainedTokenizerBase | None = None, trained: str | None = None) -> str:
     """Return the concrete style name for `style`: `auto` is the style an adapter was `trained`
     with (a fine-tuned model must be asked the way it was trained), else the tokenizer's chat

@@ -4,10 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from qa_core.errors import PromptError
 from qa_core.generate import GenerationSettings, generate, stream
 from qa_core.models import LoadedModel
-from qa_core.prompts import DEFAULT_SYSTEM, build_prompt
+from qa_core.prompts import DEFAULT_SYSTEM, build_prompt, check_question
 
 
 def qa_prompt(
@@ -19,8 +18,7 @@ def qa_prompt(
     Raises:
         PromptError: the question is empty, or the style cannot be used with this model.
     """
-    if not question or not question.strip():
-        raise PromptError("the question is empty")
+    check_question(question)
     return build_prompt(style, question, context, loaded.tokenizer, system, trained=loaded.prompt_style)
 
 

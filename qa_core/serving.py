@@ -27,8 +27,9 @@ from qa_core.errors import QAError
 from qa_core.extractive import best_sentences, split_sentences
 from qa_core.generate import GenerationSettings
 from qa_core.models import LoadedModel, attach_adapter_folder, load_model
+from qa_core.prompts import check_question
 from qa_core.qa import qa_prompt
-from qa_core.rag.answer import RagAnswer, RagOptions, extractive_answer, prepare
+from qa_core.rag.answer import RagAnswer, RagOptions, prepare, quote
 from qa_core.rag.documents import SourceFile, read_documents
 from qa_core.rag.retrieval import Retriever
 from qa_core.rag.store import IngestReport, RagStore, StoreError, collection_exists, open_client
@@ -101,8 +102,7 @@ class QAService:
         if not context or not context.strip():
             raise QAError("paste a context or upload a file to answer from")
         self.check_input(question, context)
-        if not question.strip():
-            raise QAError("the question is empty")
+        check_question(question)
         if mode == "extractive":
             best = best_sentences(question, [context], embedding_model=self.settings.embedding_model)
             answer, support = (best[0].text, {best[0].text}) if best else ("", set())
@@ -241,11 +241,11 @@ class QAService:
         retriever = self.retriever(session, user=user)
         if retriever is None:
             raise QAError("your collection is empty: ingest documents first (upload them in the RAG tab)")
-        result = prepare(self.loaded, retriever, question, options, self.batcher.generate)
         if options.mode == "extractive":
-            result.answer = extractive_answer(question, result.hits, self.settings.embedding_model)
+            result = quote(retriever, question, options)
             yield result.answer, result
             return
+        result = prepare(self.loaded, retriever, question, options, self.batcher.generate)
         for text in self.batcher.stream(result.prompt, options.generation):
             result.answer = text
             yield text, result

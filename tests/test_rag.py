@@ -275,6 +275,12 @@ def test_cli_ingest_query_list_delete(corpus, tmp_path, monkeypatch, capsys):
     assert rag_main(["--collection", "cli-test", "delete", "--source", "nope"]) == 2
     assert "error: no document 'nope'" in capsys.readouterr().err
     assert rag_main(["--collection", "cli-test", "ingest", str(tmp_path / "nothing")]) == 1
+    capsys.readouterr()
+    # Quoting needs no language model: a model that cannot be loaded is never asked for.
+    ask = ["ask", "How long may CCTV footage be kept?", "--mode", "extractive", "--collection", "cli-test"]
+    assert rag_main([*ask, "--model", "nobody/no-such-model", "--json"]) == 0
+    answered = json.loads(capsys.readouterr().out)
+    assert answered["answer"] == "Keep CCTV footage for no longer than 30 days. [1]" and answered["cited"] == [1]
 
 
 @pytest.fixture(scope="module")

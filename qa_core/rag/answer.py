@@ -20,6 +20,7 @@ from qa_core.errors import QAError
 from qa_core.extractive import best_sentences
 from qa_core.generate import GenerationSettings, generate, prompt_budget
 from qa_core.models import LoadedModel
+from qa_core.prompts import check_question
 from qa_core.qa import qa_prompt
 from qa_core.rag import MODES
 from qa_core.rag.retrieval import Hit, Retriever
@@ -104,11 +105,7 @@ def prepare(
         else:
             draft = complete(draft_prompt, options.generation)
     query = f"{question}\n{draft}" if draft else question
-    hits = retriever.search(query, options.k, options.hybrid)
-    if not hits:
-        raise QAError(
-            f"collection {retriever.store.name!r} is empty: ingest documents first (python -m qa_core.rag ingest PATH)"
-        )
+    hits = retrieve(retriever, query, options)
     budget = prompt_budget(loaded.model, options.generation)
     while True:
         prompt = qa_prompt(loaded, question, numbered_context(hits), options.style)
@@ -118,18 +115,45 @@ def prepare(
     return RagAnswer(question=question, prompt=prompt, hits=hits, query=query, draft=draft)
 
 
-def extractive_answer(question: str, hits: list[Hit], embedding_model: str | None = None) -> str:
-    """The retrieved chunks' sentence that best answers `question`, with its citation: "… [2]"."""
-    best = best_sentences(question, [hit.text for hit in hits], embedding_model=embedding_model)
-    return f"{best[0].text} [{best[0].passage + 1}]" if best else ""
+def retrieve(retriever: Retriever, query: str, options: RagOptions) -> list[Hit]:
+    """The `options.k` chunks that best match `query`.
+
+    Raises:
+        QAError: nothing is stored to retrieve from.
+    """
+    hits = retriever.search(query, options.k, options.hybrid)
+    if not hits:
+        raise QAError(
+            f"collection {retriever.store.name!r} is empty: ingest documents first (python -m qa_core.rag ingest PATH)"
+        )
+    return hits
 
 
-def answer(loaded: LoadedModel, retriever: Retriever, question: str, options: RagOptions | None = None) -> RagAnswer:
-    """Answer `question` from the store, citing the chunks used (see `prepare`)."""
+def quote(retriever: Retriever, question: str, options: RagOptions | None = None) -> RagAnswer:
+    """The `extractive` mode: the retrieved chunks' sentence that best answers `question`, with its
+    citation ("… [2]"). No language model is needed, and nothing is made up.
+
+    Raises:
+        PromptError: empty question.
+        QAError: nothing stored to retrieve from.
+    """
+    check_question(question)
+    hits = retrieve(retriever, question, options or RagOptions(mode="extractive"))
+    best = best_sentences(
+        question, [hit.text for hit in hits], embedding_model=retriever.store.settings.embedding_model
+    )
+    answer = f"{best[0].text} [{best[0].passage + 1}]" if best else ""
+    return RagAnswer(question=question, prompt="", hits=hits, query=question, answer=answer)
+
+
+def answer(
+    loaded: LoadedModel | None, retriever: Retriever, question: str, options: RagOptions | None = None
+) -> RagAnswer:
+    """Answer `question` from the store, citing the chunks used (see `prepare`; the `extractive`
+    mode quotes them, see `quote`, and needs no `loaded` model)."""
     options = options or RagOptions()
-    result = prepare(loaded, retriever, question, options)
     if options.mode == "extractive":
-        result.answer = extractive_answer(question, result.hits, retriever.store.settings.embedding_model)
-    else:
-        result.answer = generate(loaded.model, loaded.tokenizer, [result.prompt], options.generation)[0]
+        return quote(retriever, question, options)
+    result = prepare(loaded, retriever, question, options)
+    result.answer = generate(loaded.model, loaded.tokenizer, [result.prompt], options.generation)[0]
     return result

@@ -57,7 +57,7 @@ def cmd_ask(args: argparse.Namespace, settings: Settings) -> int:
     from qa_core.rag.retrieval import Retriever
 
     retriever = Retriever(RagStore(settings, args.collection))
-    loaded = load_model_for_cli(args, settings)
+    loaded = None if args.mode == "extractive" else load_model_for_cli(args, settings)  # quoting needs no model
     generation = GenerationSettings(max_new_tokens=args.max_new_tokens)
     options = RagOptions(args.mode, args.k, args.hybrid, args.prompt_style, generation)
     result = answer(loaded, retriever, args.question, options)
