@@ -1,11 +1,13 @@
 """Load question-answer data from CSV, JSONL/JSON or a Hugging Face dataset, and split it.
 
-Every source becomes a `datasets.Dataset` with the columns `question`, `answer` and `context`
-("" where a row has none). A column mapping says which source column feeds each of them:
+Every source becomes a `datasets.Dataset` with the columns `question`, `answer`, `context` and
+`title` (the context's document; "" where a row has none). A column mapping says which source
+column feeds each of them:
 
-    question=instruction,context=input,answer=output
+    question=instruction,context=input,answer=output,title=doc_name
 
-CSV and JSONL files default to `question`, `answer` and `evidence_text` (or `context`); known
+CSV and JSONL files default to `question`, `answer`, `evidence_text` (or `context`) and
+`doc_name` (or `title`); known
 Hub datasets (dolly, alpaca) have their mapping built in. Extra columns are ignored. Every row is
 checked, and a bad one raises `DataError` naming the file, the line or row, and the column.
 
@@ -24,9 +26,9 @@ from datasets import Dataset, DatasetDict, load_dataset
 from qa_core.errors import DataError
 
 REQUIRED = ("question", "answer")
-OPTIONAL = ("context",)
-DEFAULT_COLUMNS = {"question": "question", "answer": "answer", "context": "evidence_text"}
-CONTEXT_FALLBACKS = ("evidence_text", "context", "input")
+OPTIONAL = ("context", "title")
+DEFAULT_COLUMNS = {"question": "question", "answer": "answer"}
+FALLBACKS = {"context": ("evidence_text", "context", "input"), "title": ("doc_name", "title")}
 KNOWN_DATASETS: dict[str, dict[str, str]] = {
     "databricks/databricks-dolly-15k": {"question": "instruction", "context": "context", "answer": "response"},
     "gbharti/finance-alpaca": {"question": "instruction", "context": "input", "answer": "output"},
@@ -55,7 +57,7 @@ def parse_columns(spec: str | Mapping[str, str] | None) -> dict[str, str]:
     unknown = set(pairs) - set(REQUIRED + OPTIONAL)
     if unknown:
         raise DataError(
-            f"column mapping names unknown field(s) {sorted(unknown)}; fields are question, answer, context"
+            f"column mapping names unknown field(s) {sorted(unknown)}; fields are question, answer, context, title"
         )
     return pairs
 
@@ -63,9 +65,10 @@ def parse_columns(spec: str | Mapping[str, str] | None) -> dict[str, str]:
 def _resolve_columns(available: Iterable[str], where: str, mapping: dict[str, str]) -> dict[str, str]:
     available = list(available)
     columns = {**DEFAULT_COLUMNS, **mapping}
-    if "context" not in mapping:
-        columns["context"] = next((c for c in CONTEXT_FALLBACKS if c in available), "")
-    for field in [*REQUIRED, *(["context"] if "context" in mapping else [])]:
+    for field, fallbacks in FALLBACKS.items():
+        if field not in mapping:
+            columns[field] = next((c for c in fallbacks if c in available), "")
+    for field in [*REQUIRED, *(f for f in OPTIONAL if f in mapping)]:
         if columns[field] not in available:
             raise DataError(
                 f"{where}: missing column {columns[field]!r} for the {field} "
@@ -91,7 +94,10 @@ def _records(rows: Iterable[tuple[str, Mapping]], columns: dict[str, str]) -> It
         yield {
             "question": _text(row.get(columns["question"]), where, columns["question"], required=True),
             "answer": _text(row.get(columns["answer"]), where, columns["answer"], required=True),
-            "context": _text(row.get(columns.get("context", "")), where, columns.get("context", ""), required=False),
+            **{
+                field: _text(row.get(columns.get(field, "")), where, columns.get(field, ""), required=False)
+                for field in OPTIONAL
+            },
         }
 
 
@@ -188,7 +194,7 @@ def load_qa_data(
         token: Hugging Face token for private datasets.
 
     Returns:
-        A Dataset with string columns question, answer, context.
+        A Dataset with string columns question, answer, context, title.
 
     Raises:
         DataError: unreadable source, missing column, empty or malformed row; the message

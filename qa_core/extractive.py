@@ -16,7 +16,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from qa_core.rag.embeddings import DEFAULT_EMBEDDING_MODEL, load_sentence_model
+from qa_core.rag.embeddings import EmbeddingModel, load_sentence_model
 
 SENTENCE = re.compile(r"(?<=[.!?])\s+|\n{2,}")
 WORD = re.compile(r"[a-z0-9]+(?:[.,][0-9]+)?")
@@ -52,13 +52,14 @@ class Sentence:
 
 
 def best_sentences(
-    question: str, passages: list[str], top: int = 1, embedding_model: str | None = None
+    question: str, passages: list[str], top: int = 1, embedding: EmbeddingModel | None = None
 ) -> list[Sentence]:
-    """The `top` sentences of `passages` that best answer `question`, best first."""
+    """The `top` sentences of `passages` that best answer `question`, best first, scored with the
+    sentence-embedding model `embedding` (default: the bundled MiniLM)."""
     candidates = [(text, n) for n, passage in enumerate(passages) for text in split_sentences(passage)]
     if not candidates:
         return []
-    model = load_sentence_model(embedding_model or DEFAULT_EMBEDDING_MODEL)
+    model = load_sentence_model((embedding or EmbeddingModel()).location)
     vectors = model.encode([question, *(text for text, _ in candidates)], normalize_embeddings=True)
     asked = content_words(question)
     wants_number = bool(QUANTITY_QUESTION.match(question))

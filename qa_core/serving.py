@@ -31,6 +31,7 @@ from qa_core.prompts import check_question
 from qa_core.qa import qa_prompt
 from qa_core.rag.answer import RagAnswer, RagOptions, prepare, quote
 from qa_core.rag.documents import SourceFile, read_documents
+from qa_core.rag.embeddings import resolve_embedding_model
 from qa_core.rag.retrieval import Retriever
 from qa_core.rag.store import IngestReport, RagStore, StoreError, collection_exists, open_client
 from qa_core.visitor_adapters import fetch_visitor_adapter, list_visitor_checkpoints
@@ -52,6 +53,7 @@ class QAService:
         self.extractive_by_default = self.loaded.is_demo
         self.batcher = GenerationBatcher(self.loaded, settings.max_batch_size)
         self.chroma = open_client(settings)
+        self.embedding = resolve_embedding_model(settings.embedding_model, settings)  # pinned once, for every visitor
         # Bounded: a public app meets many sessions; a dropped retriever is rebuilt on its next use.
         self._retrievers: OrderedDict[str, Retriever] = OrderedDict()
         self._last_seen: dict[str, float] = {}  # collection -> when its session last did anything
@@ -85,7 +87,7 @@ class QAService:
 
     def supporting_sentences(self, question: str, answer: str, context: str, top: int = 2) -> list[str]:
         """The `top` sentences of `context` that best support the question and answer, in context order."""
-        best = best_sentences(f"{question} {answer}", [context], top, self.settings.embedding_model)
+        best = best_sentences(f"{question} {answer}", [context], top, self.embedding)
         return [sentence for sentence in split_sentences(context) if sentence in {b.text for b in best}]
 
     def context_qa_stream(
@@ -104,7 +106,7 @@ class QAService:
         self.check_input(question, context)
         check_question(question)
         if mode == "extractive":
-            best = best_sentences(question, [context], embedding_model=self.settings.embedding_model)
+            best = best_sentences(question, [context], embedding=self.embedding)
             answer, support = (best[0].text, {best[0].text}) if best else ("", set())
         else:
             answer = ""
@@ -141,7 +143,7 @@ class QAService:
         if name not in self._retrievers:
             if not create and not collection_exists(self.chroma, name):
                 return None  # remembers nothing: every page load of a stranger comes here
-            self._retrievers[name] = Retriever(RagStore(self.settings, name, client=self.chroma))
+            self._retrievers[name] = Retriever(RagStore(self.settings, name, self.chroma, self.embedding))
             while len(self._retrievers) > RETRIEVER_CACHE:
                 self._retrievers.popitem(last=False)
         self._retrievers.move_to_end(name)

@@ -10,7 +10,7 @@ from qa_core.errors import DataError
 def test_sample_csv_loads_with_evidence_as_context():
     data = load_qa_data(sample_data_path())
     assert len(data) >= 30
-    assert data.column_names == ["question", "answer", "context"]
+    assert data.column_names == ["question", "answer", "context", "title"]
     assert all(data["context"])
     assert data[0]["question"] == "What was Northwind Capital's total revenue in fiscal 2024?"
 
@@ -19,7 +19,7 @@ def test_csv_extra_columns_ignored_and_context_optional(tmp_path):
     path = tmp_path / "qa.csv"
     path.write_text('id,question,answer,notes\n1,What is EBITDA?,"Earnings before interest, taxes...",x\n')
     data = load_qa_data(path)
-    assert data[0] == {"question": "What is EBITDA?", "answer": "Earnings before interest, taxes...", "context": ""}
+    assert data[0] == {"question": "What is EBITDA?", "answer": "Earnings before interest, taxes...", "context": "", "title": ""}
 
 
 def test_jsonl_and_json_array(tmp_path):
@@ -50,14 +50,14 @@ def test_dataset_with_dolly_columns(tmp_path):
         ],
     )
     data = load_qa_data(str(folder), "question=instruction,context=context,answer=response")
-    assert data[0] == {"question": "Who wrote it?", "answer": "Ann", "context": "Ann wrote it."}
+    assert data[0] == {"question": "Who wrote it?", "answer": "Ann", "context": "Ann wrote it.", "title": ""}
     assert data[1]["context"] == ""
 
 
 def test_dataset_with_alpaca_columns_finds_input_as_context(tmp_path):
     folder = make_dataset_folder(tmp_path, [{"instruction": "Define yield.", "input": "Bonds.", "output": "Income."}])
     data = load_qa_data(str(folder), {"question": "instruction", "answer": "output"})
-    assert data[0] == {"question": "Define yield.", "answer": "Income.", "context": "Bonds."}
+    assert data[0] == {"question": "Define yield.", "answer": "Income.", "context": "Bonds.", "title": ""}
 
 
 def test_split_is_reproducible():
@@ -131,7 +131,7 @@ def test_missing_dataset_is_a_data_error(tmp_path):
 
 @pytest.mark.parametrize(
     ("spec", "message"),
-    [("question", "expected FIELD=COLUMN"), ("title=name", "unknown field"), ("answer=", "expected FIELD=COLUMN")],
+    [("question", "expected FIELD=COLUMN"), ("doc=name", "unknown field"), ("answer=", "expected FIELD=COLUMN")],
 )
 def test_bad_column_mapping(spec, message):
     with pytest.raises(DataError, match=message):

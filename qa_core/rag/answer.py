@@ -139,9 +139,7 @@ def quote(retriever: Retriever, question: str, options: RagOptions | None = None
     """
     check_question(question)
     hits = retrieve(retriever, question, options or RagOptions(mode="extractive"))
-    best = best_sentences(
-        question, [hit.text for hit in hits], embedding_model=retriever.store.settings.embedding_model
-    )
+    best = best_sentences(question, [hit.text for hit in hits], embedding=retriever.store.embedder.pinned)
     answer = f"{best[0].text} [{best[0].passage + 1}]" if best else ""
     return RagAnswer(question=question, prompt="", hits=hits, query=question, answer=answer)
 

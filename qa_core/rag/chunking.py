@@ -43,8 +43,8 @@ def document_header(title: str) -> str:
 
 
 @lru_cache(maxsize=64)
-def _chunker(model_name: str, size: int) -> semchunk.Chunker:
-    return semchunk.chunkerify(load_sentence_model(model_name).tokenizer, size)
+def _chunker(location: str, size: int) -> semchunk.Chunker:
+    return semchunk.chunkerify(load_sentence_model(location).tokenizer, size)
 
 
 def chunk_documents(
@@ -62,7 +62,7 @@ def chunk_documents(
         header = document_header(doc.title)
         room = embedder.max_tokens - 2 - embedder.count_tokens(header)  # 2: [CLS] and [SEP]
         size = max(MIN_CHUNK_TOKENS, min(chunk_tokens, room))
-        texts, offsets = _chunker(embedder.model_name, size)(
+        texts, offsets = _chunker(embedder.pinned.location, size)(
             doc.text, overlap=min(overlap_tokens, size // 2), offsets=True
         )
         location = {key: value for key, value in (("page", doc.page), ("row", doc.row)) if value is not None}

@@ -6,9 +6,12 @@
     python -m qa_core.rag ask "What was the CET1 ratio?" [--mode answer-then-retrieve] [--model ID]
     python -m qa_core.rag list | delete --source reports/q3.pdf | reset
     python -m qa_core.rag eval --csv qa_core/resources/sample_qa.csv --title-col doc_name --json
+    python -m qa_core.rag reindex --collection filings --embedding-model runs/retriever
 
 The database is the folder QA_CHROMA_PATH (default ./chroma_db), or the Chroma server at
-QA_CHROMA_URL; the collection is --collection or QA_COLLECTION (default "documents").
+QA_CHROMA_URL; the collection is --collection or QA_COLLECTION (default "documents"); the
+embedding model is --embedding-model or QA_EMBEDDING_MODEL (a folder or Hub REPO[@REV]; default:
+the bundled all-MiniLM-L6-v2), and a collection only opens with the model it was built with.
 """
 
 from __future__ import annotations
@@ -76,7 +79,16 @@ def cmd_list(args: argparse.Namespace, settings: Settings) -> int:
     entries = store.sources()
     for entry in entries:
         print(f"{entry['source']}\t{entry['chunks']} chunks\t{entry['title']}")
-    print(f"{store.name}: {len(entries)} document(s), {store.count()} chunks", file=sys.stderr)
+    summary = f"{store.name}: {len(entries)} document(s), {store.count()} chunks, embedded with {store.embedder.pinned}"
+    print(summary, file=sys.stderr)
+    return 0
+
+
+def cmd_reindex(args: argparse.Namespace, settings: Settings) -> int:
+    from qa_core.rag.store import reindex
+
+    before, store = reindex(settings, args.collection, progress=True)
+    print(f"{store.name}: {store.count()} chunks re-embedded with {store.embedder.pinned} (built with {before} before)")
     return 0
 
 
@@ -98,13 +110,22 @@ def cmd_eval(args: argparse.Namespace, settings: Settings) -> int:
     from qa_core.rag.evaluate import evaluate_retrieval
 
     metrics, report = evaluate_retrieval(
-        settings, args.csv, args.question_col, args.evidence_col, args.title_col, args.distractors, args.hybrid, True
+        settings,
+        args.csv,
+        args.question_col,
+        args.evidence_col,
+        args.title_col,
+        args.distractors,
+        args.hybrid,
+        True,
+        args.corpus,
     )
     for problem in report.problems:
         print(f"skipped distractor: {problem}", file=sys.stderr)
     mode = "hybrid" if args.hybrid else "dense"
+    embedded = settings.embedding_model or "all-MiniLM-L6-v2"
     print(
-        f"{args.csv} ({mode}, {metrics['n']} questions): "
+        f"{args.csv} ({mode}, {embedded}, {metrics['n']} questions): "
         + "  ".join(f"{key}={value:.3f}" for key, value in metrics.items() if key != "n")
     )
     if args.json:
@@ -115,6 +136,12 @@ def cmd_eval(args: argparse.Namespace, settings: Settings) -> int:
 def shared_options(parser: argparse.ArgumentParser, default) -> None:
     parser.add_argument(
         "--collection", default=default(None), help="Chroma collection (default: QA_COLLECTION or 'documents')"
+    )
+    parser.add_argument(
+        "--embedding-model",
+        default=default(None),
+        metavar="FOLDER_OR_REPO[@REV]",
+        help="sentence-embedding model (default: QA_EMBEDDING_MODEL, else the bundled all-MiniLM-L6-v2)",
     )
 
 
@@ -164,6 +191,10 @@ def build_parser() -> argparse.ArgumentParser:
     delete.add_argument("--source", required=True, help="the document's name as `list` shows it")
     delete.set_defaults(run=cmd_delete)
     add_command(commands, "reset", "delete every chunk of the collection", shared_options).set_defaults(run=cmd_reset)
+    reindex = add_command(
+        commands, "reindex", "re-embed a collection's stored chunks with --embedding-model", shared_options
+    )
+    reindex.set_defaults(run=cmd_reindex)
 
     evaluate = add_command(commands, "eval", "recall@k and MRR of each question's own evidence", shared_options)
     evaluate.add_argument("--csv", required=True, help="CSV with a question and an evidence column")
@@ -171,6 +202,9 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--evidence-col", default="evidence_text")
     evaluate.add_argument("--title-col", help="column naming each evidence's document (embedded as its header)")
     evaluate.add_argument("--distractors", nargs="*", default=[], metavar="PATH", help="other documents to add")
+    evaluate.add_argument(
+        "--corpus", nargs="*", default=[], metavar="CSV", help="CSVs whose evidence is indexed too (same columns)"
+    )
     evaluate.add_argument("--hybrid", action="store_true", help="fuse keyword (BM25) and dense rankings")
     evaluate.add_argument("--json", action="store_true", help="last line: one JSON object of the metrics")
     evaluate.set_defaults(run=cmd_eval)
@@ -179,4 +213,4 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     """Run the RAG command line; returns the exit status (2 for bad input or settings)."""
-    return run(build_parser(), argv)
+    return run(build_parser(), argv, overrides=("embedding_model",))

