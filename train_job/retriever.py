@@ -1,0 +1,254 @@
+"""Tune the retriever's sentence-embedding model on your own question -> evidence pairs.
+
+    python train_job/retriever.py --data filings.csv --out runs/retriever
+    python train_job/retriever.py --data filings.csv --out runs/retriever --hard-negatives --epochs 4
+    python train_job/retriever.py --data qa.jsonl --columns context=passage,title=report --out runs/retriever \
+        --push-to-hub --hub-repo me/filings-retriever
+    python -m qa_core.rag eval --csv held_out.csv --title-col doc_name --embedding-model runs/retriever
+    QA_EMBEDDING_MODEL=runs/retriever python -m qa_core.rag reindex --collection filings
+
+The QA data an LLM is fine-tuned on (question, answer, evidence, document title; the same files
+and column mappings as train_job/run.py) also says which passage answers which question. Each
+evidence is chunked and headed with its title exactly as `qa_core.rag ingest` does, and every
+(question, chunk) pair trains the model with sentence-transformers' own trainer and
+MultipleNegativesRankingLoss: the other chunks of a batch are the negatives. Batches never hold
+two pairs from the same document, whose chunks would be false negatives for each other;
+`--hard-negatives` adds, for each question, the chunk of another document that the base model
+ranks highest. A split of the questions is held out (`--test-size`), and recall@1/5/10 and MRR of
+their evidence, among the evidence of every question, are printed before and after tuning.
+
+The result is an ordinary sentence-transformers folder with a model card; point
+`QA_EMBEDDING_MODEL` or `--embedding-model` at it (or at the Hub repo it was pushed to). Every
+option of sentence-transformers' training arguments can be set too (`--help`), or in a YAML file
+(`--config`). Exit status: 0 done; 2 bad input or settings (one `error:` line).
+"""
+
+from __future__ import annotations
+
+import random
+import sys
+from dataclasses import dataclass, field
+from functools import partial
+from pathlib import Path
+
+import numpy as np
+from datasets import Dataset
+from sentence_transformers import SentenceTransformer, SentenceTransformerTrainer
+from sentence_transformers.base.sampler import DefaultBatchSampler
+from sentence_transformers.sentence_transformer.losses import MultipleNegativesRankingLoss
+from sentence_transformers.sentence_transformer.training_args import SentenceTransformerTrainingArguments
+from trl import TrlParser
+
+from hub.publish import check_write_access, push_folder
+from qa_core.config import Settings, load_settings
+from qa_core.data import load_qa_data, split_qa_data
+from qa_core.errors import DataError, QAError
+from qa_core.rag.chunking import DEFAULT_CHUNK_TOKENS, DEFAULT_OVERLAP_TOKENS, chunk_documents
+from qa_core.rag.documents import Document
+from qa_core.rag.embeddings import DEFAULT_EMBEDDING_MODEL, EmbeddingModel, SentenceEmbedding, resolve_embedding_model
+from qa_core.rag.evaluate import EvidenceRow, retrieval_metrics
+
+
+@dataclass
+class RetrieverScriptArguments:
+    """What to tune on, from which model, and where to publish it."""
+
+    data: str = field(metadata={"help": "QA data with evidence: CSV / JSONL / JSON file or Hugging Face dataset id."})
+    columns: str | None = field(
+        default=None, metadata={"help": "Column mapping, e.g. question=q,context=passage,title=report."}
+    )
+    title_col: str | None = field(
+        default=None, metadata={"help": "Column naming each evidence's document (default: doc_name or title)."}
+    )
+    base_model: str = field(
+        default=DEFAULT_EMBEDDING_MODEL,
+        metadata={"help": "Model to tune: the bundled all-MiniLM-L6-v2, a folder, or a Hub REPO[@REV]."},
+    )
+    test_size: float = field(default=0.5, metadata={"help": "Fraction of the questions held out to measure on."})
+    hard_negatives: bool = field(
+        default=False, metadata={"help": "Add each question's best-ranked chunk of another document as a negative."}
+    )
+    chunk_tokens: int = field(default=DEFAULT_CHUNK_TOKENS, metadata={"help": "As `qa_core.rag ingest`."})
+    overlap_tokens: int = field(default=DEFAULT_OVERLAP_TOKENS, metadata={"help": "As `qa_core.rag ingest`."})
+    hub_repo: str | None = field(default=None, metadata={"help": "Hub repo to push the model to (USER/NAME)."})
+    hub_endpoint: str | None = field(default=None, metadata={"help": "Hub endpoint (default: HF_ENDPOINT)."})
+
+
+@dataclass
+class RetrieverTrainingArguments(SentenceTransformerTrainingArguments):
+    """sentence-transformers' training arguments, with the short names of the examples above."""
+
+    output_dir: str = field(default="runs/retriever", metadata={"aliases": ["--out"], "help": "Where to save."})
+    num_train_epochs: float = field(default=3, metadata={"aliases": ["--epochs"], "help": "Passes over the pairs."})
+    per_device_train_batch_size: int = field(
+        default=16, metadata={"aliases": ["--batch-size"], "help": "Pairs per batch (each other's negatives)."}
+    )
+
+
+class OnePerDocumentBatchSampler(DefaultBatchSampler):
+    """Batches that hold at most one pair per document, in a new order every epoch."""
+
+    def __init__(self, dataset: Dataset, groups: list[str], batch_size: int, drop_last: bool, **kwargs) -> None:
+        super().__init__(dataset, batch_size=batch_size, drop_last=drop_last, **kwargs)
+        self.groups = groups
+
+    def _batches(self) -> list[list[int]]:
+        waiting = list(range(len(self.groups)))
+        random.Random(self.seed + self.epoch).shuffle(waiting)
+        batches = []
+        while waiting:
+            batch, seen, later = [], set(), []
+            for index in waiting:
+                if len(batch) < self.batch_size and self.groups[index] not in seen:
+                    batch.append(index)
+                    seen.add(self.groups[index])
+                else:
+                    later.append(index)
+            if len(batch) == self.batch_size or not self.drop_last:
+                batches.append(batch)
+            waiting = later
+        return batches
+
+    def __iter__(self):
+        yield from self._batches()
+
+    def __len__(self) -> int:
+        return len(self._batches())
+
+
+def evidence_rows(data: Dataset) -> list[EvidenceRow]:
+    """The rows that have evidence to retrieve.
+
+    Raises:
+        DataError: no row has any.
+    """
+    rows = [EvidenceRow(r["question"], r["context"], r["title"]) for r in data if r["context"].strip()]
+    if not rows:
+        raise DataError("no row has evidence to retrieve (map the evidence column with --columns context=COLUMN)")
+    return rows
+
+
+def training_pairs(
+    rows: list[EvidenceRow], embedder: SentenceEmbedding, chunk_tokens: int, overlap_tokens: int
+) -> tuple[list[str], list[str], list[str]]:
+    """(questions, chunks, groups): one pair per chunk of each question's evidence, chunked and headed
+    as ingest does; a pair's group is its document (title, else the evidence itself)."""
+    questions, chunks, groups = [], [], []
+    for row in rows:
+        document = Document(row.evidence, row.source, row.title)
+        for chunk in chunk_documents([document], embedder, row.source, chunk_tokens, overlap_tokens):
+            questions.append(row.question)
+            chunks.append(chunk.indexed_text)
+            groups.append(row.title or row.source)
+    return questions, chunks, groups
+
+
+def hardest_negatives(
+    model: SentenceTransformer, questions: list[str], chunks: list[str], groups: list[str]
+) -> list[str]:
+    """For each pair, the chunk of another document that `model` ranks highest for its question."""
+    corpus = sorted(set(zip(chunks, groups, strict=True)))
+    texts = [text for text, _ in corpus]
+    scores = model.encode(questions, normalize_embeddings=True) @ model.encode(texts, normalize_embeddings=True).T
+    for column, (_, group) in enumerate(corpus):
+        scores[np.array(groups) == group, column] = -np.inf  # never its own document
+    return [texts[i] for i in scores.argmax(axis=1)]
+
+
+def print_metrics(label: str, metrics: dict[str, float]) -> None:
+    print(f"{label}: " + "  ".join(f"{key}={value:.3f}" for key, value in metrics.items() if key != "n"), flush=True)
+
+
+def parse_args(argv: list[str] | None = None) -> tuple[RetrieverScriptArguments, RetrieverTrainingArguments]:
+    parser = TrlParser((RetrieverScriptArguments, RetrieverTrainingArguments))
+    # A few hundred pairs on a CPU: the settings measured on the filings corpus (benchmarks/README.md).
+    parser.set_defaults(learning_rate=3e-5, warmup_steps=0.1, save_strategy="no", logging_steps=10, report_to="none")
+    return parser.parse_args_and_config(argv)
+
+
+def main(script_args: RetrieverScriptArguments, args: RetrieverTrainingArguments) -> dict:
+    """Tune, measure, save and (with --push-to-hub) publish; returns {"before": metrics, "after":
+    metrics, "pairs": n, "output_dir": folder, "commit": sha or None}."""
+    settings = load_settings(hf_endpoint=script_args.hub_endpoint, hf_token=args.hub_token)
+    if args.push_to_hub:
+        check_hub_options(script_args, settings)
+
+    # 1. Data: questions with evidence; a held-out split of the questions, measured among all evidence.
+    columns = script_args.columns or ""
+    if script_args.title_col:
+        columns = ",".join(filter(None, [columns, f"title={script_args.title_col}"]))
+    data = load_qa_data(script_args.data, columns or None, token=settings.hub_token)
+    parts = split_qa_data(data, script_args.test_size, args.seed)
+    train_rows, held_out, everything = evidence_rows(parts["train"]), evidence_rows(parts["test"]), evidence_rows(data)
+
+    # 2. Pairs, chunked with the base model's tokenizer as ingest would chunk them for it.
+    base = resolve_embedding_model(script_args.base_model, settings)
+    embedder = SentenceEmbedding(base)
+    questions, chunks, groups = training_pairs(
+        train_rows, embedder, script_args.chunk_tokens, script_args.overlap_tokens
+    )
+    pairs = {"anchor": questions, "positive": chunks}
+    if script_args.hard_negatives:
+        pairs["negative"] = hardest_negatives(embedder.model, questions, chunks, groups)
+    print(f"{len(questions)} pairs from {len(train_rows)} questions over {len(set(groups))} documents", flush=True)
+
+    # 3. Measure, tune, measure again on the held-out questions.
+    before, _ = retrieval_metrics(settings, held_out, everything, base, progress=True)
+    print_metrics(f"held-out ({len(held_out)} questions), {base}", before)
+    model = SentenceTransformer(base.location, device="cpu" if args.use_cpu else None)
+    args.batch_sampler = partial(OnePerDocumentBatchSampler, groups=groups)
+    trainer = SentenceTransformerTrainer(
+        model=model,
+        args=args,
+        train_dataset=Dataset.from_dict(pairs),
+        loss=MultipleNegativesRankingLoss(model),
+    )
+    trainer.train()
+    folder = Path(args.output_dir)
+    model.save_pretrained(str(folder))
+    tuned = resolve_embedding_model(str(folder), settings)
+    after, _ = retrieval_metrics(settings, held_out, everything, tuned, progress=True)
+    print_metrics(f"held-out ({len(held_out)} questions), tuned", after)
+    write_card_section(folder, base, before, after, len(held_out), len(questions))
+
+    # 4. Publish.
+    commit = None
+    if args.push_to_hub:
+        message = f"Tuned retriever: recall@5 {before['recall@5']:.3f} -> {after['recall@5']:.3f} on held-out questions"
+        commit = push_folder(folder, script_args.hub_repo, settings, title=message)
+        print(f"pushed {folder} to {script_args.hub_repo}@{commit[:12]}")
+    return {"before": before, "after": after, "pairs": len(questions), "output_dir": str(folder), "commit": commit}
+
+
+def check_hub_options(script_args: RetrieverScriptArguments, settings: Settings) -> None:
+    """Fail before training when the model could not be pushed."""
+    if not script_args.hub_repo:
+        raise QAError("--push-to-hub needs --hub-repo USER/NAME")
+    if not settings.hf_token:
+        raise QAError("--push-to-hub needs a token: set HF_TOKEN or pass --hub-token")
+    check_write_access(script_args.hub_repo, settings)
+
+
+def write_card_section(
+    folder: Path, base: EmbeddingModel, before: dict, after: dict, held_out: int, pairs: int
+) -> None:
+    """Add the before/after table to the model card sentence-transformers wrote."""
+    rows = "\n".join(
+        f"| {key} | {before[key]:.3f} | {after[key]:.3f} |" for key in ("recall@1", "recall@5", "recall@10", "mrr")
+    )
+    section = (
+        f"\n## Retrieval on held-out questions\n\nTuned from `{base.name}` on {pairs} (question, evidence chunk) "
+        f"pairs with `train_job/retriever.py`; measured on {held_out} held-out questions, every question's "
+        f"evidence in the collection, chunked as `qa_core.rag ingest` chunks it.\n\n"
+        f"| metric | before | after |\n| --- | --- | --- |\n{rows}\n"
+    )
+    card = folder / "README.md"
+    card.write_text((card.read_text() if card.is_file() else "") + section)
+
+
+if __name__ == "__main__":
+    try:
+        main(*parse_args())
+    except QAError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        sys.exit(2)
