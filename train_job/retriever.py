@@ -64,7 +64,7 @@ class RetrieverScriptArguments:
         default=DEFAULT_EMBEDDING_MODEL,
         metadata={"help": "Model to tune: the bundled all-MiniLM-L6-v2, a folder, or a Hub REPO[@REV]."},
     )
-    test_size: float = field(default=0.5, metadata={"help": "Fraction of the questions held out to measure on."})
+    test_size: float = field(default=0.2, metadata={"help": "Fraction of the questions held out to measure on."})
     hard_negatives: bool = field(
         default=False, metadata={"help": "Add each question's best-ranked chunk of another document as a negative."}
     )
@@ -124,7 +124,7 @@ def evidence_rows(data: Dataset) -> list[EvidenceRow]:
     """
     rows = [EvidenceRow(r["question"], r["context"], r["title"]) for r in data if r["context"].strip()]
     if not rows:
-        raise DataError("no row has evidence to retrieve (map the evidence column with --columns context=COLUMN)")
+        raise DataError("no row has evidence to retrieve: map the evidence column with --columns context=COLUMN")
     return rows
 
 
@@ -170,7 +170,8 @@ def main(script_args: RetrieverScriptArguments, args: RetrieverTrainingArguments
     """Tune, measure, save and (with --push-to-hub) publish; returns {"before": metrics, "after":
     metrics, "pairs": n, "output_dir": folder, "commit": sha or None}."""
     settings = load_settings(hf_endpoint=script_args.hub_endpoint, hf_token=args.hub_token)
-    if args.push_to_hub:
+    push, args.push_to_hub = args.push_to_hub, False  # the finished model is pushed here, not by the Trainer
+    if push:
         check_hub_options(script_args, settings)
 
     # 1. Data: questions with evidence; a held-out split of the questions, measured among all evidence.
@@ -213,7 +214,7 @@ def main(script_args: RetrieverScriptArguments, args: RetrieverTrainingArguments
 
     # 4. Publish.
     commit = None
-    if args.push_to_hub:
+    if push:
         message = f"Tuned retriever: recall@5 {before['recall@5']:.3f} -> {after['recall@5']:.3f} on held-out questions"
         commit = push_folder(folder, script_args.hub_repo, settings, title=message)
         print(f"pushed {folder} to {script_args.hub_repo}@{commit[:12]}")
