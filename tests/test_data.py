@@ -19,7 +19,12 @@ def test_csv_extra_columns_ignored_and_context_optional(tmp_path):
     path = tmp_path / "qa.csv"
     path.write_text('id,question,answer,notes\n1,What is EBITDA?,"Earnings before interest, taxes...",x\n')
     data = load_qa_data(path)
-    assert data[0] == {"question": "What is EBITDA?", "answer": "Earnings before interest, taxes...", "context": "", "title": ""}
+    assert data[0] == {
+        "question": "What is EBITDA?",
+        "answer": "Earnings before interest, taxes...",
+        "context": "",
+        "title": "",
+    }
 
 
 def test_jsonl_and_json_array(tmp_path):
