@@ -17,7 +17,7 @@ Variables (see `.env.example`):
     QA_CHROMA_PATH      folder of the embedded Chroma database (default ./chroma_db)
     QA_CHROMA_URL       http://host:port of a Chroma server; when set, used instead of the folder
     QA_COLLECTION       Chroma collection name (default documents)
-    QA_EMBEDDING_MODEL  sentence-transformers model id or folder (default: the bundled all-MiniLM-L6-v2)
+    QA_EMBEDDING_MODEL  sentence-transformers folder or Hub REPO[@REV] (default: the bundled all-MiniLM-L6-v2)
     QA_MAX_FILE_MB      largest file accepted for ingestion, in MB (default 50)
     QA_SHARED_COLLECTION  app: one collection every visitor sees (default: one per browser session)
     QA_MAX_UPLOADS      app: most files per upload (default 10)

@@ -21,7 +21,7 @@ from rank_bm25 import BM25Okapi
 from qa_core.rag.chunking import document_header
 from qa_core.rag.store import RagStore
 
-KEYWORD_WEIGHT = 0.3
+KEYWORD_WEIGHT = 0.1
 # Words, and numbers with their separators kept ("1,240", "13.8", "2025"), lower-cased.
 TOKEN = re.compile(r"\w+(?:[.,]\d+)*")
 
