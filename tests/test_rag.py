@@ -159,9 +159,7 @@ def test_collection_with_another_embedding_model_is_a_clear_error(settings):
         embedding_function=SentenceEmbedding(),
         metadata={"embedding_model": "bge-large", "embedding_dim": 1024},
     )
-    with pytest.raises(
-        EmbeddingError, match="built with bge-large but this run embeds with all-MiniLM.*reindex"
-    ):
+    with pytest.raises(EmbeddingError, match="built with bge-large but this run embeds with all-MiniLM.*reindex"):
         RagStore(settings, "other-dim", client=client)
 
 
