@@ -65,12 +65,14 @@ class Retriever:
         self._bm25_key = ""
         self._chunks: dict = {}
 
-    def dense(self, query: str, k: int) -> list[Hit]:
+    def dense(self, query: str, k: int, vector: np.ndarray | None = None) -> list[Hit]:
+        """The `k` chunks nearest to `query` (whose embedding is `vector`, when already computed)."""
         n = min(k, self.store.count())
         if n == 0:
             return []
+        vector = np.asarray(self.store.embedder([query])[0]) if vector is None else vector
         found = self.store.collection.query(
-            query_embeddings=self.store.embedder([query]), n_results=n, include=["documents", "metadatas", "distances"]
+            query_embeddings=[vector], n_results=n, include=["documents", "metadatas", "distances"]
         )
         return [
             Hit(id_, text, 1.0 - distance, meta)
@@ -111,15 +113,17 @@ class Retriever:
         if not hybrid:
             return self.dense(query, k)
         pool = max(4 * k, 20)
-        dense, keyword = self.dense(query, pool), self.keyword(query, pool)
+        if not self.store.count():
+            return []
+        asked = np.asarray(self.store.embedder([query])[0])  # embedded once, for both uses below
+        dense, keyword = self.dense(query, pool, asked), self.keyword(query, pool)
         hits = {hit.id: hit for hit in keyword} | {hit.id: hit for hit in dense}
         similarity = {hit.id: hit.score for hit in dense}
         if missing := [id_ for id_ in hits if id_ not in similarity]:  # keyword-only: their cosine similarity
             vectors = self.store.collection.get(ids=missing, include=["embeddings"])
-            asked = np.asarray(self.store.embedder([query])[0])
             similarity |= dict(zip(vectors["ids"], np.asarray(vectors["embeddings"]) @ asked, strict=True))
-        best_keyword = max((hit.score for hit in keyword), default=0.0) or 1.0
         bm25 = {hit.id: hit.score for hit in keyword}
+        best_keyword = max(bm25.values(), default=0.0) or 1.0
         fused = {id_: float(similarity[id_]) + KEYWORD_WEIGHT * bm25.get(id_, 0.0) / best_keyword for id_ in hits}
         best = sorted(fused, key=fused.get, reverse=True)[:k]
         return [Hit(i, hits[i].text, fused[i], hits[i].metadata) for i in best]
