@@ -89,7 +89,7 @@ def test_collections_are_pinned_to_their_model_and_reindexed(tuned, tmp_path, ca
 
 
 def test_hub_model_is_pinned_to_its_commit_and_evaluates_like_the_folder(
-    tuned, filings, hub_server, capsys, monkeypatch
+    tuned, filings, hub_server, capsys, monkeypatch, tmp_path
 ):
     monkeypatch.setenv("HF_ENDPOINT", hub_server.url)
     monkeypatch.setenv("HF_TOKEN", HUB_TOKEN)
@@ -105,6 +105,8 @@ def test_hub_model_is_pinned_to_its_commit_and_evaluates_like_the_folder(
     assert results[0] == results[1] and results[0]["n"] == 36
     with pytest.raises(EmbeddingError, match="no such folder, and not a Hub repo id"):
         resolve_embedding_model("./missing/model", settings)
+    with pytest.raises(EmbeddingError, match="the folder holds no model weights"):
+        resolve_embedding_model(str(tmp_path), settings)
 
 
 def test_bad_data_is_one_clear_line(tmp_path):

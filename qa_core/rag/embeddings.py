@@ -57,22 +57,16 @@ class EmbeddingModel:
         return f"{self.name}@{self.revision[:12] if commit else self.revision}" if self.revision else self.name
 
 
-def _weights_hash(folder: Path) -> str:
-    digest = hashlib.sha256()
-    for pattern in WEIGHT_FILES:
-        for file in sorted(folder.rglob(pattern)):
-            digest.update(str(file.relative_to(folder)).encode())
-            with file.open("rb") as f:
-                while block := f.read(1 << 22):
-                    digest.update(block)
-    return "sha256:" + digest.hexdigest()[:16]
-
-
 @lru_cache(maxsize=16)
-def _folder_model(folder: Path, stamp: tuple) -> EmbeddingModel:  # `stamp`: re-hash when the weights change
-    if not any(folder.rglob(WEIGHT_FILES[0])) and not any(folder.rglob(WEIGHT_FILES[1])):
-        raise EmbeddingError(f"embedding model {folder}: the folder holds no model weights (.safetensors or .bin)")
-    return EmbeddingModel(str(folder), _weights_hash(folder), str(folder))
+def _folder_model(folder: Path, weights: tuple[tuple[str, int, int], ...]) -> EmbeddingModel:
+    """Pinned by a hash of its weight files; `weights` (path, size, mtime) makes a change re-hash."""
+    digest = hashlib.sha256()
+    for name, _, _ in weights:
+        digest.update(name.encode())
+        with (folder / name).open("rb") as f:
+            while block := f.read(1 << 22):
+                digest.update(block)
+    return EmbeddingModel(str(folder), "sha256:" + digest.hexdigest()[:16], str(folder))
 
 
 def resolve_embedding_model(spec: str | None, settings: Settings) -> EmbeddingModel:
@@ -89,8 +83,12 @@ def resolve_embedding_model(spec: str | None, settings: Settings) -> EmbeddingMo
     folder = Path(spec).expanduser()
     if folder.is_dir():
         folder = folder.resolve()
-        stamp = tuple((f.name, f.stat().st_size, f.stat().st_mtime_ns) for p in WEIGHT_FILES for f in folder.rglob(p))
-        return _folder_model(folder, stamp)
+        files = sorted(file for pattern in WEIGHT_FILES for file in folder.rglob(pattern))
+        if not files:
+            raise EmbeddingError(f"embedding model {folder}: the folder holds no model weights (.safetensors or .bin)")
+        return _folder_model(
+            folder, tuple((f.relative_to(folder).as_posix(), f.stat().st_size, f.stat().st_mtime_ns) for f in files)
+        )
     from qa_core.snapshots import download_snapshot, parse_ref  # the Hub client: only for Hub models
 
     repo_id, revision = parse_ref(spec)
@@ -103,20 +101,23 @@ def resolve_embedding_model(spec: str | None, settings: Settings) -> EmbeddingMo
     return EmbeddingModel(repo_id, snapshot.commit, str(snapshot.path))
 
 
-@lru_cache(maxsize=4)
 def load_sentence_model(name: str = DEFAULT_EMBEDDING_MODEL) -> SentenceTransformer:
     """Load (once per process) the sentence-transformers model in folder `name` (or the default) on the CPU.
 
     Raises:
         EmbeddingError: the model cannot be found or loaded.
     """
+    return _load_folder(bundled_model_path() if name == DEFAULT_EMBEDDING_MODEL else name)
+
+
+@lru_cache(maxsize=4)
+def _load_folder(location: str) -> SentenceTransformer:  # cached by folder: the default by name or path loads once
     from sentence_transformers import SentenceTransformer  # torch: only where a model is used
 
-    location = bundled_model_path() if name == DEFAULT_EMBEDDING_MODEL else name
     try:
         return SentenceTransformer(location, device="cpu")
     except Exception as exc:
-        raise EmbeddingError(f"cannot load embedding model {name!r}: {exc}") from exc
+        raise EmbeddingError(f"cannot load embedding model {location!r}: {exc}") from exc
 
 
 class SentenceEmbedding(EmbeddingFunction[Documents]):
