@@ -19,7 +19,7 @@ from pathlib import Path
 
 from benchmarks.filings import build_rows, write_csv
 from qa_core.config import load_settings
-from qa_core.rag.evaluate import evaluate_retrieval
+from qa_core.rag.evaluate import evaluate_retrieval, format_metrics
 from train_job.retriever import main as tune
 from train_job.retriever import parse_args
 
@@ -51,7 +51,7 @@ def main() -> None:
     print(f"{len(rows)} questions, two halves; mean of both directions (train on one, measure the other):")
     for key, runs in results.items():
         mean = {m: sum(r[m] for r in runs) / len(runs) for m in ("recall@1", "recall@5", "recall@10", "mrr")}
-        print(f"  {key:15s} " + "  ".join(f"{m}={v:.3f}" for m, v in mean.items()))
+        print(f"  {key:15s} {format_metrics(mean)}")
     recall = {key: sum(r["recall@5"] for r in runs) / len(runs) for key, runs in results.items()}
     print(f"tuning took {max(train_seconds):.0f} s at most per half (measuring before and after included)")
     print(

@@ -46,7 +46,7 @@ from qa_core.errors import DataError, QAError
 from qa_core.rag.chunking import DEFAULT_CHUNK_TOKENS, DEFAULT_OVERLAP_TOKENS, chunk_documents
 from qa_core.rag.documents import Document
 from qa_core.rag.embeddings import DEFAULT_EMBEDDING_MODEL, EmbeddingModel, SentenceEmbedding, resolve_embedding_model
-from qa_core.rag.evaluate import EvidenceRow, retrieval_metrics
+from qa_core.rag.evaluate import EvidenceRow, format_metrics, retrieval_metrics
 
 
 @dataclass
@@ -155,10 +155,6 @@ def hardest_negatives(
     return [texts[i] for i in scores.argmax(axis=1)]
 
 
-def print_metrics(label: str, metrics: dict[str, float]) -> None:
-    print(f"{label}: " + "  ".join(f"{key}={value:.3f}" for key, value in metrics.items() if key != "n"), flush=True)
-
-
 def parse_args(argv: list[str] | None = None) -> tuple[RetrieverScriptArguments, RetrieverTrainingArguments]:
     parser = TrlParser((RetrieverScriptArguments, RetrieverTrainingArguments))
     # A few hundred pairs on a CPU: the settings measured on the filings corpus (benchmarks/README.md).
@@ -195,7 +191,7 @@ def main(script_args: RetrieverScriptArguments, args: RetrieverTrainingArguments
 
     # 3. Measure, tune, measure again on the held-out questions.
     before, _ = retrieval_metrics(settings, held_out, everything, base, progress=True)
-    print_metrics(f"held-out ({len(held_out)} questions), {base}", before)
+    print(f"held-out ({len(held_out)} questions), {base}: {format_metrics(before)}", flush=True)
     model = SentenceTransformer(base.location, device="cpu" if args.use_cpu else None)
     args.batch_sampler = partial(OnePerDocumentBatchSampler, groups=groups)
     trainer = SentenceTransformerTrainer(
@@ -209,7 +205,7 @@ def main(script_args: RetrieverScriptArguments, args: RetrieverTrainingArguments
     model.save_pretrained(str(folder))
     tuned = resolve_embedding_model(str(folder), settings)
     after, _ = retrieval_metrics(settings, held_out, everything, tuned, progress=True)
-    print_metrics(f"held-out ({len(held_out)} questions), tuned", after)
+    print(f"held-out ({len(held_out)} questions), tuned: {format_metrics(after)}", flush=True)
     write_card_section(folder, base, before, after, len(held_out), len(questions))
 
     # 4. Publish.

@@ -24,6 +24,7 @@ from qa_core.cli import add_command, load_model_for_cli, new_parser, run
 from qa_core.config import Settings
 from qa_core.rag import MODES
 from qa_core.rag.chunking import DEFAULT_CHUNK_TOKENS, DEFAULT_OVERLAP_TOKENS
+from qa_core.rag.embeddings import DEFAULT_EMBEDDING_MODEL
 from qa_core.rag.store import RagStore
 
 
@@ -107,7 +108,7 @@ def cmd_reset(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_eval(args: argparse.Namespace, settings: Settings) -> int:
-    from qa_core.rag.evaluate import evaluate_retrieval
+    from qa_core.rag.evaluate import evaluate_retrieval, format_metrics
 
     metrics, report = evaluate_retrieval(
         settings,
@@ -123,11 +124,8 @@ def cmd_eval(args: argparse.Namespace, settings: Settings) -> int:
     for problem in report.problems:
         print(f"skipped distractor: {problem}", file=sys.stderr)
     mode = "hybrid" if args.hybrid else "dense"
-    embedded = settings.embedding_model or "all-MiniLM-L6-v2"
-    print(
-        f"{args.csv} ({mode}, {embedded}, {metrics['n']} questions): "
-        + "  ".join(f"{key}={value:.3f}" for key, value in metrics.items() if key != "n")
-    )
+    embedded = settings.embedding_model or DEFAULT_EMBEDDING_MODEL
+    print(f"{args.csv} ({mode}, {embedded}, {metrics['n']} questions): {format_metrics(metrics)}")
     if args.json:
         print(json.dumps(metrics))
     return 0

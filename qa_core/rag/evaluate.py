@@ -40,6 +40,11 @@ class EvidenceRow:
         return "evidence-" + hashlib.sha256(self.evidence.encode()).hexdigest()[:12]
 
 
+def format_metrics(metrics: dict[str, float]) -> str:
+    """`recall@1=0.500  recall@5=0.900 …`: the metrics as `eval` and the retriever script print them."""
+    return "  ".join(f"{key}={value:.3f}" for key, value in metrics.items() if key != "n")
+
+
 def _require(header: list[str], column: str | None, path: Path, option: str) -> None:
     if column and column not in header:
         raise DataError(f"{path}: no column {column!r} for {option} (columns: {', '.join(header)})")
