@@ -53,6 +53,18 @@ def _check_for_token(name: str, content: bytes, settings: Settings) -> None:
         raise HubError(f"{name} contains the Hugging Face token; refusing to push it")
 
 
+def check_push_options(repo_id: str | None, settings: Settings) -> None:
+    """Fail at once, without a request, when `--push-to-hub` lacks a repo or a token.
+
+    Raises:
+        HubError: no `--hub-repo`, or no token.
+    """
+    if not repo_id:
+        raise HubError("--push-to-hub needs --hub-repo USER/NAME")
+    if not settings.hf_token:
+        raise HubError("--push-to-hub needs a token: set HF_TOKEN or pass --hub-token")
+
+
 def check_write_access(repo_id: str, settings: Settings) -> None:
     """Fail early (before training) when the token cannot write to `repo_id` (creating it if needed)."""
     identity = call(lambda: api(settings).whoami(), settings, repo_id)

@@ -39,8 +39,8 @@ from sentence_transformers.sentence_transformer.losses import MultipleNegativesR
 from sentence_transformers.sentence_transformer.training_args import SentenceTransformerTrainingArguments
 from trl import TrlParser
 
-from hub.publish import check_write_access, push_folder
-from qa_core.config import Settings, load_settings
+from hub.publish import check_push_options, check_write_access, push_folder
+from qa_core.config import load_settings
 from qa_core.data import load_qa_data, split_qa_data
 from qa_core.errors import DataError, QAError
 from qa_core.rag.chunking import DEFAULT_CHUNK_TOKENS, DEFAULT_OVERLAP_TOKENS, chunk_documents
@@ -167,8 +167,9 @@ def main(script_args: RetrieverScriptArguments, args: RetrieverTrainingArguments
     metrics, "pairs": n, "output_dir": folder, "commit": sha or None}."""
     settings = load_settings(hf_endpoint=script_args.hub_endpoint, hf_token=args.hub_token)
     push, args.push_to_hub = args.push_to_hub, False  # the finished model is pushed here, not by the Trainer
-    if push:
-        check_hub_options(script_args, settings)
+    if push:  # before any training: a missing repo or token, or a read-only token
+        check_push_options(script_args.hub_repo, settings)
+        check_write_access(script_args.hub_repo, settings)
 
     # 1. Data: questions with evidence; a held-out split of the questions, measured among all evidence.
     columns = script_args.columns or ""
@@ -215,15 +216,6 @@ def main(script_args: RetrieverScriptArguments, args: RetrieverTrainingArguments
         commit = push_folder(folder, script_args.hub_repo, settings, title=message)
         print(f"pushed {folder} to {script_args.hub_repo}@{commit[:12]}")
     return {"before": before, "after": after, "pairs": len(questions), "output_dir": str(folder), "commit": commit}
-
-
-def check_hub_options(script_args: RetrieverScriptArguments, settings: Settings) -> None:
-    """Fail before training when the model could not be pushed."""
-    if not script_args.hub_repo:
-        raise QAError("--push-to-hub needs --hub-repo USER/NAME")
-    if not settings.hf_token:
-        raise QAError("--push-to-hub needs a token: set HF_TOKEN or pass --hub-token")
-    check_write_access(script_args.hub_repo, settings)
 
 
 def write_card_section(

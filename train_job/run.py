@@ -34,7 +34,7 @@ from peft import LoraConfig, prepare_model_for_kbit_training
 from transformers.trainer_utils import get_last_checkpoint
 from trl import SFTConfig, SFTTrainer, TrlParser
 
-from hub.publish import adapter_card, check_write_access, public_name
+from hub.publish import adapter_card, check_push_options, check_write_access, public_name
 from qa_core.checkpoints import pull
 from qa_core.config import Settings, load_settings
 from qa_core.data import load_qa_data, split_qa_data
@@ -128,10 +128,8 @@ def check_options(script_args: TrainScriptArguments, push: bool, settings: Setti
     """Fail on options that cannot work, before loading anything."""
     if script_args.batching not in BATCHINGS:
         raise QAError(f"--batching {script_args.batching!r}: choose {', '.join(BATCHINGS)}")
-    if push and not script_args.hub_repo:
-        raise QAError("--push-to-hub needs --hub-repo USER/NAME")
-    if push and not settings.hf_token:
-        raise QAError("--push-to-hub needs a token: set HF_TOKEN or pass --hub-token")
+    if push:
+        check_push_options(script_args.hub_repo, settings)
 
 
 def resolve_batching(batching: str, model) -> str:
