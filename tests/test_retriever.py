@@ -14,12 +14,12 @@ from huggingface_hub import HfApi
 from benchmarks.filings import build_rows, write_csv
 from qa_core.config import load_settings
 from qa_core.rag.cli import main as rag_main
-from qa_core.rag.embeddings import EmbeddingError, EmbeddingModel, resolve_embedding_model
+from qa_core.rag.embeddings import EmbeddingError, EmbeddingModel, load_sentence_model, resolve_embedding_model
 from qa_core.rag.retrieval import Retriever
 from qa_core.rag.store import RagStore
 from tests.conftest import HUB_TOKEN
 from tests.helpers import ROOT
-from train_job.retriever import OnePerDocumentBatchSampler, main, parse_args
+from train_job.retriever import OnePerDocumentBatchSampler, hardest_negatives, main, parse_args
 
 
 @pytest.fixture(scope="module")
@@ -59,6 +59,15 @@ def test_batches_never_hold_two_pairs_of_one_document():
         assert len(batches) == len(sampler)
         assert sorted(i for batch in batches for i in batch) == list(range(len(groups)))  # each pair once
         assert all(len({groups[i] for i in batch}) == len(batch) <= 3 for batch in batches)
+
+
+def test_hard_negatives_come_from_other_documents():
+    questions = ["Northwind revenue 2022?", "Northwind revenue 2022?", "Contoso debt 2021?"]
+    chunks = ["Northwind 2022 revenue was $4,100 million.", "Northwind 2022 notes.", "Contoso 2021 debt: $900 million."]
+    groups = ["NORTHWIND_2022", "NORTHWIND_2022", "CONTOSO_2021"]
+    negatives = hardest_negatives(load_sentence_model(), questions, chunks, groups)
+    assert negatives[:2] == [chunks[2], chunks[2]]  # Contoso's is the only other document for Northwind's questions
+    assert negatives[2] in chunks[:2]
 
 
 def test_collections_are_pinned_to_their_model_and_reindexed(tuned, tmp_path, capsys, monkeypatch):

@@ -41,7 +41,7 @@ from trl import TrlParser
 
 from hub.publish import check_push_options, check_write_access, push_folder
 from qa_core.config import load_settings
-from qa_core.data import load_qa_data, split_qa_data
+from qa_core.data import load_qa_data, parse_columns, split_qa_data
 from qa_core.errors import DataError, QAError
 from qa_core.rag.chunking import DEFAULT_CHUNK_TOKENS, DEFAULT_OVERLAP_TOKENS, chunk_documents
 from qa_core.rag.documents import Document
@@ -150,8 +150,9 @@ def hardest_negatives(
     corpus = sorted(set(zip(chunks, groups, strict=True)))
     texts = [text for text, _ in corpus]
     scores = model.encode(questions, normalize_embeddings=True) @ model.encode(texts, normalize_embeddings=True).T
+    pair_groups = np.array(groups)
     for column, (_, group) in enumerate(corpus):
-        scores[np.array(groups) == group, column] = -np.inf  # never its own document
+        scores[pair_groups == group, column] = -np.inf  # never its own document
     return [texts[i] for i in scores.argmax(axis=1)]
 
 
@@ -172,10 +173,8 @@ def main(script_args: RetrieverScriptArguments, args: RetrieverTrainingArguments
         check_write_access(script_args.hub_repo, settings)
 
     # 1. Data: questions with evidence; a held-out split of the questions, measured among all evidence.
-    columns = script_args.columns or ""
-    if script_args.title_col:
-        columns = ",".join(filter(None, [columns, f"title={script_args.title_col}"]))
-    data = load_qa_data(script_args.data, columns or None, token=settings.hub_token)
+    columns = parse_columns(script_args.columns) | ({"title": script_args.title_col} if script_args.title_col else {})
+    data = load_qa_data(script_args.data, columns, token=settings.hub_token)
     parts = split_qa_data(data, script_args.test_size, args.seed)
     train_rows, held_out, everything = evidence_rows(parts["train"]), evidence_rows(parts["test"]), evidence_rows(data)
 

@@ -300,8 +300,10 @@ def reindex(
     """Re-embed every stored chunk of `collection` with `embedding` (default: `QA_EMBEDDING_MODEL`),
     from the chunk texts it stores, so no source file is needed.
 
-    The new vectors go into a fresh collection that replaces the old one only once complete: a
-    reindex that fails or is killed leaves the collection as it was, built with its old model.
+    The new vectors go into a staging collection that replaces the old one only once complete: a
+    reindex that fails or is killed while embedding leaves the collection as it was, built with its
+    old model (the staging copy is dropped by the next reindex). Only between the two renames at
+    the end is the collection under its `-retired` name.
 
     Returns:
         (the model the collection was built with before, the re-embedded store).
