@@ -74,6 +74,18 @@ def list_checkpoints(repo_id: str, settings: Settings, branch: str = "main") -> 
     return found
 
 
+def pushed_checkpoints(repo_id: str, settings: Settings) -> list[Checkpoint]:
+    """`list_checkpoints` of the main branch, for callers that need at least one.
+
+    Raises:
+        HubError: as `list_checkpoints`, or the repo has no checkpoint commits.
+    """
+    found = list_checkpoints(repo_id, settings)
+    if not found:
+        raise HubError(f"{repo_id} has no checkpoint commits (pushed by train_job/run.py --push-to-hub)")
+    return found
+
+
 def resolve_revision(repo_id: str, revision: str, settings: Settings) -> str:
     """The full commit sha for a step (`40`, `step-40`), a branch, a tag or a (short) sha.
 

@@ -36,7 +36,7 @@ from datasets import Dataset
 from tqdm.auto import tqdm
 
 from qa_core import metrics
-from qa_core.checkpoints import list_checkpoints
+from qa_core.checkpoints import pushed_checkpoints
 from qa_core.cli import load_model_for_cli, new_parser, run
 from qa_core.config import Settings
 from qa_core.data import load_qa_data, split_qa_data
@@ -171,10 +171,7 @@ def evaluate_checkpoints(
         QAError: the repo has no checkpoint commits, or cannot be listed (HubError).
     """
     rows = []
-    checkpoints = list_checkpoints(repo_id, settings)
-    if not checkpoints:
-        raise QAError(f"{repo_id} has no checkpoint commits (pushed by train_job/run.py --push-to-hub)")
-    for checkpoint in tqdm(checkpoints, desc="checkpoints", unit="commit"):
+    for checkpoint in tqdm(pushed_checkpoints(repo_id, settings), desc="checkpoints", unit="commit"):
         attach_adapter(loaded, f"{repo_id}@{checkpoint.commit}", settings)
         (row,), _ = evaluate(loaded, data, ["finetuned"], settings, generation, **options)
         rows.append({"step": checkpoint.step, "commit": checkpoint.commit[:12], **row})

@@ -285,9 +285,6 @@ class QAService:
         Raises:
             QAError: not a `USER/NAME` repo name, no such repo, or no checkpoint commits in it.
         """
-        found = list_visitor_checkpoints(repo, self.settings)
-        if not found:
-            raise QAError(f"{repo.strip()} has no checkpoint commits (pushed by train_job/run.py --push-to-hub)")
         return [
             {
                 "step": c.step,
@@ -296,7 +293,7 @@ class QAService:
                 "date": f"{c.date:%Y-%m-%d %H:%M}",
                 "commit": c.commit[:12],
             }
-            for c in found
+            for c in list_visitor_checkpoints(repo, self.settings)
         ]
 
     def latest_results(self) -> str:

@@ -19,7 +19,7 @@ from pathlib import Path
 
 from huggingface_hub import snapshot_download
 
-from qa_core.checkpoints import Checkpoint, list_checkpoints, resolve_revision
+from qa_core.checkpoints import Checkpoint, pushed_checkpoints, resolve_revision
 from qa_core.config import Settings
 from qa_core.errors import QAError
 from qa_core.hub_client import api, call
@@ -72,10 +72,10 @@ def list_visitor_checkpoints(repo: str, settings: Settings) -> list[Checkpoint]:
 
     Raises:
         AdapterRefused: not a `USER/NAME` repo name.
-        HubError: no such repo (or it is private to another token).
+        HubError: no such repo (or it is private to another token), or no checkpoint commits in it.
     """
     repo = repo.strip()
-    return list_checkpoints(repo, visitor_hub_settings(repo, settings))
+    return pushed_checkpoints(repo, visitor_hub_settings(repo, settings))
 
 
 def fetch_visitor_adapter(repo: str, revision: str, settings: Settings) -> Snapshot:

@@ -14,7 +14,7 @@ import qa_core.hub_client
 from hub.cli import main as hub_main
 from hub.merge import MergeError, merge_adapter
 from hub.publish import push_checkpoint, push_folder
-from qa_core.checkpoints import list_checkpoints, pull, resolve_revision
+from qa_core.checkpoints import list_checkpoints, pull, pushed_checkpoints, resolve_revision
 from qa_core.config import load_settings
 from qa_core.demo_model import build_demo_model
 from qa_core.generate import generate
@@ -248,3 +248,11 @@ def test_a_merge_that_fails_verification_is_not_pushed(run, hub_server, hub_sett
     captured = capsys.readouterr()
     assert code == 1 and "not pushed to tester/bad-merge" in captured.err
     assert not HfApi(endpoint=hub_server.url, token=HUB_TOKEN).repo_exists("tester/bad-merge")
+
+
+def test_a_repo_without_checkpoint_commits_is_one_clear_error(hub_settings, tmp_path):
+    (tmp_path / "notes.txt").write_text("no checkpoint here")
+    push_folder(tmp_path, "tester/plain", hub_settings, title="plain files")
+    assert list_checkpoints("tester/plain", hub_settings) == []
+    with pytest.raises(HubError, match=r"^tester/plain has no checkpoint commits \(pushed by train_job/run.py"):
+        pushed_checkpoints("tester/plain", hub_settings)
