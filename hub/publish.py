@@ -190,13 +190,20 @@ def adapter_card(repo_id: str, record: dict, options: dict) -> str:
     base = public_name(options["model"].rpartition("@")[0] or options["model"])
     usage = f'python -m qa_core ask "Your question" --model {base} --adapter {repo_id}'
     style = record.get("prompt_style")
+    task = record.get("task", "sft")
+    what = "continued pretraining on raw text" if task == "pretrain" else "question answering"
+    intro = f"LoRA adapter trained with qa-toolkit (`train_job/run.py`) for {what}; one commit per checkpoint."
+    intro += f"\n\n```bash\n{usage}\n```"
+    if record.get("loss_curve"):
+        intro += f"\n\n![training and eval loss]({record['loss_curve']})"
     return _card(
         _card_data(base, "peft", ["lora", "question-answering"], options.get("data"), prompt_style=style),
         repo_id,
-        f"LoRA adapter trained with qa-toolkit (`train_job/run.py`); one commit per checkpoint.\n\n"
-        f"```bash\n{usage}\n```",
+        intro,
         {
             "base model": _code(record.get("base_model", base)),
+            "task": task,
+            "started from adapter": _code(record.get("init_adapter")),
             "training data": _code(public_name(options["data"]) if options.get("data") else None),
             "prompt style": _code(style),
             "quantization": _code(options.get("quantization")),

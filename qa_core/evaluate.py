@@ -16,6 +16,12 @@ Modes (all on the same questions, with batched generation):
 Writes to --out: results.md and results.json (one row per mode), answers.csv (every answer, to read
 the failures), comparison.png (the modes side by side).
 
+With `--perplexity-text PATH...` (with or without --data) it measures the perplexity of the base model
+and of base + adapter on domain text (files, folders or a dataset's text column; long documents with a
+sliding window), writes perplexity.md/json and ends with `perplexity_base=<x> perplexity_finetuned=<y>`:
+
+    python -m qa_core.evaluate --perplexity-text reports/ --model demo --adapter runs/tiny-pretrain/final
+
 With `--adapter REPO --revisions all` it evaluates every checkpoint pushed by a training run
 (`finetuned` mode, each checkpoint's step read from its checkpoint.json) and writes
 checkpoints.md/json and checkpoints.png, the metrics against the training step.
@@ -25,13 +31,10 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import math
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
-import torch
 from datasets import Dataset
 from tqdm.auto import tqdm
 
@@ -42,38 +45,18 @@ from qa_core.config import Settings
 from qa_core.data import load_qa_data, split_qa_data
 from qa_core.errors import QAError
 from qa_core.generate import GenerationSettings, generate
-from qa_core.models import LoadedModel, attach_adapter
+from qa_core.models import LoadedModel, adapter_off, attach_adapter
+from qa_core.perplexity import DEFAULT_STRIDE, DEFAULT_WINDOW, compare_perplexity, reference_perplexity
 from qa_core.prompts import STYLE_HELP, build_prompt
 from qa_core.rag.answer import RagOptions, prepare
 from qa_core.rag.documents import Document
 from qa_core.rag.retrieval import Retriever
 from qa_core.rag.store import temporary_store
-from qa_core.reports import write_checkpoint_results, write_results
+from qa_core.reports import write_checkpoint_results, write_perplexity_results, write_results
 from qa_core.snapshots import parse_ref
+from qa_core.text_data import load_texts
 
 MODES = ("base", "finetuned", "prompt", "rag")
-
-
-@contextlib.contextmanager
-def adapter_off(loaded: LoadedModel) -> Iterator[None]:
-    """Run the base model alone inside the block (a no-op without an adapter)."""
-    with loaded.model.disable_adapter() if loaded.adapter else contextlib.nullcontext():
-        yield
-
-
-@torch.inference_mode()
-def reference_perplexity(loaded: LoadedModel, prompts: list[str], references: list[str]) -> float:
-    """exp(mean negative log-likelihood) of the reference answers' tokens, each after its prompt."""
-    tokenizer, model = loaded.tokenizer, loaded.model
-    total_nll, total_tokens = 0.0, 0
-    for prompt, reference in zip(prompts, references, strict=True):
-        prompt_ids = tokenizer(prompt)["input_ids"]
-        answer_ids = tokenizer(" " + reference, add_special_tokens=False)["input_ids"] + [tokenizer.eos_token_id]
-        ids = torch.tensor([prompt_ids + answer_ids], device=model.device)
-        logits = model(input_ids=ids).logits[0, len(prompt_ids) - 1 : -1].float()
-        total_nll += torch.nn.functional.cross_entropy(logits, ids[0, len(prompt_ids) :], reduction="sum").item()
-        total_tokens += len(answer_ids)
-    return math.exp(total_nll / total_tokens)
 
 
 def rag_prompts(loaded: LoadedModel, data: Dataset, contexts: list[str], settings: Settings, k: int) -> list[str]:
@@ -179,13 +162,36 @@ def evaluate_checkpoints(
 
 
 def cmd_evaluate(args: argparse.Namespace, settings: Settings) -> int:
-    data = load_qa_data(args.data, args.columns, token=settings.hub_token)
+    if not args.data and not args.perplexity_text:
+        raise QAError("give --data (questions to answer), --perplexity-text (text to score), or both")
+    # Everything the user gave is read and checked before the model is loaded.
+    data = load_qa_data(args.data, args.columns, token=settings.hub_token) if args.data else None
+    problems: list[str] = []
+    texts = []
+    if args.perplexity_text:
+        texts = load_texts(args.perplexity_text, args.text_column, problems, settings.hub_token)
+    for problem in problems:
+        print(f"warning: {problem}", file=sys.stderr)
+    loaded = load_model_for_cli(args, settings)
+    if data is not None:
+        answer_questions(args, data, loaded, settings)
+    if texts:
+        row = compare_perplexity(loaded, texts, window=args.window, stride=args.stride, show_progress=True)
+        title = f"Perplexity on {', '.join(args.perplexity_text)}"
+        write_perplexity_results(row, Path(args.out), title, f"model: {loaded.description}")
+        print((Path(args.out) / "perplexity.md").read_text())
+        tuned = f"{row['perplexity_finetuned']:.4f}" if row["perplexity_finetuned"] else "n/a"
+        print(f"perplexity_base={row['perplexity_base']:.4f} perplexity_finetuned={tuned}")
+    return 0
+
+
+def answer_questions(args: argparse.Namespace, data: Dataset, loaded: LoadedModel, settings: Settings) -> None:
+    """The QA part of the command line: modes side by side, or every pushed checkpoint."""
     contexts = list(data["context"])  # RAG retrieves from every context, not only the test split's
     if args.split == "test":
         data = split_qa_data(data, args.test_size, args.seed)["test"]
     if args.limit:
         data = data.select(range(min(args.limit, len(data))))
-    loaded = load_model_for_cli(args, settings)
     generation = GenerationSettings(max_new_tokens=args.max_new_tokens)
     options = {"prompt_style": args.prompt_style, "batch_size": args.batch_size}
     if args.revisions == "all":
@@ -194,14 +200,14 @@ def cmd_evaluate(args: argparse.Namespace, settings: Settings) -> int:
         rows = evaluate_checkpoints(loaded, parse_ref(args.adapter)[0], data, settings, generation, **options)
         write_checkpoint_results(rows, Path(args.out), f"{args.adapter}: checkpoints on {len(data)} questions")
         print((Path(args.out) / "checkpoints.md").read_text())
-        return 0
+        return
     modes = [m.strip() for m in args.modes.split(",") if m.strip()]
     rows, answers = evaluate(
         loaded,
         data,
         modes,
         settings,
-        GenerationSettings(max_new_tokens=args.max_new_tokens),
+        generation,
         args.prompt_style,
         args.engineered_style,
         args.batch_size,
@@ -214,12 +220,11 @@ def cmd_evaluate(args: argparse.Namespace, settings: Settings) -> int:
     notes.append("numeric_match averages over questions whose reference contains numbers")
     write_results(rows, answers, Path(args.out), "Answer quality by mode", notes)
     print((Path(args.out) / "results.md").read_text())
-    return 0
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = new_parser("python -m qa_core.evaluate", __doc__)
-    parser.add_argument("--data", required=True, help="QA CSV / JSONL / JSON file or Hugging Face dataset id")
+    parser.add_argument("--data", help="QA CSV / JSONL / JSON file or Hugging Face dataset id")
     parser.add_argument("--columns", metavar="MAPPING", help="e.g. question=instruction,answer=output")
     parser.add_argument(
         "--split",
@@ -246,7 +251,18 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--batch-size", type=int, default=8)
     parser.add_argument("-k", type=int, default=3, help="chunks retrieved in 'rag' mode")
     parser.add_argument("--revisions", choices=["all"], help="with a Hub --adapter: evaluate every pushed checkpoint")
-    parser.add_argument("--out", default="results", help="folder for results.md/json, answers.csv, comparison.png")
+    parser.add_argument(
+        "--perplexity-text",
+        nargs="+",
+        metavar="PATH",
+        help="perplexity of base and base + --adapter on these files / folders (.txt .md .pdf .csv) or dataset ids",
+    )
+    parser.add_argument("--text-column", help="text column of CSV files and datasets given to --perplexity-text")
+    parser.add_argument("--window", type=int, default=DEFAULT_WINDOW, help="tokens per perplexity window")
+    parser.add_argument("--stride", type=int, default=DEFAULT_STRIDE, help="tokens the perplexity window moves by")
+    parser.add_argument(
+        "--out", default="results", help="folder for results.md/json, answers.csv, comparison.png, perplexity.md/json"
+    )
     parser.set_defaults(run=cmd_evaluate)
     return parser
 

@@ -12,9 +12,11 @@ model otherwise. Every kind goes through the same `AutoModelForCausalLM` / `Auto
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import socket
 import uuid
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -229,6 +231,13 @@ def load_model(
         attach_adapter(loaded, adapter, settings)
     loaded.model.eval()
     return loaded
+
+
+@contextlib.contextmanager
+def adapter_off(loaded: LoadedModel) -> Iterator[None]:
+    """Run the base model alone inside the block (a no-op without an adapter)."""
+    with loaded.model.disable_adapter() if loaded.adapter else contextlib.nullcontext():
+        yield
 
 
 def attach_adapter(loaded: LoadedModel, adapter: str, settings: Settings) -> None:

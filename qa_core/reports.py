@@ -2,6 +2,8 @@
 
 results.md / results.json / answers.csv / comparison.png     one row per answer mode
 checkpoints.md / checkpoints.json / checkpoints.png          one row per pushed checkpoint
+perplexity.md / perplexity.json                               perplexity of base and fine-tuned on a text
+loss.png                                                      a training run's loss curves
 """
 
 from __future__ import annotations
@@ -76,3 +78,39 @@ def write_checkpoint_results(rows: list[dict], out: Path, title: str) -> None:
     figure.tight_layout()
     figure.savefig(out / "checkpoints.png", dpi=120)
     plt.close(figure)
+
+
+def write_perplexity_results(row: dict, out: Path, title: str, note: str) -> None:
+    """perplexity.md and perplexity.json in `out`."""
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "perplexity.md").write_text(f"# {title}\n\n{markdown_table([row])}\n\n- {note}\n")
+    (out / "perplexity.json").write_text(json.dumps({"title": title, "note": note, **row}, indent=2) + "\n")
+
+
+def write_loss_curve(log_history: list[dict], path: Path, title: str) -> bool:
+    """Plot training and eval loss against the step from a trainer's `log_history` into `path`.
+
+    Returns:
+        False (and no file) when the history holds no loss at all.
+    """
+    series = {"train loss": "loss", "eval loss": "eval_loss"}
+    points = {
+        label: [(entry["step"], entry[key]) for entry in log_history if key in entry and "step" in entry]
+        for label, key in series.items()
+    }
+    if not any(points.values()):
+        return False
+    figure, axis = plt.subplots(figsize=(7, 4))
+    for label, values in points.items():
+        if values:
+            steps, losses = zip(*values, strict=True)
+            axis.plot(steps, losses, marker="o" if len(values) < 30 else None, label=label)
+    axis.set_xlabel("training step")
+    axis.set_ylabel("loss")
+    axis.set_title(title)
+    axis.legend()
+    figure.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    figure.savefig(path, dpi=120)
+    plt.close(figure)
+    return True

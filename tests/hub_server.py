@@ -477,7 +477,9 @@ class Handler(BaseHTTPRequestHandler):
         files = repo.resolve(revision)["files"]
         answers = []
         for item in self._json_body()["files"]:
-            lfs = item["size"] >= LFS_MIN_SIZE or item["path"].lower().endswith(LFS_SUFFIXES)
+            # Like the Hub: binary content (judged from the 512-byte sample the client sends) goes to LFS.
+            binary = b"\0" in base64.b64decode(item.get("sample", ""))
+            lfs = binary or item["size"] >= LFS_MIN_SIZE or item["path"].lower().endswith(LFS_SUFFIXES)
             existing = files.get(item["path"])
             oid = (existing["sha256"] if lfs else existing["git_oid"]) if existing else None
             answers.append(
@@ -499,6 +501,8 @@ class Handler(BaseHTTPRequestHandler):
                 header = value
             elif key == "file":
                 added[value["path"]] = base64.b64decode(value["content"])
+                if b"\0" in added[value["path"]]:  # the Hub refuses binary files outside LFS / Xet
+                    raise HubError(400, f"Your push was rejected because {value['path']} is a binary file")
             elif key == "lfsFile":
                 added[value["path"]] = {"oid": value["oid"], "size": value["size"]}
             elif key in ("deletedFile", "deletedFolder"):

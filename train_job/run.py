@@ -1,6 +1,8 @@
 """Fine-tune a causal LM for question answering with LoRA / QLoRA, pushing checkpoints to the Hub.
 
     python train_job/run.py --config configs/tiny-cpu.yaml
+    python train_job/run.py --config configs/tiny-cpu.yaml --task pretrain --data reports/   # raw text
+    python train_job/run.py --config configs/tiny-cpu.yaml --init-adapter runs/tiny-cpu/final   # continue an adapter
     python train_job/run.py --config configs/tiny-cpu.yaml --push-to-hub --hub-repo me/qa-run --push-every 10
     python train_job/run.py --config configs/llama2-context-qa.yaml --data filings.csv --learning_rate 1e-4
     python train_job/run.py --config configs/tiny-cpu.yaml --push-to-hub --hub-repo me/qa-run \
@@ -15,9 +17,13 @@ lists them all. The endpoint and token come from HF_ENDPOINT / HF_TOKEN or the f
 Exit status: 0 done; 2 bad input or settings (one `error:` line, before any training); 3 trained
 and saved locally, but some checkpoint pushes failed (the summary says how to push them later).
 
-Loss is computed on the answer only (the prompt and context are masked out), and no compute is
-spent on padding (--batching, see its help); the naive way, every example padded to max_length,
-stays available with --batching max-length.
+--task sft (the default) trains on question-answer pairs; loss is computed on the answer only (the
+prompt and context are masked out), and no compute is spent on padding (--batching, see its help);
+the naive way, every example padded to max_length, stays available with --batching max-length.
+--task pretrain continues pretraining on raw text (files, folders or a text column): loss on every
+token, the text cut into full max_length blocks. --init-adapter starts either from a trained adapter,
+so documents -> pretrain -> SFT is two runs. Every run draws its loss curve into output_dir/loss.png,
+which is saved and pushed with the final checkpoint.
 """
 
 from __future__ import annotations
@@ -30,7 +36,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from datasets import Dataset
-from peft import LoraConfig, prepare_model_for_kbit_training
+from peft import LoraConfig, PeftModel, prepare_model_for_kbit_training
 from transformers.trainer_utils import get_last_checkpoint
 from trl import SFTConfig, SFTTrainer, TrlParser
 
@@ -40,12 +46,16 @@ from qa_core.config import Settings, load_settings
 from qa_core.data import load_qa_data, split_qa_data
 from qa_core.demo_model import sample_data_path
 from qa_core.errors import QAError
-from qa_core.models import load_model
+from qa_core.models import load_model, locate
 from qa_core.prompts import STYLE_HELP, build_prompt, resolve_style
-from qa_core.snapshots import parse_ref
+from qa_core.reports import write_loss_curve
+from qa_core.snapshots import parse_ref, read_checkpoint_record
+from qa_core.text_data import load_texts, passages
 from train_job.pushing import CheckpointCallback, CheckpointPusher, PushReport, checkpoint_record, write_record
 
 BATCHINGS = ("auto", "packed", "grouped", "max-length")
+TASKS = ("sft", "pretrain")
+LOSS_CURVE = "loss.png"
 PUSH_FAILED = 3  # exit status: training completed, but some checkpoint pushes failed for good
 
 
@@ -54,9 +64,26 @@ class TrainScriptArguments:
     """What to train on and how to publish it (TRL's SFTConfig holds the optimisation options)."""
 
     model: str = field(default="demo", metadata={"help": "Base model: Hub id[@revision], local folder, or 'demo'."})
+    task: str = field(
+        default="sft",
+        metadata={"help": "sft: question-answer pairs, loss on the answer | pretrain: raw text, loss on every token."},
+    )
     data: str = field(
         default=str(sample_data_path()),
-        metadata={"help": "QA data: CSV / JSONL / JSON file or Hugging Face dataset id (default: the bundled sample)."},
+        metadata={
+            "help": "sft: CSV / JSONL / JSON file or Hugging Face dataset id of QA pairs (default: the bundled "
+            "sample) | pretrain: a file or folder of .txt / .md / .pdf / .csv, or a dataset id (see --text-column)."
+        },
+    )
+    text_column: str | None = field(
+        default=None, metadata={"help": "pretrain: the text column of CSV files and datasets (default: text)."}
+    )
+    init_adapter: str | None = field(
+        default=None,
+        metadata={
+            "help": "Start from this LoRA adapter (folder or REPO[@REV]) instead of a new one; its rank, alpha "
+            "and target modules replace the lora_* options."
+        },
     )
     columns: str | None = field(
         default=None, metadata={"help": "Column mapping, e.g. question=instruction,context=input,answer=output."}
@@ -128,6 +155,8 @@ def check_options(script_args: TrainScriptArguments, push: bool, settings: Setti
     """Fail on options that cannot work, before loading anything."""
     if script_args.batching not in BATCHINGS:
         raise QAError(f"--batching {script_args.batching!r}: choose {', '.join(BATCHINGS)}")
+    if script_args.task not in TASKS:
+        raise QAError(f"--task {script_args.task!r}: choose {', '.join(TASKS)}")
     if push:
         check_push_options(script_args.hub_repo, settings)
 
@@ -147,7 +176,8 @@ def resolve_batching(batching: str, model) -> str:
 
 
 def configure_trainer(training_args: SFTConfig, script_args: TrainScriptArguments, batching: str) -> None:
-    """Every SFTConfig field this script derives from its own options, set in one place."""
+    """Every SFTConfig field this script derives from its own options, set in one place (`batching`:
+    resolved by `resolve_batching`, or `wrapped` for raw text)."""
     # The trainer pickles its arguments into every checkpoint: keep the token out of them, and keep
     # it from pushing on its own (this script pushes one commit per checkpoint).
     training_args.hub_token, training_args.push_to_hub = None, False
@@ -156,10 +186,32 @@ def configure_trainer(training_args: SFTConfig, script_args: TrainScriptArgument
     if script_args.push_every:
         training_args.save_strategy, training_args.save_steps = "steps", script_args.push_every
     training_args.packing = training_args.padding_free = batching == "packed"
+    if batching == "wrapped":  # raw text: concatenated and cut into full max_length blocks, no padding at all
+        training_args.packing, training_args.packing_strategy = True, "wrapped"
     if batching == "grouped":
         training_args.train_sampling_strategy = "group_by_length"
     if batching == "max-length":
         training_args.pad_to_multiple_of = training_args.max_length
+
+
+def start_from_adapter(model, spec: str, settings: Settings) -> tuple[PeftModel, dict]:
+    """Wrap `model` in the adapter `spec` (folder or REPO[@REV]), its weights trainable.
+
+    Returns:
+        (the model, the adapter's checkpoint record with `adapter` set to its public name and commit).
+
+    Raises:
+        QAError: not found, not a PEFT adapter, or made for another base model.
+    """
+    folder, name, commit = locate(spec, settings)
+    if not (folder / "adapter_config.json").is_file():
+        raise QAError(f"--init-adapter {spec}: not a PEFT adapter (no adapter_config.json)")
+    try:
+        model = PeftModel.from_pretrained(model, folder, is_trainable=True)
+    except Exception as exc:  # peft raises many kinds for an adapter of another shape
+        raise QAError(f"--init-adapter {spec}: does not fit this base model ({type(exc).__name__}: {exc})") from exc
+    label = public_name(name) + (f"@{commit[:12]}" if commit else "")
+    return model, {**read_checkpoint_record(folder), "adapter": label}
 
 
 def pull_checkpoint(spec: str, output_dir: str, settings: Settings) -> tuple[str, str]:
@@ -190,12 +242,16 @@ def main(script_args: TrainScriptArguments, training_args: SFTConfig) -> dict:
     is_main = training_args.process_index == 0
     check_options(script_args, push, settings)
 
-    # 1. Data: QA rows, split reproducibly.
-    parts = split_qa_data(
-        load_qa_data(script_args.data, script_args.columns, token=settings.hub_token),
-        script_args.test_size,
-        training_args.seed,
-    )
+    # 1. Data: QA rows, or passages of raw text, split reproducibly.
+    if script_args.task == "pretrain":
+        problems: list[str] = []
+        texts = load_texts([script_args.data], script_args.text_column, problems, settings.hub_token)
+        for problem in problems:
+            print(f"warning: {problem}", file=sys.stderr)
+        data = Dataset.from_dict({"text": passages(texts)})
+    else:
+        data = load_qa_data(script_args.data, script_args.columns, token=settings.hub_token)
+    parts = split_qa_data(data, script_args.test_size, training_args.seed)
 
     # 2. Model: loaded like everywhere else in the toolkit (`demo`, Hub ids pinned to a commit, 4/8-bit).
     loaded = load_model(
@@ -207,14 +263,33 @@ def main(script_args: TrainScriptArguments, training_args: SFTConfig) -> dict:
     )
     model, tokenizer = loaded.model, loaded.tokenizer
     model.config.use_cache = False  # a KV cache in training would also break packed attention masks
-    check_target_modules(model, script_args.lora_target_modules)
+    if not script_args.init_adapter:
+        check_target_modules(model, script_args.lora_target_modules)
     if script_args.quantization != "none":
         model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=training_args.gradient_checkpointing)
-    # The concrete style is recorded with every checkpoint: the adapter is asked the way it was trained.
-    style = resolve_style(script_args.prompt_style, tokenizer)
-    train = prompt_completion(parts["train"], style, tokenizer)
-    test = prompt_completion(parts["test"], style, tokenizer)
-    batching = resolve_batching(script_args.batching, model)
+    peft_config = LoraConfig(
+        r=script_args.lora_r,
+        lora_alpha=script_args.lora_alpha,
+        lora_dropout=script_args.lora_dropout,
+        target_modules=script_args.lora_target_modules,
+        modules_to_save=["lm_head"] if script_args.train_head else None,
+        task_type="CAUSAL_LM",
+    )
+    init_record: dict = {}
+    if script_args.init_adapter:
+        model, init_record = start_from_adapter(model, script_args.init_adapter, settings)
+        peft_config = None  # the adapter's own configuration
+
+    if script_args.task == "pretrain":
+        style, batching = None, "wrapped"
+        train, test = parts["train"], parts["test"]
+    else:
+        # The concrete style is recorded with every checkpoint: the adapter is asked the way it was
+        # trained (a continued adapter keeps its style unless told otherwise).
+        style = resolve_style(script_args.prompt_style, tokenizer, trained=init_record.get("prompt_style"))
+        train = prompt_completion(parts["train"], style, tokenizer)
+        test = prompt_completion(parts["test"], style, tokenizer)
+        batching = resolve_batching(script_args.batching, model)
     configure_trainer(training_args, script_args, batching)
 
     # 3. Resume from a pushed checkpoint (adapter, head, optimizer, scheduler, step), or a local one.
@@ -241,9 +316,11 @@ def main(script_args: TrainScriptArguments, training_args: SFTConfig) -> dict:
     # files by their name only.
     extra = {
         "base_model": public_name(loaded.description),
+        "task": script_args.task,
         "dataset": public_name(script_args.data),
         "prompt_style": style,
         "batching": batching,
+        **({"init_adapter": init_record["adapter"]} if init_record else {}),
     }
     options = vars(script_args)
     pusher = None
@@ -262,14 +339,7 @@ def main(script_args: TrainScriptArguments, training_args: SFTConfig) -> dict:
         train_dataset=train,
         eval_dataset=test,
         processing_class=tokenizer,
-        peft_config=LoraConfig(
-            r=script_args.lora_r,
-            lora_alpha=script_args.lora_alpha,
-            lora_dropout=script_args.lora_dropout,
-            target_modules=script_args.lora_target_modules,
-            modules_to_save=["lm_head"] if script_args.train_head else None,
-            task_type="CAUSAL_LM",
-        ),
+        peft_config=peft_config,
         callbacks=[CheckpointCallback(extra, pusher)],
     )
     try:
@@ -293,6 +363,11 @@ def main(script_args: TrainScriptArguments, training_args: SFTConfig) -> dict:
     last = Path(training_args.output_dir) / f"checkpoint-{trainer.state.global_step}"
     complete = last if last.is_dir() else final
     if is_main:
+        curve = Path(training_args.output_dir) / LOSS_CURVE
+        if write_loss_curve(trainer.state.log_history, curve, f"{script_args.task}: {public_name(loaded.description)}"):
+            record["loss_curve"] = LOSS_CURVE  # the card shows it
+            for folder in {final, complete}:
+                shutil.copy(curve, folder / LOSS_CURVE)
         write_record(final, record)
         write_record(complete, record)
     report = None

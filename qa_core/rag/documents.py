@@ -173,6 +173,28 @@ def _read_csv(file: SourceFile) -> list[Document]:
 READERS = {".txt": _read_text, ".md": _read_text, ".pdf": _read_pdf, ".csv": _read_csv}
 
 
+def read_sources(
+    paths: Iterable[str | Path],
+    max_bytes: int,
+    problems: list[str],
+    names: Iterable[str] | None = None,
+    options: dict | None = None,
+) -> Iterator[tuple[SourceFile, list[Document]]]:
+    """Read every supported file under `paths` (see `source_files`) with reader `options`
+    (text_column, title_column ...); a file that cannot be read adds its line to `problems`
+    and the others are read all the same.
+
+    Yields:
+        (the file, its documents), in the order found.
+    """
+    for file in source_files(paths, problems, names):
+        file.options = {k: v for k, v in (options or {}).items() if v is not None}
+        try:
+            yield file, read_documents(file, max_bytes)
+        except IngestError as exc:
+            problems.append(str(exc))
+
+
 def read_documents(file: SourceFile, max_bytes: int) -> list[Document]:
     """Read `file` into documents.
 

@@ -33,7 +33,7 @@ from qa_core.rag.chunking import (
     chunk_documents,
     document_header,
 )
-from qa_core.rag.documents import Document, IngestError, read_documents, source_files
+from qa_core.rag.documents import Document, read_sources
 from qa_core.rag.embeddings import EmbeddingError, EmbeddingModel, SentenceEmbedding, resolve_embedding_model
 
 COLLECTION_NAME = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9._-]{1,510}[a-zA-Z0-9]$")
@@ -217,13 +217,8 @@ class RagStore:
             "overlap_tokens": overlap_tokens,
         }
         pending: list[tuple[str, str, list[Chunk]]] = []  # source, fingerprint, chunks not stored yet
-        for file in source_files(paths, report.problems, names):
-            file.options = {k: v for k, v in options.items() if v is not None}
-            try:
-                docs = read_documents(file, int(self.settings.max_file_mb * 1e6))
-            except IngestError as exc:
-                report.problems.append(str(exc))
-                continue
+        max_bytes = int(self.settings.max_file_mb * 1e6)
+        for file, docs in read_sources(paths, max_bytes, report.problems, names, options):
             fingerprint = file.fingerprint()
             ids, versions = self._stored(file.source)
             count, expected = versions.get(fingerprint, (0, 0))
