@@ -24,6 +24,7 @@ SKIPPED = {
     r"^docker ": "no Docker engine on these machines",
     r"^accelerate launch": "two training processes: tests/test_train.py::test_two_processes_with_accelerate",
     r"NousResearch/|mistralai/|Qwen/": "downloads a real model from the Hub",
+    r"llama2-qna-": "Llama-2-7b-chat in 4-bit: a GPU and a download",
     r"filings\.csv|policy_qa\.csv": "the user's own data",
     r"Client\(": "needs a running app: tests/test_app.py calls every endpoint with gradio_client",
 }

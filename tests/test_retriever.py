@@ -46,7 +46,8 @@ def test_tuning_lifts_held_out_recall_and_is_published(tuned, hub_server):
     assert f"| recall@5 | {before['recall@5']:.3f} | {after['recall@5']:.3f} |" in card
     api = HfApi(endpoint=hub_server.url, token=HUB_TOKEN)
     files = set(api.list_repo_files("tester/filings-retriever"))
-    assert {"modules.json", "model.safetensors", "README.md", "config_sentence_transformers.json"} <= files
+    assert {"modules.json", "model.safetensors", "README.md", "loss.png", "config_sentence_transformers.json"} <= files
+    assert "![training loss](loss.png)" in card
     assert api.list_repo_commits("tester/filings-retriever")[0].commit_id == tuned["commit"]
 
 

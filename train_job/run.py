@@ -157,6 +157,8 @@ def check_options(script_args: TrainScriptArguments, push: bool, settings: Setti
         raise QAError(f"--batching {script_args.batching!r}: choose {', '.join(BATCHINGS)}")
     if script_args.task not in TASKS:
         raise QAError(f"--task {script_args.task!r}: choose {', '.join(TASKS)}")
+    if script_args.task == "pretrain" and script_args.batching != "auto":
+        raise QAError("--batching applies to --task sft; pretraining always cuts the text into full max_length blocks")
     if push:
         check_push_options(script_args.hub_repo, settings)
 
@@ -378,7 +380,8 @@ def main(script_args: TrainScriptArguments, training_args: SFTConfig) -> dict:
 
     if is_main:
         summary = (
-            f"trained {loaded.description} on {len(train)} examples with {training_args.world_size} process(es): "
+            f"trained {loaded.description} on {len(train)} {'passages' if style is None else 'examples'} "
+            f"with {training_args.world_size} process(es): "
             f"{trainer.state.global_step} steps in {time.time() - started:.0f}s "
             f"({record['train_tokens'] / max(record['train_runtime'], 1e-9):.0f} tokens/s), "
             f"train loss {record['train_loss']:.4f}, "
