@@ -30,13 +30,13 @@ def main() -> None:
     loaded = load_model(args.model)
     prompts = [build_prompt("qa", q, None, loaded.tokenizer) for q in load_qa_data(sample_data_path())["question"]]
     settings = GenerationSettings(max_new_tokens=args.max_new_tokens)
-    generate(loaded.model, loaded.tokenizer, prompts[:2], settings)  # warm-up
+    generate(loaded, prompts[:2], settings)  # warm-up
 
     start = time.perf_counter()
-    sequential = [generate(loaded.model, loaded.tokenizer, [p], settings)[0] for p in prompts]
+    sequential = [generate(loaded, [p], settings)[0] for p in prompts]
     sequential_s = time.perf_counter() - start
     start = time.perf_counter()
-    batched = generate(loaded.model, loaded.tokenizer, prompts, settings, batch_size=args.batch_size)
+    batched = generate(loaded, prompts, settings, batch_size=args.batch_size)
     batched_s = time.perf_counter() - start
 
     same = sum(a == b for a, b in zip(sequential, batched, strict=True))

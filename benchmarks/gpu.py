@@ -102,13 +102,13 @@ def generation(figures: Figures, folder: Path) -> None:
     for label, quantization in (("bf16", "none"), ("4bit", "4bit")):
         loaded = load_model(str(folder), quantization=quantization, dtype="bfloat16")
         prompts = [build_prompt("qa", q, None, loaded.tokenizer) for q in questions]
-        generate(loaded.model, loaded.tokenizer, prompts[:2], settings)  # warm-up
+        generate(loaded, prompts[:2], settings)  # warm-up
         started = time.perf_counter()
         for prompt in prompts:
-            generate(loaded.model, loaded.tokenizer, [prompt], settings)
+            generate(loaded, [prompt], settings)
         alone = time.perf_counter() - started
         started = time.perf_counter()
-        generate(loaded.model, loaded.tokenizer, prompts, settings, batch_size=len(prompts))
+        generate(loaded, prompts, settings, batch_size=len(prompts))
         batched = time.perf_counter() - started
         figures.add(f"generate_{label}_one_at_a_time_s", alone)
         figures.add(f"generate_{label}_batched_s", batched)

@@ -85,7 +85,7 @@ def merge_adapter(
     base_folder, _, _ = locate(base, settings)
     if getattr(AutoConfig.from_pretrained(base_folder), "quantization_config", None):
         raise MergeError(f"refusing to merge into {base}: its weights are already quantized; use a full-precision base")
-    loaded = load_model(base, adapter, settings, quantization="none", dtype=dtype)
+    loaded = load_model(base, adapter, settings, quantization="none", dtype=dtype, backend="local")  # needs weights
     embeddings_before = loaded.model.get_input_embeddings().weight.detach().clone()
     expected = _logits(loaded.model, loaded.tokenizer) if verify else None
     trains_embeddings = "embed_tokens" in (loaded.model.active_peft_config.modules_to_save or [])

@@ -15,6 +15,9 @@ between batches.
     batcher = GenerationBatcher(loaded, max_batch_size=16)
     for text in batcher.stream(prompt, GenerationSettings(max_new_tokens=64)):
         print(text)            # the whole answer so far
+
+When an OpenAI-compatible server generates (QA_GENERATION_BACKEND=openai), `ServerGenerations`
+offers the same methods and sends each request straight to the server, which batches them itself.
 """
 
 from __future__ import annotations
@@ -91,7 +94,7 @@ class GenerationBatcher:
         """
         settings = settings or GenerationSettings()
         ids = self.loaded.tokenizer(prompt)["input_ids"]
-        check_prompt_length(len(ids), self.loaded.model, settings)
+        check_prompt_length(len(ids), self.loaded, settings)
         request = _Request(ids, settings, with_adapter)
         self._requests.put(request)
         sent, end = "", None
@@ -227,3 +230,39 @@ class _Rows(BaseStreamer, StoppingCriteria):
         self.making_way = self.making_way or (self.steps >= MIN_STEPS and self.newcomers())
         done = [self.making_way or request.finished or request.cancelled for request in self.group]
         return torch.tensor(done, dtype=torch.bool, device=input_ids.device)
+
+
+class ServerGenerations:
+    """`GenerationBatcher`'s methods over an inference server: each request goes straight to the
+    server, whose continuous batching answers concurrent requests together."""
+
+    def __init__(self, loaded: LoadedModel) -> None:
+        self.loaded = loaded
+        self._lock = threading.RLock()
+
+    def exclusive(self) -> contextlib.AbstractContextManager:
+        """Held while the adapter (the model name requests go to) changes."""
+        return self._lock
+
+    def stream(
+        self, prompt: str, settings: GenerationSettings | None = None, with_adapter: bool = True
+    ) -> Iterator[str]:
+        """Yield the whole answer so far as it grows; the last item is the complete answer."""
+        settings = settings or GenerationSettings()
+        check_prompt_length(len(self.loaded.tokenizer(prompt)["input_ids"]), self.loaded, settings)
+        with self._lock:
+            model = self.loaded.served_model(with_adapter)
+        text = ""
+        for piece in self.loaded.server.stream(model, prompt, settings):
+            text += piece
+            yield text.rstrip()
+
+    def generate(self, prompt: str, settings: GenerationSettings | None = None, with_adapter: bool = True) -> str:
+        """The complete answer to `prompt`."""
+        *_, answer = ["", *self.stream(prompt, settings, with_adapter)]
+        return answer
+
+
+def batcher_for(loaded: LoadedModel, max_batch_size: int) -> GenerationBatcher | ServerGenerations:
+    """The app's generation queue: a `GenerationBatcher` in process, or the server's own."""
+    return ServerGenerations(loaded) if loaded.server is not None else GenerationBatcher(loaded, max_batch_size)

@@ -3,6 +3,7 @@
     python -m qa_core ask "What is a bond?"
     python -m qa_core ask "What is the maximum fine?" --context-file policy.txt --stream
     python -m qa_core ask "What is a bond?" --model Qwen/Qwen2.5-0.5B-Instruct --adapter me/qa-lora@4f1c2ab
+    python -m qa_core ask "What is a bond?" --backend openai --openai-base-url http://127.0.0.1:8000/v1
     python -m qa_core check-data data.csv --columns question=q,answer=a
 
 Settings not given as flags come from the environment and `.env` (see `.env.example`).
@@ -16,13 +17,15 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from qa_core.config import DEVICES, DTYPES, QUANTIZATIONS, Settings, load_settings
+from qa_core.config import BACKENDS, DEVICES, DTYPES, QUANTIZATIONS, Settings, load_settings
 from qa_core.errors import QAError
 
 if TYPE_CHECKING:
     from qa_core.models import LoadedModel
 
 EPILOG = "Settings not given as flags come from the environment and .env: see .env.example."
+# The settings that `add_model_options` flags override (pass to `run`).
+MODEL_OVERRIDES = ("quantization", "generation_backend", "openai_base_url", "openai_model")
 
 
 # Adds a command line's own shared options to a parser; `default(value)` gives each option's default.
@@ -71,6 +74,26 @@ def run(parser: argparse.ArgumentParser, argv: list[str] | None, overrides: tupl
         return 2
 
 
+def add_model_options(parser: argparse.ArgumentParser) -> None:
+    """--model, --adapter, --quantization and where generation runs (--backend and the server's
+    URL and model name); the server's key is read from QA_OPENAI_API_KEY only, never a flag."""
+    parser.add_argument(
+        "--model", metavar="ID_OR_PATH", help="Hub id[@revision], local folder, or 'demo' (default: QA_BASE_MODEL)"
+    )
+    parser.add_argument(
+        "--adapter", metavar="PATH_OR_REPO[@REV]", help="LoRA adapter folder or Hub repo (default: QA_ADAPTER)"
+    )
+    parser.add_argument("--quantization", choices=QUANTIZATIONS, help="load the model in 4-bit or 8-bit (bitsandbytes)")
+    parser.add_argument(
+        "--backend",
+        dest="generation_backend",
+        choices=BACKENDS,
+        help="local: generate in this process | openai: on an OpenAI-compatible server (QA_GENERATION_BACKEND)",
+    )
+    parser.add_argument("--openai-base-url", metavar="URL", help="the server's API root (QA_OPENAI_BASE_URL)")
+    parser.add_argument("--openai-model", metavar="NAME", help="the base model's name on the server (QA_OPENAI_MODEL)")
+
+
 def load_model_for_cli(args: argparse.Namespace, settings: Settings) -> LoadedModel:
     """Load `--model` / `--adapter`, saying on stderr what was loaded and if it is the demo model."""
     from qa_core.demo_model import DEMO_NOTICE
@@ -106,11 +129,11 @@ def cmd_ask(args: argparse.Namespace, settings: Settings) -> int:
         print(f"prompt:\n{prompt}", file=sys.stderr)
     generation = GenerationSettings(max_new_tokens=args.max_new_tokens, temperature=args.temperature)
     if args.stream:
-        for piece in stream(loaded.model, loaded.tokenizer, prompt, generation):
+        for piece in stream(loaded, prompt, generation):
             print(piece, end="", flush=True)
         print()
     else:
-        print(generate(loaded.model, loaded.tokenizer, [prompt], generation)[0])
+        print(generate(loaded, [prompt], generation)[0])
     return 0
 
 
@@ -138,12 +161,7 @@ def build_parser() -> argparse.ArgumentParser:
     source = ask.add_mutually_exclusive_group()
     source.add_argument("--context-file", metavar="PATH", help="answer from the text in this file ('-': stdin)")
     source.add_argument("--context", metavar="TEXT", help="answer from this text")
-    ask.add_argument(
-        "--model", metavar="ID_OR_PATH", help="Hub id[@revision], local folder, or 'demo' (default: QA_BASE_MODEL)"
-    )
-    ask.add_argument(
-        "--adapter", metavar="PATH_OR_REPO[@REV]", help="LoRA adapter folder or Hub repo (default: QA_ADAPTER)"
-    )
+    add_model_options(ask)
     styles = "; ".join(f"{name}: {text}" for name, text in STYLE_HELP.items())
     ask.add_argument(
         "--prompt-style", default="auto", choices=list(STYLE_HELP), help=f"how the prompt is written ({styles})"
@@ -152,7 +170,6 @@ def build_parser() -> argparse.ArgumentParser:
     ask.add_argument("--max-new-tokens", type=int, default=256, help="longest answer in tokens (default 256)")
     ask.add_argument("--temperature", type=float, default=0.0, help="0 is greedy and deterministic (default 0)")
     ask.add_argument("--stream", action="store_true", help="print the answer token by token as it is generated")
-    ask.add_argument("--quantization", choices=QUANTIZATIONS, help="load the model in 4-bit or 8-bit (bitsandbytes)")
     ask.add_argument("--device", help=f"{' | '.join(DEVICES)} or cuda:N (default: QA_DEVICE or auto)")
     ask.add_argument("--dtype", choices=DTYPES, help="weights dtype (default: QA_DTYPE or auto)")
     ask.set_defaults(run=cmd_ask)
@@ -169,4 +186,4 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     """Run the command line; returns the exit status (2 for bad input or settings)."""
-    return run(build_parser(), argv, overrides=("quantization", "device", "dtype"))
+    return run(build_parser(), argv, overrides=(*MODEL_OVERRIDES, "device", "dtype"))

@@ -38,6 +38,12 @@ Variables (see `.env.example`):
     QA_LOGIN            app: 1 shows "Sign in with Hugging Face"; a signed-in visitor's documents are kept
                         across visits, under their user name (default 0)
     QA_MAX_BATCH_SIZE   app: most visitors' answers generated together in one batch; 1 = one at a time (default 16)
+    QA_GENERATION_BACKEND  local (the model runs in this process) | openai (an OpenAI-compatible server such
+                        as vLLM, TGI or `transformers serve` generates; only the tokenizer is loaded here)
+    QA_OPENAI_BASE_URL  the server's API root (default http://127.0.0.1:8000/v1)
+    QA_OPENAI_MODEL     the base model's name on the server (default: the model's Hub id, or its folder)
+    QA_OPENAI_API_KEY   the server's key, if it wants one (a secret: never printed, like HF_TOKEN)
+    QA_OPENAI_TIMEOUT   seconds to wait for a server's answer (default 300)
 
 On a ZeroGPU Space (SPACES_ZERO_GPU=true, set by the Space) QA_DEVICE defaults to `cuda`: ZeroGPU
 expects the model on `cuda` from start-up and attaches a real GPU while a `@spaces.GPU` function runs.
@@ -59,6 +65,7 @@ DEFAULT_ENDPOINT = "https://huggingface.co"
 DEVICES = ("auto", "cpu", "cuda", "mps")
 DTYPES = ("auto", "float32", "bfloat16", "float16")
 QUANTIZATIONS = ("none", "4bit", "8bit")
+BACKENDS = ("local", "openai")
 
 
 @dataclass(frozen=True)
@@ -95,12 +102,18 @@ class Settings:
     max_session_mb: float = 20.0
     login: bool = False
     max_batch_size: int = 16
+    generation_backend: str = "local"
+    openai_base_url: str = "http://127.0.0.1:8000/v1"
+    openai_model: str | None = None
+    openai_api_key: str | None = field(default=None, repr=False)
+    openai_timeout: float = 300.0
 
     def __post_init__(self) -> None:
         device_kind = self.device.split(":", 1)[0]
         _check_choice("QA_DEVICE", device_kind, DEVICES)
         _check_choice("QA_DTYPE", self.dtype, DTYPES)
         _check_choice("QA_QUANTIZATION", self.quantization, QUANTIZATIONS)
+        _check_choice("QA_GENERATION_BACKEND", self.generation_backend, BACKENDS)
 
     @property
     def hub_token(self) -> str | bool:
@@ -109,8 +122,10 @@ class Settings:
         return self.hf_token or False
 
     def redact(self, text: str) -> str:
-        """Return `text` with the token (if any) replaced, for error messages and logs."""
-        return text.replace(self.hf_token, "***") if self.hf_token else text
+        """Return `text` with the secrets (Hub token, inference server key) replaced, for messages and logs."""
+        for secret in (self.hf_token, self.openai_api_key):
+            text = text.replace(secret, "***") if secret else text
+        return text
 
 
 def _check_choice(variable: str, value: str, choices: tuple[str, ...]) -> None:
@@ -158,6 +173,11 @@ _VARIABLES: dict[str, tuple[tuple[str, ...], Callable[[str], object]]] = {
     "max_session_mb": (("QA_MAX_SESSION_MB",), float),
     "login": (("QA_LOGIN",), _flag),
     "max_batch_size": (("QA_MAX_BATCH_SIZE",), int),
+    "generation_backend": (("QA_GENERATION_BACKEND",), str),
+    "openai_base_url": (("QA_OPENAI_BASE_URL",), lambda value: value.rstrip("/")),
+    "openai_model": (("QA_OPENAI_MODEL",), str),
+    "openai_api_key": (("QA_OPENAI_API_KEY",), str),
+    "openai_timeout": (("QA_OPENAI_TIMEOUT",), float),
 }
 
 

@@ -40,7 +40,7 @@ from tqdm.auto import tqdm
 
 from qa_core import metrics
 from qa_core.checkpoints import pushed_checkpoints
-from qa_core.cli import load_model_for_cli, new_parser, run
+from qa_core.cli import MODEL_OVERRIDES, add_model_options, load_model_for_cli, new_parser, run
 from qa_core.config import Settings
 from qa_core.data import load_qa_data, split_qa_data
 from qa_core.errors import QAError
@@ -134,9 +134,10 @@ def evaluate(
             prompts = [build_prompt(style, q, None, loaded.tokenizer, trained=trained) for q in questions]
         with adapter_off(loaded) if mode == "base" else contextlib.nullcontext():
             started = time.perf_counter()
-            answers = generate(loaded.model, loaded.tokenizer, prompts, generation, batch_size)
+            answers = generate(loaded, prompts, generation, batch_size)
             latency = (time.perf_counter() - started) / len(prompts)
-            perplexity = reference_perplexity(loaded, prompts, references)
+            # a server returns text, not the log-probabilities of a given answer
+            perplexity = reference_perplexity(loaded, prompts, references) if loaded.model is not None else None
         row, per_question = score_mode(answers, references)
         rows.append({"mode": mode, "n": len(questions), **row, "perplexity": perplexity, "latency_s": latency})
         for question, reference, answer, scores in zip(questions, references, answers, per_question, strict=True):
@@ -164,6 +165,8 @@ def evaluate_checkpoints(
 def cmd_evaluate(args: argparse.Namespace, settings: Settings) -> int:
     if not args.data and not args.perplexity_text:
         raise QAError("give --data (questions to answer), --perplexity-text (text to score), or both")
+    if args.perplexity_text and settings.generation_backend != "local":
+        raise QAError("--perplexity-text scores every token with the model's weights: run it with --backend local")
     # Everything the user gave is read and checked before the model is loaded.
     data = load_qa_data(args.data, args.columns, token=settings.hub_token) if args.data else None
     problems: list[str] = []
@@ -235,8 +238,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--test-size", type=float, default=0.1)
     parser.add_argument("--seed", type=int, default=42)
     parser.add_argument("--limit", type=int, help="at most this many questions")
-    parser.add_argument("--model", metavar="ID_OR_PATH", help="base model (default: QA_BASE_MODEL)")
-    parser.add_argument("--adapter", metavar="PATH_OR_REPO[@REV]", help="LoRA adapter for 'finetuned'")
+    add_model_options(parser)
     parser.add_argument("--modes", default="base,finetuned,prompt,rag", help=f"comma-separated: {', '.join(MODES)}")
     parser.add_argument(
         "--prompt-style", default="auto", choices=list(STYLE_HELP), help="prompt of base/finetuned (default: auto)"
@@ -269,7 +271,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     """Run the evaluation command line; returns the exit status (2 for bad input)."""
-    return run(build_parser(), argv)
+    return run(build_parser(), argv, overrides=MODEL_OVERRIDES)
 
 
 if __name__ == "__main__":

@@ -1,14 +1,16 @@
-"""Batched and streaming text generation.
+"""Batched and streaming text generation, in this process or on an OpenAI-compatible server.
 
-Batches are padded on the left, so every prompt ends where its answer begins, and prompts are
-sorted by length before batching so that a batch holds prompts of similar length and little
-padding. Streaming runs `generate` in a thread and yields text as tokens arrive.
+In process, batches are padded on the left, so every prompt ends where its answer begins, and
+prompts are sorted by length before batching so that a batch holds prompts of similar length and
+little padding; streaming runs `generate` in a thread and yields text as tokens arrive. When the
+model was loaded for a server (QA_GENERATION_BACKEND=openai), the same prompts go to the server
+instead (`qa_core.inference_server`): a batch as concurrent requests, a stream as server-sent events.
 
     from qa_core.models import load_model
     from qa_core.generate import GenerationSettings, generate, stream
     loaded = load_model("demo")
-    print(generate(loaded.model, loaded.tokenizer, ["Question: What is a bond?"]))
-    for piece in stream(loaded.model, loaded.tokenizer, "Question: What is a bond?"):
+    print(generate(loaded, ["Question: What is a bond?"]))
+    for piece in stream(loaded, "Question: What is a bond?"):
         print(piece, end="", flush=True)
 """
 
@@ -22,7 +24,6 @@ import torch
 from tqdm.auto import tqdm
 from transformers import (
     GenerationConfig,
-    PreTrainedModel,
     PreTrainedTokenizerBase,
     StoppingCriteria,
     StoppingCriteriaList,
@@ -30,6 +31,7 @@ from transformers import (
 )
 
 from qa_core.errors import PromptError
+from qa_core.models import LoadedModel
 
 
 @dataclass
@@ -52,47 +54,45 @@ class GenerationSettings:
         )
 
 
-def context_limit(model: PreTrainedModel) -> int:
-    """The number of positions (prompt + answer tokens) the model can attend to."""
-    return getattr(model.config, "max_position_embeddings", None) or 2048
-
-
-def prompt_budget(model: PreTrainedModel, settings: GenerationSettings) -> int:
+def prompt_budget(loaded: LoadedModel, settings: GenerationSettings) -> int:
     """The most prompt tokens that leave room for `settings.max_new_tokens` answer tokens."""
-    return context_limit(model) - settings.max_new_tokens
+    return loaded.context_length - settings.max_new_tokens
 
 
-def check_prompt_length(prompt_tokens: int, model: PreTrainedModel, settings: GenerationSettings) -> None:
+def check_prompt_length(prompt_tokens: int, loaded: LoadedModel, settings: GenerationSettings) -> None:
     """Raise PromptError when prompt plus answer would not fit in the model's context."""
-    if prompt_tokens > prompt_budget(model, settings):
+    if prompt_tokens > prompt_budget(loaded, settings):
         raise PromptError(
             f"the prompt is {prompt_tokens} tokens; with max_new_tokens={settings.max_new_tokens} "
-            f"that exceeds the model's limit of {context_limit(model)} tokens: shorten the context or the answer"
+            f"that exceeds the model's limit of {loaded.context_length} tokens: shorten the context or the answer"
         )
 
 
 @torch.inference_mode()
 def generate(
-    model: PreTrainedModel,
-    tokenizer: PreTrainedTokenizerBase,
+    loaded: LoadedModel,
     prompts: Sequence[str],
     settings: GenerationSettings | None = None,
     batch_size: int = 8,
     show_progress: bool = False,
 ) -> list[str]:
-    """Answer every prompt, `batch_size` prompts per forward pass.
+    """Answer every prompt, `batch_size` prompts per forward pass (or requests in flight on a server).
 
     Returns:
         The generated continuations (prompt not included), in the order of `prompts`.
 
     Raises:
         PromptError: a prompt plus `max_new_tokens` exceeds the model's context length.
+        ServerError: the server failed a request (see `qa_core.inference_server`).
     """
     settings = settings or GenerationSettings()
-    config = settings.to_config(tokenizer)
+    tokenizer, model = loaded.tokenizer, loaded.model
     lengths = [len(ids) for ids in tokenizer(list(prompts))["input_ids"]]
     for length in lengths:
-        check_prompt_length(length, model, settings)
+        check_prompt_length(length, loaded, settings)
+    if loaded.server is not None:
+        return loaded.server.complete_many(loaded.served_model(), prompts, settings, batch_size, show_progress)
+    config = settings.to_config(tokenizer)
     order = sorted(range(len(prompts)), key=lambda i: lengths[i], reverse=True)
     answers: list[str] = [""] * len(prompts)
     starts = range(0, len(order), batch_size)
@@ -108,20 +108,21 @@ def generate(
     return answers
 
 
-def stream(
-    model: PreTrainedModel,
-    tokenizer: PreTrainedTokenizerBase,
-    prompt: str,
-    settings: GenerationSettings | None = None,
-) -> Iterator[str]:
-    """Yield the answer to `prompt` piece by piece as the model generates it.
+def stream(loaded: LoadedModel, prompt: str, settings: GenerationSettings | None = None) -> Iterator[str]:
+    """Yield the answer to `prompt` piece by piece as the model (or the server) generates it.
 
     Raises:
         PromptError: the prompt plus `max_new_tokens` exceeds the model's context length.
+        ServerError: the server failed the request.
     """
     settings = settings or GenerationSettings()
-    encoded = tokenizer(prompt, return_tensors="pt").to(model.device)
-    check_prompt_length(encoded["input_ids"].shape[1], model, settings)
+    tokenizer, model = loaded.tokenizer, loaded.model
+    encoded = tokenizer(prompt, return_tensors="pt")
+    check_prompt_length(encoded["input_ids"].shape[1], loaded, settings)
+    if loaded.server is not None:
+        yield from loaded.server.stream(loaded.served_model(), prompt, settings)
+        return
+    encoded = encoded.to(model.device)
     streamer = TextIteratorStreamer(tokenizer, skip_prompt=True, skip_special_tokens=True)
     cancel = Event()
     failure: list[BaseException] = []

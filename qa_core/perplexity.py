@@ -15,7 +15,6 @@ from collections.abc import Sequence
 import torch
 from tqdm.auto import tqdm
 
-from qa_core.generate import context_limit
 from qa_core.models import LoadedModel, adapter_off
 
 DEFAULT_WINDOW = 1024
@@ -53,7 +52,7 @@ def text_perplexity(
     Raises:
         ValueError: `stride` is not between 1 and the window.
     """
-    window = min(window, context_limit(loaded.model))
+    window = min(window, loaded.context_length)
     if not 0 < stride <= window:
         raise ValueError(f"stride must be between 1 and the window ({window}), got {stride}")
     total_nll, scored = 0.0, 0

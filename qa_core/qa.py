@@ -31,7 +31,7 @@ def ask(
 ) -> str:
     """Return the model's answer to `question`, grounded on `context` when one is given."""
     prompt = qa_prompt(loaded, question, context, style)
-    return generate(loaded.model, loaded.tokenizer, [prompt], settings)[0]
+    return generate(loaded, [prompt], settings)[0]
 
 
 def ask_stream(
@@ -43,4 +43,4 @@ def ask_stream(
 ) -> Iterator[str]:
     """Yield the answer to `question` piece by piece as it is generated."""
     prompt = qa_prompt(loaded, question, context, style)
-    return stream(loaded.model, loaded.tokenizer, prompt, settings)
+    return stream(loaded, prompt, settings)

@@ -21,7 +21,7 @@ from collections import OrderedDict
 from collections.abc import Iterator
 from pathlib import Path
 
-from qa_core.batching import GenerationBatcher
+from qa_core.batching import batcher_for
 from qa_core.config import Settings
 from qa_core.errors import QAError
 from qa_core.extractive import best_sentences, split_sentences
@@ -51,7 +51,7 @@ class QAService:
         self.loaded = loaded or load_model(settings=settings)
         # The untrained demo model writes noise: quote the documents instead, until a real model is set.
         self.extractive_by_default = self.loaded.is_demo
-        self.batcher = GenerationBatcher(self.loaded, settings.max_batch_size)
+        self.batcher = batcher_for(self.loaded, settings.max_batch_size)  # or the inference server's
         self.chroma = open_client(settings)
         self.embedding = resolve_embedding_model(settings.embedding_model, settings)  # pinned once, for every visitor
         # Bounded: a public app meets many sessions; a dropped retriever is rebuilt on its next use.

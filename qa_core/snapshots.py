@@ -28,6 +28,8 @@ from qa_core.errors import ModelLoadError
 
 # README.md: an adapter's card records the prompt style it was trained with.
 MODEL_FILE_PATTERNS = ["*.json", "*.safetensors", "*.model", "*.tiktoken", "*.txt", "*.jinja", "README.md"]
+# What building prompts needs when a server generates: configs, tokenizer, chat template, records.
+TOKENIZER_FILE_PATTERNS = [pattern for pattern in MODEL_FILE_PATTERNS if pattern != "*.safetensors"]
 # The record of a training checkpoint (step, epoch, loss, eval metrics ...) written with every
 # checkpoint commit; train_job writes it, hub lists it, qa_core.evaluate reads it.
 CHECKPOINT_FILE = "checkpoint.json"
@@ -107,8 +109,8 @@ def describe_hub_error(exc: Exception, repo_id: str, revision: str | None, endpo
     return f"{repo_id}{at}: request to the Hub at {endpoint} failed: {type(exc).__name__} {detail}".rstrip()
 
 
-def download_snapshot(repo_id: str, revision: str | None, settings: Settings) -> Snapshot:
-    """Download the weights, configs and tokenizer of `repo_id` at `revision`.
+def download_snapshot(repo_id: str, revision: str | None, settings: Settings, weights: bool = True) -> Snapshot:
+    """Download the weights (unless not `weights`), configs and tokenizer of `repo_id` at `revision`.
 
     `revision` may be a branch, tag or commit sha; the returned snapshot records the commit
     it resolved to, so callers can report and pin exactly what they loaded.
@@ -118,7 +120,7 @@ def download_snapshot(repo_id: str, revision: str | None, settings: Settings) ->
 
     Raises:
         ModelLoadError: the repo or revision does not exist, the token is rejected, the Hub
-            cannot be reached and the files are not cached, or the repo has no safetensors.
+            cannot be reached and the files are not cached, or (with `weights`) the repo has no safetensors.
     """
     try:
         path = Path(
@@ -127,13 +129,13 @@ def download_snapshot(repo_id: str, revision: str | None, settings: Settings) ->
                 revision=revision,
                 token=settings.hub_token,
                 endpoint=settings.hf_endpoint,
-                allow_patterns=MODEL_FILE_PATTERNS,
+                allow_patterns=MODEL_FILE_PATTERNS if weights else TOKENIZER_FILE_PATTERNS,
             )
         )
     except Exception as exc:  # the client raises many kinds; all become one clear line
         message = describe_hub_error(exc, repo_id, revision, settings.hf_endpoint)
         raise ModelLoadError(settings.redact(message)) from exc
-    if not any(path.rglob("*.safetensors")):
+    if weights and not any(path.rglob("*.safetensors")):
         raise ModelLoadError(
             f"{repo_id}@{path.name} has no .safetensors weights; only safetensors are loaded "
             "from the Hub (convert the repo, or download it and pass the local folder)"

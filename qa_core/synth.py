@@ -38,8 +38,8 @@ from pathlib import Path
 from tqdm.auto import tqdm
 
 from qa_core import metrics
-from qa_core.cli import load_model_for_cli, new_parser, run
-from qa_core.config import QUANTIZATIONS, Settings
+from qa_core.cli import MODEL_OVERRIDES, add_model_options, load_model_for_cli, new_parser, run
+from qa_core.config import Settings
 from qa_core.errors import QAError
 from qa_core.generate import GenerationSettings, generate
 from qa_core.models import LoadedModel
@@ -232,7 +232,7 @@ def synthesize(
     for start in range(0, len(pending), options.batch_size):
         batch = pending[start : start + options.batch_size]
         prompts = [synth_prompt(loaded, chunk, options) for chunk in batch]
-        outputs = generate(loaded.model, loaded.tokenizer, prompts, options.generation, options.batch_size)
+        outputs = generate(loaded, prompts, options.generation, options.batch_size)
         rows, finished = [], []
         for chunk, output in zip(batch, outputs, strict=True):
             kept, stats = judge(output, chunk, pair_file.seen, embedder, options)
@@ -323,9 +323,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--docs", nargs="+", required=True, metavar="PATH", help="files or folders of .txt .md .pdf .csv"
     )
     parser.add_argument("--out", required=True, metavar="CSV", help="where the pairs go (appended batch by batch)")
-    parser.add_argument("--model", metavar="ID_OR_PATH", help="Hub id[@revision], folder or 'demo' (QA_BASE_MODEL)")
-    parser.add_argument("--adapter", metavar="PATH_OR_REPO[@REV]", help="LoRA adapter on the model (QA_ADAPTER)")
-    parser.add_argument("--quantization", choices=QUANTIZATIONS, help="load the model in 4-bit or 8-bit")
+    add_model_options(parser)
     parser.add_argument("--per-chunk", type=int, default=3, help="pairs asked for per chunk (default 3)")
     parser.add_argument("--batch-size", type=int, default=8, help="chunks per generation batch (default 8)")
     parser.add_argument(
@@ -350,7 +348,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     """Run the command line; returns the exit status (2 for bad input)."""
-    return run(build_parser(), argv, overrides=("quantization",))
+    return run(build_parser(), argv, overrides=MODEL_OVERRIDES)
 
 
 if __name__ == "__main__":

@@ -5,6 +5,9 @@ import subprocess
 import sys
 from pathlib import Path
 
+from benchmarks.serving import free_port, transformers_serve  # shared with the serving benchmark
+
+__all__ = ["ROOT", "free_port", "make_adapter", "run_cli", "transformers_serve", "write_pdf"]
 ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -48,14 +51,6 @@ def write_pdf(path: Path, pages: list[str], title: str | None = None) -> Path:
     out += f"trailer\n<< /Size {len(objects) + 1} /Root 1 0 R{info} >>\nstartxref\n{xref}\n%%EOF\n"
     path.write_bytes(out.encode("latin-1"))
     return path
-
-
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def make_adapter(base_dir: Path, out: Path, seed: int = 0, train_head: bool = False) -> Path:

@@ -260,10 +260,7 @@ def test_twenty_simultaneous_visitors_are_batched_and_each_gets_their_own_answer
     with ThreadPoolExecutor(20) as pool:
         answers = list(pool.map(ask, range(20)))
     loaded = service.loaded
-    alone = [
-        generate(loaded.model, loaded.tokenizer, [qa_prompt(loaded, f"Question {i}?")], GenerationSettings(6))[0]
-        for i in range(20)
-    ]
+    alone = [generate(loaded, [qa_prompt(loaded, f"Question {i}?")], GenerationSettings(6))[0] for i in range(20)]
     assert answers == alone
     assert service.batcher.largest_batch > 1  # they were answered together, not one after another
 

@@ -106,7 +106,7 @@ def test_merge_verify_push_download_generate(run, hub_server, hub_settings, tmp_
     merged = load_model("tester/policy-merged", settings=hub_settings)
     tuned = load_model("demo", adapter, settings=hub_settings)
     prompts = ["Answer the following question:\nQuestion: What is a bond?\n---\nAnswer:"]
-    assert generate(merged.model, merged.tokenizer, prompts) == generate(tuned.model, tuned.tokenizer, prompts)
+    assert generate(merged, prompts) == generate(tuned, prompts)
     assert merged.commit == api.repo_info("tester/policy-merged").sha
 
 

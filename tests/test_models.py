@@ -36,9 +36,7 @@ def test_demo_loads_through_the_auto_classes(demo, demo_dir):
     assert by_path.model.config._attn_implementation == "sdpa"
     eager = load_model(str(demo_dir), attn_implementation="eager")
     assert eager.model.config._attn_implementation == "eager"
-    assert generate(eager.model, eager.tokenizer, PROMPTS, GREEDY) == generate(
-        by_path.model, by_path.tokenizer, PROMPTS, GREEDY
-    )
+    assert generate(eager, PROMPTS, GREEDY) == generate(by_path, PROMPTS, GREEDY)
 
 
 def test_default_model_without_network_is_demo():
@@ -49,30 +47,30 @@ def test_default_model_without_network_is_demo():
 
 
 def test_batched_generation_equals_one_by_one(demo):
-    batched = generate(demo.model, demo.tokenizer, PROMPTS, GREEDY, batch_size=3)
-    single = [generate(demo.model, demo.tokenizer, [p], GREEDY)[0] for p in PROMPTS]
+    batched = generate(demo, PROMPTS, GREEDY, batch_size=3)
+    single = [generate(demo, [p], GREEDY)[0] for p in PROMPTS]
     assert batched == single
     assert all(batched)
 
 
 def test_stream_yields_pieces_that_add_up_to_the_answer(demo):
-    pieces = list(stream(demo.model, demo.tokenizer, PROMPTS[1], GREEDY))
+    pieces = list(stream(demo, PROMPTS[1], GREEDY))
     assert len(pieces) > 1
-    assert "".join(pieces).strip() == generate(demo.model, demo.tokenizer, [PROMPTS[1]], GREEDY)[0]
+    assert "".join(pieces).strip() == generate(demo, [PROMPTS[1]], GREEDY)[0]
 
 
 def test_sampling_with_temperature_runs(demo):
     torch.manual_seed(0)
-    text = generate(demo.model, demo.tokenizer, PROMPTS[:1], GenerationSettings(max_new_tokens=8, temperature=0.8))
+    text = generate(demo, PROMPTS[:1], GenerationSettings(max_new_tokens=8, temperature=0.8))
     assert isinstance(text[0], str)
 
 
 def test_too_long_prompt_is_refused(demo):
     long_prompt = build_prompt("qa", "Why?", "word " * 3000)
     with pytest.raises(PromptError, match=r"limit of 2048 tokens"):
-        generate(demo.model, demo.tokenizer, [long_prompt], GREEDY)
+        generate(demo, [long_prompt], GREEDY)
     with pytest.raises(PromptError, match=r"limit of 2048 tokens"):
-        list(stream(demo.model, demo.tokenizer, long_prompt, GREEDY))
+        list(stream(demo, long_prompt, GREEDY))
 
 
 @pytest.fixture(scope="module")
@@ -102,7 +100,7 @@ def test_quantized_loading_generates(mode):
     layer = loaded.model.model.layers[0].self_attn.q_proj
     assert type(layer).__name__ == ("Linear4bit" if mode == "4bit" else "Linear8bitLt")
     assert loaded.description == f"demo ({mode})"
-    assert generate(loaded.model, loaded.tokenizer, PROMPTS[:2], GenerationSettings(max_new_tokens=4))
+    assert generate(loaded, PROMPTS[:2], GenerationSettings(max_new_tokens=4))
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="checks the message on machines without a GPU")

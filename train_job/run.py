@@ -262,6 +262,7 @@ def main(script_args: TrainScriptArguments, training_args: SFTConfig) -> dict:
         quantization=script_args.quantization,
         device=str(training_args.device),
         attn_implementation=script_args.attn_implementation,
+        backend="local",  # training needs the weights here, whatever QA_GENERATION_BACKEND says
     )
     model, tokenizer = loaded.model, loaded.tokenizer
     model.config.use_cache = False  # a KV cache in training would also break packed attention masks

@@ -101,12 +101,12 @@ def prepare(
     if options.mode == "answer-then-retrieve":
         draft_prompt = qa_prompt(loaded, question, None, options.style)
         if complete is None:
-            draft = generate(loaded.model, loaded.tokenizer, [draft_prompt], options.generation)[0]
+            draft = generate(loaded, [draft_prompt], options.generation)[0]
         else:
             draft = complete(draft_prompt, options.generation)
     query = f"{question}\n{draft}" if draft else question
     hits = retrieve(retriever, query, options)
-    budget = prompt_budget(loaded.model, options.generation)
+    budget = prompt_budget(loaded, options.generation)
     while True:
         prompt = qa_prompt(loaded, question, numbered_context(hits), options.style)
         if len(hits) == 1 or len(loaded.tokenizer(prompt)["input_ids"]) <= budget:
@@ -153,5 +153,5 @@ def answer(
     if options.mode == "extractive":
         return quote(retriever, question, options)
     result = prepare(loaded, retriever, question, options)
-    result.answer = generate(loaded.model, loaded.tokenizer, [result.prompt], options.generation)[0]
+    result.answer = generate(loaded, [result.prompt], options.generation)[0]
     return result

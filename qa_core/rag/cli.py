@@ -20,7 +20,7 @@ import argparse
 import json
 import sys
 
-from qa_core.cli import add_command, load_model_for_cli, new_parser, run
+from qa_core.cli import MODEL_OVERRIDES, add_command, add_model_options, load_model_for_cli, new_parser, run
 from qa_core.config import Settings
 from qa_core.rag import MODES
 from qa_core.rag.chunking import DEFAULT_CHUNK_TOKENS, DEFAULT_OVERLAP_TOKENS
@@ -179,8 +179,7 @@ def build_parser() -> argparse.ArgumentParser:
         command.set_defaults(run=command_fn)
         if name == "ask":
             command.add_argument("--mode", choices=MODES, default=MODES[0], help="when to retrieve (default: first)")
-            command.add_argument("--model", metavar="ID_OR_PATH", help="model (default: QA_BASE_MODEL)")
-            command.add_argument("--adapter", metavar="PATH_OR_REPO[@REV]", help="LoRA adapter (default: QA_ADAPTER)")
+            add_model_options(command)
             command.add_argument("--prompt-style", default="auto", choices=list(STYLE_HELP), help="prompt style")
             command.add_argument("--max-new-tokens", type=int, default=256, help="longest answer (default 256)")
 
@@ -211,4 +210,4 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     """Run the RAG command line; returns the exit status (2 for bad input or settings)."""
-    return run(build_parser(), argv, overrides=("embedding_model",))
+    return run(build_parser(), argv, overrides=("embedding_model", *MODEL_OVERRIDES))
