@@ -6,6 +6,7 @@ untrained: it exercises the real loading, generation, training and merging code 
 seconds on a CPU, but its answers are meaningless. It is saved as an ordinary Hugging Face model
 folder and loaded through `AutoModelForCausalLM` / `AutoTokenizer` like any other.
 
+    python -m qa_core.demo_model      # builds it in QA_CACHE_DIR if needed and prints its folder
     python -c "from qa_core.demo_model import build_demo_model; build_demo_model('/tmp/demo')"
 """
 
@@ -143,3 +144,9 @@ def ensure_demo_model(cache_dir: str | os.PathLike) -> Path:
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     return target
+
+
+if __name__ == "__main__":
+    from qa_core.config import load_settings
+
+    print(ensure_demo_model(load_settings().cache_dir))

@@ -24,12 +24,13 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from typing import TYPE_CHECKING
 
-import openai
 from tqdm.auto import tqdm
 
 from qa_core.errors import QAError
 
 if TYPE_CHECKING:
+    import openai
+
     from qa_core.config import Settings
     from qa_core.generate import GenerationSettings
 
@@ -55,6 +56,8 @@ class InferenceServer:
 
     @cached_property
     def client(self) -> openai.OpenAI:
+        import openai  # here, not at the top: a process that generates locally never pays for it
+
         # Servers without keys still want the header; "EMPTY" is what vLLM's own docs send.
         return openai.OpenAI(
             base_url=self.base_url, api_key=self.api_key or "EMPTY", timeout=self.timeout, max_retries=RETRIES
@@ -67,6 +70,8 @@ class InferenceServer:
         Raises:
             ServerError: the server cannot be reached, or refuses the key.
         """
+        import openai
+
         with self._errors(None):
             try:
                 return [model.id for model in self.client.models.list()]
@@ -140,6 +145,8 @@ class InferenceServer:
 
     @contextlib.contextmanager
     def _errors(self, model: str | None) -> Iterator[None]:
+        import openai
+
         where = f"the inference server at {self.base_url}"
         try:
             yield

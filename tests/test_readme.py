@@ -22,6 +22,7 @@ SKIPPED = {
     r"^bash tests/setup\.sh": "the test suite itself",
     r"python app\.py": "serves until stopped (tests/test_app.py starts the app)",
     r"^docker ": "no Docker engine on these machines",
+    r"^vllm ": "vLLM needs a GPU",
     r"^accelerate launch": "two training processes: tests/test_train.py::test_two_processes_with_accelerate",
     r"NousResearch/|mistralai/|Qwen/": "downloads a real model from the Hub",
     r"llama2-qna-": "Llama-2-7b-chat in 4-bit: a GPU and a download",
@@ -37,7 +38,7 @@ def readme_commands() -> list[tuple[str, str]]:
     for language, body in FENCE.findall((ROOT / "README.md").read_text()):
         if language == "python":
             found.append(("python", body))
-        elif "tests.hub_server" in body:  # a block that starts a server in the background: one script
+        elif "tests.hub_server" in body or "transformers serve" in body:  # starts a server in the background
             found.append(("script", body))
         else:
             joined = re.sub(r"\\\n\s*", "", body)
