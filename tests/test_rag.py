@@ -176,6 +176,23 @@ def test_hybrid_finds_exact_numbers_and_keyword_search_works(corpus, settings):
     assert hybrid[0].score == pytest.approx(similarity[hybrid[0].id] + KEYWORD_WEIGHT)
 
 
+def test_keyword_index_is_kept_until_the_chunks_change(corpus, settings, tmp_path):
+    store = RagStore(settings, "kept")
+    store.ingest([str(corpus)])
+    retriever = Retriever(store)
+    first = retriever.index()
+    retriever.search("$4.2 million budget", 3, hybrid=True)
+    assert retriever.index() is first and len(first.ids) == store.count()  # not rebuilt per query
+    store.delete(next(entry["source"] for entry in store.sources() if entry["source"].endswith("board.md")))
+    after_delete = retriever.index()
+    assert after_delete is not first and len(after_delete.ids) == store.count()
+    assert not any(hit.source.endswith("board.md") for hit in retriever.keyword("$4.2 million budget", 5))
+    extra = tmp_path / "extra.txt"
+    extra.write_text("The harbour authority approved a dredging budget of $9.9 million.")
+    RagStore(settings, "kept").ingest([str(extra)])  # another writer: this store counted no change
+    assert retriever.keyword("dredging budget", 1)[0].source.endswith("extra.txt")
+
+
 def test_answer_modes_cite_the_retrieved_chunks(corpus, settings, demo):
     store = RagStore(settings)
     store.ingest([str(corpus)])

@@ -1,7 +1,9 @@
 """Find the chunks that answer a question: dense (embeddings), keyword (BM25), or both fused.
 
 Hybrid retrieval scores the union of the dense and keyword candidates by cosine similarity plus
-`KEYWORD_WEIGHT` times the BM25 score divided by the best BM25 score among them. Keywords catch
+`KEYWORD_WEIGHT` times the BM25 score divided by the best BM25 score among them. It runs on an
+in-memory copy of the collection (vectors and a `bm25s` index, rebuilt only when the chunks
+change), so a hybrid query costs one embedding, one matrix product and one sparse BM25 scoring. Keywords catch
 exact names, years and figures that embeddings blur, but a long question full of generic words
 makes BM25's ranking noise: the small weight lets keywords decide between chunks the embedding
 finds about equally close, never overrule it. Reciprocal rank fusion, which weighs both rankings
@@ -11,12 +13,12 @@ measures it on a given corpus (benchmarks/README.md has the figures behind the w
 
 from __future__ import annotations
 
-import hashlib
 import re
 from dataclasses import dataclass
 
+import bm25s
 import numpy as np
-from rank_bm25 import BM25Okapi
+import torch
 
 from qa_core.rag.chunking import document_header
 from qa_core.rag.store import RagStore
@@ -56,23 +58,64 @@ class Hit:
         return {"id": self.id, "score": round(self.score, 4), "label": self.label, "text": self.text, **self.metadata}
 
 
+@dataclass
+class _Index:
+    """A collection's chunks held in memory for hybrid search: texts, metadata, normalised vectors
+    and a BM25 index (`bm25s`, scored with sparse matrices), built once per version of the chunks."""
+
+    version: tuple[int, int]
+    ids: list[str]
+    texts: list[str]
+    metadatas: list[dict]
+    vectors: torch.Tensor  # torch, not numpy: numpy's BLAS threads would then compete with the encoder's
+    bm25: bm25s.BM25
+
+    @classmethod
+    def build(cls, store: RagStore, version: tuple[int, int]) -> _Index:
+        stored = store.collection.get(include=["documents", "metadatas", "embeddings"])
+        corpus = [
+            keyword_tokens(document_header(meta["title"]) + text)
+            for text, meta in zip(stored["documents"], stored["metadatas"], strict=True)
+        ]
+        bm25 = bm25s.BM25()
+        bm25.index(corpus, show_progress=False)
+        vectors = torch.from_numpy(np.asarray(stored["embeddings"], dtype=np.float32).reshape(len(corpus), -1))
+        return cls(version, stored["ids"], stored["documents"], stored["metadatas"], vectors, bm25)
+
+    def keyword_scores(self, query: str) -> np.ndarray:
+        tokens = keyword_tokens(query)
+        return self.bm25.get_scores(tokens) if tokens else np.zeros(len(self.ids), dtype=np.float32)
+
+    def hit(self, i: int, score: float) -> Hit:
+        return Hit(self.ids[i], self.texts[i], float(score), self.metadatas[i])
+
+
+def _top(scores: np.ndarray, k: int) -> np.ndarray:
+    """Indices of the `k` highest scores, highest first."""
+    k = min(k, len(scores))
+    if k == 0:
+        return np.empty(0, dtype=int)
+    top = np.argpartition(-scores, k - 1)[:k]
+    return top[np.argsort(-scores[top], kind="stable")]
+
+
 class Retriever:
-    """Searches one `RagStore`. The keyword index is rebuilt only when the stored chunks change."""
+    """Searches one `RagStore`. Keyword and hybrid search use an in-memory index of the collection,
+    rebuilt only when the chunks change: the store counts its own changes, and a change made by
+    another process shows in the number of chunks (a replacement of exactly as many chunks by
+    another process is seen when this process next changes the collection)."""
 
     def __init__(self, store: RagStore) -> None:
         self.store = store
-        self._bm25: BM25Okapi | None = None
-        self._bm25_key = ""
-        self._chunks: dict = {}
+        self._index: _Index | None = None
 
-    def dense(self, query: str, k: int, vector: np.ndarray | None = None) -> list[Hit]:
-        """The `k` chunks nearest to `query` (whose embedding is `vector`, when already computed)."""
+    def dense(self, query: str, k: int) -> list[Hit]:
+        """The `k` chunks nearest to `query` (Chroma's vector index)."""
         n = min(k, self.store.count())
         if n == 0:
             return []
-        vector = np.asarray(self.store.embedder([query])[0]) if vector is None else vector
         found = self.store.collection.query(
-            query_embeddings=[vector], n_results=n, include=["documents", "metadatas", "distances"]
+            query_embeddings=self.store.embedder([query]), n_results=n, include=["documents", "metadatas", "distances"]
         )
         return [
             Hit(id_, text, 1.0 - distance, meta)
@@ -81,49 +124,31 @@ class Retriever:
             )
         ]
 
-    def _keyword_index(self) -> BM25Okapi | None:
-        ids = self.store.collection.get(include=[])["ids"]
-        key = hashlib.sha256("\0".join(sorted(ids)).encode()).hexdigest()
-        if key != self._bm25_key:
-            stored = self.store.collection.get(include=["documents", "metadatas"])
-            self._chunks = {"ids": stored["ids"], "documents": stored["documents"], "metadatas": stored["metadatas"]}
-            corpus = [
-                keyword_tokens(document_header(meta["title"]) + text)
-                for text, meta in zip(stored["documents"], stored["metadatas"], strict=True)
-            ]
-            self._bm25 = BM25Okapi(corpus) if corpus else None
-            self._bm25_key = key
-        return self._bm25
+    def index(self) -> _Index:
+        """The in-memory index of the collection as it is now."""
+        version = (self.store.changes, self.store.count())
+        if self._index is None or self._index.version != version:
+            self._index = _Index.build(self.store, version)
+        return self._index
 
     def keyword(self, query: str, k: int) -> list[Hit]:
-        index = self._keyword_index()
-        if index is None:
-            return []
-        scores = index.get_scores(keyword_tokens(query))
-        best = sorted(range(len(scores)), key=lambda i: scores[i], reverse=True)[:k]
-        chunks = self._chunks
-        return [
-            Hit(chunks["ids"][i], chunks["documents"][i], float(scores[i]), chunks["metadatas"][i])
-            for i in best
-            if scores[i] > 0
-        ]
+        """The `k` chunks with the highest BM25 score for `query` (none that share no word with it)."""
+        index = self.index()
+        scores = index.keyword_scores(query)
+        return [index.hit(i, scores[i]) for i in _top(scores, k) if scores[i] > 0]
 
     def search(self, query: str, k: int = 5, hybrid: bool = False) -> list[Hit]:
         """The `k` best chunks for `query`, best first."""
         if not hybrid:
             return self.dense(query, k)
-        pool = max(4 * k, 20)
-        if not self.store.count():
+        index = self.index()
+        if not index.ids:
             return []
-        asked = np.asarray(self.store.embedder([query])[0])  # embedded once, for both uses below
-        dense, keyword = self.dense(query, pool, asked), self.keyword(query, pool)
-        hits = {hit.id: hit for hit in keyword} | {hit.id: hit for hit in dense}
-        similarity = {hit.id: hit.score for hit in dense}
-        if missing := [id_ for id_ in hits if id_ not in similarity]:  # keyword-only: their cosine similarity
-            vectors = self.store.collection.get(ids=missing, include=["embeddings"])
-            similarity |= dict(zip(vectors["ids"], np.asarray(vectors["embeddings"]) @ asked, strict=True))
-        bm25 = {hit.id: hit.score for hit in keyword}
-        best_keyword = max(bm25.values(), default=0.0) or 1.0
-        fused = {id_: float(similarity[id_]) + KEYWORD_WEIGHT * bm25.get(id_, 0.0) / best_keyword for id_ in hits}
-        best = sorted(fused, key=fused.get, reverse=True)[:k]
-        return [Hit(i, hits[i].text, fused[i], hits[i].metadata) for i in best]
+        asked = torch.from_numpy(np.asarray(self.store.embedder([query])[0], dtype=np.float32))
+        similarity = (index.vectors @ asked).numpy()
+        bm25 = index.keyword_scores(query)
+        pool = max(4 * k, 20)
+        candidates = np.union1d(_top(similarity, pool), _top(bm25, pool)[: np.count_nonzero(bm25)])
+        best_keyword = float(bm25[candidates].max()) or 1.0
+        fused = similarity[candidates] + KEYWORD_WEIGHT * bm25[candidates] / best_keyword
+        return [index.hit(candidates[j], fused[j]) for j in _top(fused, k)]

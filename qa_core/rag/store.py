@@ -14,6 +14,7 @@ from __future__ import annotations
 import re
 import uuid
 from collections.abc import Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
@@ -36,6 +37,9 @@ from qa_core.rag.chunking import (
 from qa_core.rag.documents import Document, read_sources
 from qa_core.rag.embeddings import EmbeddingError, EmbeddingModel, SentenceEmbedding, resolve_embedding_model
 
+# Chunks embedded per call: enough that length-sorting leaves little padding, few enough that
+# progress moves and memory stays small.
+EMBED_BLOCK = 512
 COLLECTION_NAME = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9._-]{1,510}[a-zA-Z0-9]$")
 
 
@@ -151,6 +155,7 @@ class RagStore:
         self.embedder = SentenceEmbedding(embedding or resolve_embedding_model(settings.embedding_model, settings))
         self.client = client or open_client(settings)
         self.collection: Collection = self._open_collection(self.name)
+        self.changes = 0  # writes through this store, so that in-memory indexes know when to rebuild
         built_with = built_with_model(self.collection)
         if not same_model(built_with, self.embedder.pinned):
             raise EmbeddingError(
@@ -236,6 +241,7 @@ class RagStore:
         self._add([chunk for _, _, chunks in pending for chunk in chunks], progress)
         for source, fingerprint, chunks in pending:  # only once every new chunk is stored
             self.collection.delete(where={"$and": [{"source": source}, {"file_hash": {"$ne": fingerprint}}]})
+            self.changes += 1
             report.added[source] = len(chunks)
         return report
 
@@ -249,18 +255,34 @@ class RagStore:
         self._add(chunks, progress=False)
         return len(chunks)
 
-    def _add(self, chunks: list[Chunk], progress: bool, batch_size: int = 64) -> None:
-        limit = min(batch_size, self.client.get_max_batch_size())
-        with tqdm(total=len(chunks), desc="embedding", unit="chunk", disable=not progress or not chunks) as bar:
-            for start in range(0, len(chunks), limit):
-                batch = chunks[start : start + limit]
+    def _add(self, chunks: list[Chunk], progress: bool, block: int = EMBED_BLOCK) -> None:
+        """Embed `chunks` in large blocks (sentence-transformers sorts a block by length, so its
+        batches carry little padding) and write each block from a second thread while the next is
+        embedded, so the encoder never waits for Chroma."""
+        limit = self.client.get_max_batch_size()
+
+        def write(batch: list[Chunk], vectors: list) -> None:
+            for start in range(0, len(batch), limit):
                 self.collection.upsert(
-                    ids=[c.id for c in batch],
-                    embeddings=self.embedder([c.indexed_text for c in batch]),
-                    documents=[c.text for c in batch],
-                    metadatas=[c.metadata for c in batch],
+                    ids=[c.id for c in batch[start : start + limit]],
+                    embeddings=vectors[start : start + limit],
+                    documents=[c.text for c in batch[start : start + limit]],
+                    metadatas=[c.metadata for c in batch[start : start + limit]],
                 )
+
+        bar = tqdm(total=len(chunks), desc="embedding", unit="chunk", disable=not progress or not chunks)
+        with bar, ThreadPoolExecutor(max_workers=1) as writer:
+            written = None
+            for start in range(0, len(chunks), block):
+                batch = chunks[start : start + block]
+                vectors = self.embedder([c.indexed_text for c in batch])
+                if written is not None:
+                    written.result()  # one block in flight at most; a failed write stops the ingest here
+                written = writer.submit(write, batch, vectors)
                 bar.update(len(batch))
+            if written is not None:
+                written.result()
+        self.changes += 1
 
     def sources(self) -> list[dict]:
         """One entry per stored source: source, title and number of chunks, sorted by source."""
@@ -281,12 +303,14 @@ class RagStore:
             known = ", ".join(entry["source"] for entry in self.sources()[:10]) or "none"
             raise StoreError(f"no document {source!r} in collection {self.name!r} (stored: {known})")
         self.collection.delete(ids=ids)
+        self.changes += 1
         return len(ids)
 
     def reset(self) -> None:
         """Delete the collection and start it again empty."""
         self.client.delete_collection(self.name)
         self.collection = self._open_collection(self.name)
+        self.changes += 1
 
 
 def reindex(
