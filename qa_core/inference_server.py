@@ -80,18 +80,13 @@ class InferenceServer:
                     raise
                 return []  # no listing to check against: the first request says what is wrong
 
-    def check_model(self, model: str) -> None:
-        """Fail early, with the names it serves, when the server lists models and `model` is not one.
+    def check_reachable(self) -> None:
+        """Fail early, before any prompt is built, when the server cannot be reached.
 
         Raises:
-            ServerError: unreachable, or `model` is not among the models the server lists.
+            ServerError: unreachable, or it refuses the key.
         """
-        served = self.served_models()
-        if served and model not in served:
-            raise ServerError(
-                f"the server at {self.base_url} serves no model named {model!r}; it serves: {', '.join(served)} "
-                "(set QA_OPENAI_MODEL, or start the server with that name, e.g. vLLM --lora-modules NAME=PATH)"
-            )
+        self.served_models()
 
     def complete(self, model: str, prompt: str, settings: GenerationSettings) -> str:
         """The server's completion of `prompt`, stripped.
@@ -158,8 +153,10 @@ class InferenceServer:
             message = _server_message(exc)
             if exc.status_code == 401:
                 raise ServerError(f"{where} refused the key (QA_OPENAI_API_KEY): {message}") from exc
-            if exc.status_code == 404 and model:
-                raise ServerError(f"{where} has no model {model!r} (QA_OPENAI_MODEL): {message}") from exc
+            if exc.status_code in (400, 404) and model:
+                # A listing is only a hint: `transformers serve` lists its cache, vLLM what it serves.
+                listed = self.served_models()
+                message += f" (model {model!r}; the server lists: {', '.join(listed) or 'nothing'})"
             raise ServerError(f"{where} refused the request (HTTP {exc.status_code}): {message}") from exc
 
 

@@ -271,8 +271,8 @@ def _load_for_server(name: str, adapter: str | None, settings: Settings) -> Load
     # A folder is served under its path (`transformers serve FOLDER`), a Hub model under its id.
     served = settings.openai_model or (str(folder) if commit is None else name)
     server = InferenceServer.from_settings(settings)
+    server.check_reachable()
     loaded = LoadedModel(None, tokenizer, name, commit, server=server, served_name=served, config=config)
-    server.check_model(served)
     if adapter:
         attach_adapter(loaded, adapter, settings)
     return loaded
@@ -305,17 +305,14 @@ def attach_adapter(loaded: LoadedModel, adapter: str, settings: Settings) -> Non
 
 def attach_adapter_folder(loaded: LoadedModel, folder: Path, name: str, commit: str | None = None) -> None:
     """Attach the adapter in `folder` (recorded as `name` at `commit`), replacing any adapter it has;
-    with a server, requests go to the model `name` on it from now on.
+    with a server, requests go to the model `name` on it from now on (the server must serve it).
 
     Raises:
         ModelLoadError: not a PEFT adapter, or it does not fit the base.
-        ServerError: the server lists its models and `name` is not one of them.
     """
     if not (folder / "adapter_config.json").is_file():
         raise ModelLoadError(f"{name}: not a PEFT adapter (no adapter_config.json)")
-    if loaded.server is not None:
-        loaded.server.check_model(name)
-    else:
+    if loaded.server is None:
         try:
             if isinstance(loaded.model, PeftModel):
                 previous, fresh = loaded.model.active_adapter, f"adapter_{uuid.uuid4().hex[:8]}"

@@ -14,6 +14,7 @@ from pathlib import Path
 import chromadb
 
 from qa_core.checkpoints import list_checkpoints
+from qa_core.rag.store import EMBED_BLOCK
 from tests.conftest import HUB_TOKEN
 from tests.helpers import ROOT
 
@@ -59,7 +60,7 @@ WORDS = [
 PROGRESS = re.compile(r"embedding:.*?\|\s*(\d+)/(\d+)")
 
 
-def write_corpus(folder: Path, files: int = 6, paragraphs: int = 24) -> Path:
+def write_corpus(folder: Path, files: int = 12, paragraphs: int = 48) -> Path:
     """Files of distinct paragraphs, several chunks each, so a kill lands inside a file."""
     rng = random.Random(7)
     folder.mkdir()
@@ -100,24 +101,24 @@ class Run:
         return self.output
 
 
-def stored_at_least(batches: int):
+def stored_at_least(blocks: int):
     def ready(output: str) -> bool:
         counts = PROGRESS.findall(output)
-        return bool(counts) and batches * 64 <= int(counts[-1][0]) < int(counts[-1][1])
+        return bool(counts) and blocks * EMBED_BLOCK <= int(counts[-1][0]) < int(counts[-1][1])
 
     return ready
 
 
 def ingest(corpus: Path, collection: str, env: dict) -> Run:
-    # Small chunks: a few hundred of them, several batches of 64, in seconds.
+    # The smallest chunks: over a thousand of them, several embedding blocks, in seconds.
     argv = [sys.executable, "-m", "qa_core.rag", "ingest", str(corpus), "--collection", collection]
-    return Run([*argv, "--chunk-tokens", "48", "--overlap-tokens", "8"], env)
+    return Run([*argv, "--chunk-tokens", "32", "--overlap-tokens", "8"], env)
 
 
 def test_ingest_killed_part_way_ends_like_a_clean_ingest(tmp_path):
     corpus = write_corpus(tmp_path / "docs")
     env = {**os.environ, "QA_CHROMA_PATH": str(tmp_path / "db"), "PYTHONPATH": str(ROOT)}
-    ingest(corpus, "killed", env).kill_when(stored_at_least(1))  # killed after the first batch
+    ingest(corpus, "killed", env).kill_when(stored_at_least(1))  # killed after the first block
     database = chromadb.PersistentClient(path=str(tmp_path / "db"))
     after_first_kill = database.get_collection("killed").count()
     ingest(corpus, "killed", env).kill_when(stored_at_least(1))  # and again, part-way through the rest
