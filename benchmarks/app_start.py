@@ -1,6 +1,6 @@
 """App start-up: seconds from `python app.py` to the first answer, with an empty vs a filled model cache.
 
-    python benchmarks/app_start.py
+    python -m benchmarks.app_start
 
 Each run starts the app in a fresh process on a free port and asks `/qa` through gradio_client as
 soon as the server answers. The cold run starts with an empty QA_CACHE_DIR (the offline demo model

@@ -1,7 +1,7 @@
 """Many visitors at once: N simultaneous gradio_client clients on /qa, batched serving vs one at a time.
 
-    python benchmarks/concurrent_users.py                       # 32 clients, 256-token answers, demo model
-    python benchmarks/concurrent_users.py --clients 64 --max-new-tokens 128 --model Qwen/Qwen2.5-0.5B-Instruct
+    python -m benchmarks.concurrent_users                       # 32 clients, 256-token answers, demo model
+    python -m benchmarks.concurrent_users --clients 64 --max-new-tokens 128 --model Qwen/Qwen2.5-0.5B-Instruct
 
 Starts `python app.py` twice on loopback, once with QA_MAX_BATCH_SIZE=1 (every request alone, one
 after another) and once with QA_MAX_BATCH_SIZE=N (requests that arrive together answered in one

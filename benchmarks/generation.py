@@ -1,7 +1,7 @@
 """Generation throughput: answering the same questions in batches vs one at a time.
 
-    python benchmarks/generation.py                               # demo model, CPU
-    python benchmarks/generation.py --model Qwen/Qwen2.5-0.5B-Instruct --batch-size 16
+    python -m benchmarks.generation                               # demo model, CPU
+    python -m benchmarks.generation --model Qwen/Qwen2.5-0.5B-Instruct --batch-size 16
 
 Both ways generate greedily for the same prompts (every sample question, in the `qa` style) with
 the same maximum length, so they produce the same answers (checked); the batched way pads on the
@@ -16,8 +16,23 @@ import time
 from qa_core.data import load_qa_data
 from qa_core.demo_model import sample_data_path
 from qa_core.generate import GenerationSettings, generate
-from qa_core.models import load_model
+from qa_core.models import LoadedModel, load_model
 from qa_core.prompts import build_prompt
+
+Timed = tuple[list[str], float]
+
+
+def one_at_a_time_and_batched(
+    loaded: LoadedModel, prompts: list[str], settings: GenerationSettings, batch_size: int
+) -> tuple[Timed, Timed]:
+    """(answers, seconds) answering `prompts` one at a time, then in batches of `batch_size`."""
+    generate(loaded, prompts[:2], settings)  # warm-up
+    start = time.perf_counter()
+    sequential = [generate(loaded, [p], settings)[0] for p in prompts]
+    sequential_s = time.perf_counter() - start
+    start = time.perf_counter()
+    batched = generate(loaded, prompts, settings, batch_size=batch_size)
+    return (sequential, sequential_s), (batched, time.perf_counter() - start)
 
 
 def main() -> None:
@@ -30,14 +45,9 @@ def main() -> None:
     loaded = load_model(args.model)
     prompts = [build_prompt("qa", q, None, loaded.tokenizer) for q in load_qa_data(sample_data_path())["question"]]
     settings = GenerationSettings(max_new_tokens=args.max_new_tokens)
-    generate(loaded, prompts[:2], settings)  # warm-up
-
-    start = time.perf_counter()
-    sequential = [generate(loaded, [p], settings)[0] for p in prompts]
-    sequential_s = time.perf_counter() - start
-    start = time.perf_counter()
-    batched = generate(loaded, prompts, settings, batch_size=args.batch_size)
-    batched_s = time.perf_counter() - start
+    (sequential, sequential_s), (batched, batched_s) = one_at_a_time_and_batched(
+        loaded, prompts, settings, args.batch_size
+    )
 
     same = sum(a == b for a, b in zip(sequential, batched, strict=True))
     print(

@@ -1,7 +1,7 @@
 """Ingest throughput (the store's way vs one chunk at a time vs the encoder alone) and query latency.
 
-    python benchmarks/rag_ingest.py                       # 400 chunks compared, 10,000 for latency
-    python benchmarks/rag_ingest.py --compare 200 --corpus 2000 --queries 50
+    python -m benchmarks.rag_ingest                       # 400 chunks compared, 10,000 for latency
+    python -m benchmarks.rag_ingest --compare 200 --corpus 2000 --queries 50
 
 Every ingest way embeds the same chunks with the same model into a fresh on-disk Chroma
 collection: the store's way (`RagStore.add_documents`: large length-sorted encode blocks, Chroma

@@ -1,7 +1,7 @@
 """Retrieval quality on the hard filings corpus: tuned vs untuned embedding model, dense vs hybrid.
 
-    python benchmarks/retriever.py                 # 12 companies x 5 years, 180 questions, ~5 minutes
-    python benchmarks/retriever.py --companies 6
+    python -m benchmarks.retriever                 # 12 companies x 5 years, 180 questions, ~5 minutes
+    python -m benchmarks.retriever --companies 6
 
 The questions are split in two halves. For each direction, `train_job/retriever.py` (default
 options) tunes all-MiniLM-L6-v2 on one half, and `qa_core.rag eval` measures the other half's

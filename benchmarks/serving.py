@@ -1,7 +1,7 @@
 """Local generation vs an OpenAI-compatible server with continuous batching, N questions at once.
 
-    python benchmarks/serving.py                                   # 16 questions, a 4-layer x 512 Llama
-    python benchmarks/serving.py --questions 32 --max-new-tokens 64
+    python -m benchmarks.serving                                   # 16 questions, a 4-layer x 512 Llama
+    python -m benchmarks.serving --questions 32 --max-new-tokens 64
 
 Starts `transformers serve FOLDER --continuous-batching --device cpu` on a loopback port (it needs
 `pip install "transformers[serving]"`), then answers the same questions greedily three ways:
@@ -24,6 +24,7 @@ import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
+from benchmarks.generation import one_at_a_time_and_batched
 from qa_core.config import load_settings
 from qa_core.data import load_qa_data
 from qa_core.demo_model import build_demo_model, sample_data_path
@@ -83,14 +84,9 @@ def main() -> None:
     questions = (list(load_qa_data(sample_data_path())["question"]) * 4)[: args.questions]
     prompts = [build_prompt("qa", question, None, local.tokenizer) for question in questions]
     settings = GenerationSettings(max_new_tokens=args.max_new_tokens)
-    generate(local, prompts[:2], settings)  # warm-up
-
-    start = time.perf_counter()
-    one_at_a_time = [generate(local, [prompt], settings)[0] for prompt in prompts]
-    sequential_s = time.perf_counter() - start
-    start = time.perf_counter()
-    batched = generate(local, prompts, settings, batch_size=len(prompts))
-    batched_s = time.perf_counter() - start
+    (one_at_a_time, sequential_s), (batched, batched_s) = one_at_a_time_and_batched(
+        local, prompts, settings, len(prompts)
+    )
 
     with transformers_serve(folder, free_port()) as url:
         served = load_model(str(folder), settings=load_settings(None, openai_base_url=url), backend="openai")

@@ -1,8 +1,8 @@
 """Training throughput: real (non-pad) tokens per second, default batching vs every example padded to 512.
 
-    python benchmarks/train_throughput.py                          # a local 4-layer Llama, CPU
-    python benchmarks/train_throughput.py --model demo             # the (overhead-bound) demo model
-    python benchmarks/train_throughput.py --model Qwen/Qwen2.5-0.5B-Instruct --steps 50 --gpu
+    python -m benchmarks.train_throughput                          # a local 4-layer Llama, CPU
+    python -m benchmarks.train_throughput --model demo             # the (overhead-bound) demo model
+    python -m benchmarks.train_throughput --model Qwen/Qwen2.5-0.5B-Instruct --steps 50 --gpu
 
 Both runs train the same model on the same data for the same number of steps with the same
 batch size, through `train_job/run.py`; the only difference is `--batching` (the default `auto`
