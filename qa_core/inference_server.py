@@ -109,7 +109,7 @@ class InferenceServer:
         """Complete every prompt, `concurrency` requests in flight at once; answers in prompt order.
 
         Raises:
-            ServerError: the first request that failed for good (the others are not waited for).
+            ServerError: the first request that failed for good (requests not sent yet are cancelled).
         """
         with ThreadPoolExecutor(max_workers=max(1, concurrency)) as pool:
             futures = [pool.submit(self.complete, model, prompt, settings) for prompt in prompts]
