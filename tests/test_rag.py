@@ -193,6 +193,11 @@ def test_keyword_index_is_kept_until_the_chunks_change(corpus, settings, tmp_pat
     assert retriever.keyword("dredging budget", 1)[0].source.endswith("extra.txt")
 
 
+def test_keyword_and_hybrid_search_of_an_empty_collection_find_nothing(settings):
+    retriever = Retriever(RagStore(settings, "empty"))
+    assert retriever.keyword("budget", 3) == [] and retriever.search("budget", 3, hybrid=True) == []
+
+
 def test_answer_modes_cite_the_retrieved_chunks(corpus, settings, demo):
     store = RagStore(settings)
     store.ingest([str(corpus)])

@@ -3,8 +3,8 @@
 Hybrid retrieval scores the union of the dense and keyword candidates by cosine similarity plus
 `KEYWORD_WEIGHT` times the BM25 score divided by the best BM25 score among them. It runs on an
 in-memory copy of the collection (vectors and a `bm25s` index, rebuilt only when the chunks
-change), so a hybrid query costs one embedding, one matrix product and one sparse BM25 scoring. Keywords catch
-exact names, years and figures that embeddings blur, but a long question full of generic words
+change), so a hybrid query costs one embedding, one matrix product and one sparse BM25 scoring.
+Keywords catch exact names, years and figures that embeddings blur, but a long question full of generic words
 makes BM25's ranking noise: the small weight lets keywords decide between chunks the embedding
 finds about equally close, never overrule it. Reciprocal rank fusion, which weighs both rankings
 alike, lost up to 0.27 of recall@5 on such questions; `python -m qa_core.rag eval --hybrid`
@@ -68,7 +68,7 @@ class _Index:
     texts: list[str]
     metadatas: list[dict]
     vectors: torch.Tensor  # torch, not numpy: numpy's BLAS threads would then compete with the encoder's
-    bm25: bm25s.BM25
+    bm25: bm25s.BM25 | None  # None (and no vectors) for an empty collection: bm25s cannot index nothing
 
     @classmethod
     def build(cls, store: RagStore, version: tuple[int, int]) -> _Index:
@@ -77,14 +77,18 @@ class _Index:
             keyword_tokens(document_header(meta["title"]) + text)
             for text, meta in zip(stored["documents"], stored["metadatas"], strict=True)
         ]
-        bm25 = bm25s.BM25()
-        bm25.index(corpus, show_progress=False)
-        vectors = torch.from_numpy(np.asarray(stored["embeddings"], dtype=np.float32).reshape(len(corpus), -1))
+        bm25, vectors = None, torch.empty(0, 0)
+        if corpus:
+            bm25 = bm25s.BM25()
+            bm25.index(corpus, show_progress=False)
+            vectors = torch.from_numpy(np.asarray(stored["embeddings"], dtype=np.float32).reshape(len(corpus), -1))
         return cls(version, stored["ids"], stored["documents"], stored["metadatas"], vectors, bm25)
 
     def keyword_scores(self, query: str) -> np.ndarray:
         tokens = keyword_tokens(query)
-        return self.bm25.get_scores(tokens) if tokens else np.zeros(len(self.ids), dtype=np.float32)
+        if not tokens or self.bm25 is None:
+            return np.zeros(len(self.ids), dtype=np.float32)
+        return self.bm25.get_scores(tokens)
 
     def hit(self, i: int, score: float) -> Hit:
         return Hit(self.ids[i], self.texts[i], float(score), self.metadatas[i])
