@@ -105,7 +105,7 @@ def read_chunks(
     Raises:
         QAError: no document could be read (`problems` says why for each file).
     """
-    embedder = SentenceEmbedding(resolve_embedding_model(None, settings))
+    embedder = SentenceEmbedding(resolve_embedding_model(settings.embedding_model, settings))  # as ingest
     chunks: list[Chunk] = []
     for file, docs in read_sources(paths, int(settings.max_file_mb * 1e6), problems):
         chunks += chunk_documents(docs, embedder, file.fingerprint(), chunk_tokens, overlap_tokens)
@@ -260,9 +260,8 @@ def judge(
     stats = SynthStats(chunks=1, malformed=options.per_chunk - len(pairs))
     if not pairs:
         return [], stats
-    similarity = metrics.semantic_similarity(
-        [f"{q} {a}" for q, a in pairs], [chunk.text] * len(pairs), embedder.pinned.location
-    )
+    *pair_vectors, chunk_vector = embedder([f"{q} {a}" for q, a in pairs] + [chunk.text])  # normalised
+    similarity = [float(vector @ chunk_vector) for vector in pair_vectors]
     rows = []
     for (question, answer), score in zip(pairs, similarity, strict=True):
         key = question_key(question)
