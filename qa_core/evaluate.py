@@ -20,7 +20,7 @@ With `--perplexity-text PATH...` (with or without --data) it measures the perple
 and of base + adapter on domain text (files, folders or a dataset's text column; long documents with a
 sliding window), writes perplexity.md/json and ends with `perplexity_base=<x> perplexity_finetuned=<y>`:
 
-    python -m qa_core.evaluate --perplexity-text reports/ --model demo --adapter runs/tiny-pretrain/final
+    python -m qa_core.evaluate --perplexity-text reports/ --model demo --adapter runs/tiny-cpu-pretrain/final
 
 With `--adapter REPO --revisions all` it evaluates every checkpoint pushed by a training run
 (`finetuned` mode, each checkpoint's step read from its checkpoint.json) and writes

@@ -4,7 +4,7 @@ Text longer than the model's window is scored with a sliding window (the method 
 transformers perplexity guide): windows of `window` tokens moved by `stride`, every token scored
 exactly once, each with up to `window - stride` tokens of the text before it as context.
 
-    python -m qa_core.evaluate --perplexity-text reports/ --model demo --adapter runs/tiny-pretrain/final
+    python -m qa_core.evaluate --perplexity-text reports/ --model demo --adapter runs/tiny-cpu-pretrain/final
 """
 
 from __future__ import annotations
@@ -79,7 +79,8 @@ def compare_perplexity(loaded: LoadedModel, texts: Sequence[str], **options: obj
     """Perplexity of the base model and, when `loaded` has an adapter, of base + adapter.
 
     Returns:
-        {"tokens": n, "perplexity_base": x, "perplexity_finetuned": y or None, "ratio": y / x or None}.
+        {"texts": n, "tokens": n, "perplexity_base": x, "perplexity_finetuned": y or None,
+        "ratio": y / x or None}.
     """
     with adapter_off(loaded):
         base, tokens = text_perplexity(loaded, texts, **options)

@@ -263,11 +263,12 @@ class RagStore:
 
         def write(batch: list[Chunk], vectors: list) -> None:
             for start in range(0, len(batch), limit):
+                part = batch[start : start + limit]
                 self.collection.upsert(
-                    ids=[c.id for c in batch[start : start + limit]],
+                    ids=[c.id for c in part],
                     embeddings=vectors[start : start + limit],
-                    documents=[c.text for c in batch[start : start + limit]],
-                    metadatas=[c.metadata for c in batch[start : start + limit]],
+                    documents=[c.text for c in part],
+                    metadatas=[c.metadata for c in part],
                 )
 
         bar = tqdm(total=len(chunks), desc="embedding", unit="chunk", disable=not progress or not chunks)
