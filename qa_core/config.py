@@ -116,6 +116,11 @@ class Settings:
         _check_choice("QA_GENERATION_BACKEND", self.generation_backend, BACKENDS)
 
     @property
+    def max_file_bytes(self) -> int:
+        """QA_MAX_FILE_MB in bytes: the largest file any reader accepts."""
+        return int(self.max_file_mb * 1e6)
+
+    @property
     def hub_token(self) -> str | bool:
         """The token to hand the Hub client: False when none is configured, because the client
         would otherwise pick one up by itself (HF_TOKEN in the environment, a cached login)."""

@@ -172,7 +172,7 @@ def cmd_evaluate(args: argparse.Namespace, settings: Settings) -> int:
     problems: list[str] = []
     texts = []
     if args.perplexity_text:
-        texts = load_texts(args.perplexity_text, args.text_column, problems, settings.hub_token)
+        texts = load_texts(args.perplexity_text, settings, args.text_column, problems)
     for problem in problems:
         print(f"warning: {problem}", file=sys.stderr)
     loaded = load_model_for_cli(args, settings)

@@ -221,7 +221,7 @@ def load_model(
 
     Arguments left as None fall back to `settings` (QA_* variables); `attn_implementation` to
     transformers' choice (sdpa where available). With `backend` `openai` (QA_GENERATION_BACKEND),
-    only the tokenizer and config are loaded, and the server is checked to serve the model.
+    only the tokenizer and config are loaded, and the server is checked to be reachable.
 
     Returns:
         The `LoadedModel`, in eval mode, with commits recorded for Hub sources.
@@ -229,16 +229,16 @@ def load_model(
     Raises:
         ModelLoadError: the model or adapter cannot be found or loaded, or the requested
             device / quantization is not available on this machine.
+        ServerError: with `openai`, the server cannot be reached.
     """
     settings = settings or load_settings()
     name = resolve_model_name(model, settings)
     adapter = adapter or settings.adapter
+    if (backend or settings.generation_backend) == "openai":  # no weights here: no device, dtype or quantization
+        return _load_for_server(name, adapter, settings)
     mode = quantization or settings.quantization
     torch_device = resolve_device(device or settings.device)
     torch_dtype = resolve_dtype(dtype or settings.dtype, torch_device)
-
-    if (backend or settings.generation_backend) == "openai":
-        return _load_for_server(name, adapter, settings)
     folder, name, commit = locate(name, settings)
     try:
         tokenizer = load_tokenizer(folder)

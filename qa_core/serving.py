@@ -121,7 +121,7 @@ class QAService:
         Raises:
             IngestError: unsupported, too large, unreadable, or no text.
         """
-        docs = read_documents(SourceFile(Path(path), name), int(self.settings.max_file_mb * 1e6))
+        docs = read_documents(SourceFile(Path(path), name), self.settings.max_file_bytes)
         text = "\n\n".join(doc.text for doc in docs)
         self.check_input("", text)
         return text

@@ -107,7 +107,7 @@ def read_chunks(
     """
     embedder = SentenceEmbedding(resolve_embedding_model(settings.embedding_model, settings))  # as ingest
     chunks: list[Chunk] = []
-    for file, docs in read_sources(paths, int(settings.max_file_mb * 1e6), problems):
+    for file, docs in read_sources(paths, settings.max_file_bytes, problems):
         chunks += chunk_documents(docs, embedder, file.fingerprint(), chunk_tokens, overlap_tokens)
     if not chunks:
         raise QAError(f"no text to generate pairs from in {', '.join(paths)}: " + "; ".join(problems or ["empty"]))

@@ -4,7 +4,8 @@ Files and folders are read with the readers RAG ingestion uses (.txt and .md who
 document per page, .csv one per row of its text column); any other source is a Hugging Face
 dataset id whose text column is read. A file that cannot be read is reported, not fatal.
 
-    python -c "from qa_core.text_data import load_texts; print(len(load_texts(['reports/'], problems=[])))"
+    python -c "from qa_core.config import load_settings; from qa_core.text_data import load_texts; \
+        print(len(load_texts(['reports/'], load_settings())))"
 """
 
 from __future__ import annotations
@@ -15,13 +16,13 @@ from pathlib import Path
 import semchunk
 from datasets import load_dataset
 
+from qa_core.config import Settings
 from qa_core.errors import DataError
 from qa_core.rag.documents import SUPPORTED, read_sources
 
 # Passages are what gets held out for evaluation and shuffled before packing; a few thousand
 # characters keeps one long file (a book) splittable while most pages stay whole.
 PASSAGE_CHARS = 4000
-DEFAULT_MAX_BYTES = 50_000_000
 
 
 def _is_path(source: str) -> bool:
@@ -31,17 +32,17 @@ def _is_path(source: str) -> bool:
 
 def load_texts(
     sources: Sequence[str],
+    settings: Settings,
     text_column: str | None = None,
     problems: list[str] | None = None,
-    token: str | bool | None = None,
-    max_bytes: int = DEFAULT_MAX_BYTES,
 ) -> list[str]:
-    """The texts of every document in `sources` (files, folders or dataset ids), in order.
+    """The texts of every document in `sources` (files, folders or dataset ids), in order; files
+    over QA_MAX_FILE_MB are skipped, private datasets read with HF_TOKEN.
 
     Args:
         text_column: the column holding the text in CSV files and datasets (default: the first
             of text, content, body, evidence_text, document; `text` for datasets).
-        problems: receives one line per file skipped and why (missing, unsupported, unreadable).
+        problems: receives one line per file skipped and why (missing, unsupported, too large, unreadable).
 
     Returns:
         One string per document (file, PDF page, CSV row or dataset row), blank ones dropped.
@@ -52,10 +53,10 @@ def load_texts(
     problems = [] if problems is None else problems
     texts: list[str] = []
     files = [source for source in sources if _is_path(source)]
-    for _, docs in read_sources(files, max_bytes, problems, options={"text_column": text_column}):
+    for _, docs in read_sources(files, settings.max_file_bytes, problems, options={"text_column": text_column}):
         texts += [doc.text for doc in docs]
     for name in (source for source in sources if not _is_path(source)):
-        texts += _dataset_texts(name, text_column or "text", token)
+        texts += _dataset_texts(name, text_column or "text", settings.hub_token)
     texts = [text.strip() for text in texts if text.strip()]
     if not texts:
         why = f" ({'; '.join(problems)})" if problems else ""

@@ -1,7 +1,7 @@
 """Fine-tune a causal LM for question answering with LoRA / QLoRA, pushing checkpoints to the Hub.
 
     python train_job/run.py --config configs/tiny-cpu.yaml
-    python train_job/run.py --config configs/tiny-cpu.yaml --task pretrain --data reports/   # raw text
+    python train_job/run.py --config configs/tiny-cpu-pretrain.yaml --data reports/   # raw text (--task pretrain)
     python train_job/run.py --config configs/tiny-cpu.yaml --init-adapter runs/tiny-cpu/final   # continue an adapter
     python train_job/run.py --config configs/tiny-cpu.yaml --push-to-hub --hub-repo me/qa-run --push-every 10
     python train_job/run.py --config configs/llama2-context-qa.yaml --data filings.csv --learning_rate 1e-4
@@ -247,7 +247,7 @@ def main(script_args: TrainScriptArguments, training_args: SFTConfig) -> dict:
     # 1. Data: QA rows, or passages of raw text, split reproducibly.
     if script_args.task == "pretrain":
         problems: list[str] = []
-        texts = load_texts([script_args.data], script_args.text_column, problems, settings.hub_token)
+        texts = load_texts([script_args.data], settings, script_args.text_column, problems)
         for problem in problems:
             print(f"warning: {problem}", file=sys.stderr)
         data = Dataset.from_dict({"text": passages(texts)})
@@ -270,18 +270,19 @@ def main(script_args: TrainScriptArguments, training_args: SFTConfig) -> dict:
         check_target_modules(model, script_args.lora_target_modules)
     if script_args.quantization != "none":
         model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=training_args.gradient_checkpointing)
-    peft_config = LoraConfig(
-        r=script_args.lora_r,
-        lora_alpha=script_args.lora_alpha,
-        lora_dropout=script_args.lora_dropout,
-        target_modules=script_args.lora_target_modules,
-        modules_to_save=["lm_head"] if script_args.train_head else None,
-        task_type="CAUSAL_LM",
-    )
     init_record: dict = {}
-    if script_args.init_adapter:
+    peft_config = None
+    if script_args.init_adapter:  # trained on with its own rank, alpha and target modules
         model, init_record = start_from_adapter(model, script_args.init_adapter, settings)
-        peft_config = None  # the adapter's own configuration
+    else:
+        peft_config = LoraConfig(
+            r=script_args.lora_r,
+            lora_alpha=script_args.lora_alpha,
+            lora_dropout=script_args.lora_dropout,
+            target_modules=script_args.lora_target_modules,
+            modules_to_save=["lm_head"] if script_args.train_head else None,
+            task_type="CAUSAL_LM",
+        )
 
     if script_args.task == "pretrain":
         style, batching = None, "wrapped"

@@ -222,8 +222,7 @@ class RagStore:
             "overlap_tokens": overlap_tokens,
         }
         pending: list[tuple[str, str, list[Chunk]]] = []  # source, fingerprint, chunks not stored yet
-        max_bytes = int(self.settings.max_file_mb * 1e6)
-        for file, docs in read_sources(paths, max_bytes, report.problems, names, options):
+        for file, docs in read_sources(paths, self.settings.max_file_bytes, report.problems, names, options):
             fingerprint = file.fingerprint()
             ids, versions = self._stored(file.source)
             count, expected = versions.get(fingerprint, (0, 0))
