@@ -7,13 +7,14 @@ from pathlib import Path
 
 import chromadb
 import pytest
+import torch
 
 from qa_core.config import load_settings
 from qa_core.demo_model import sample_data_path
 from qa_core.errors import DataError, QAError
 from qa_core.rag.answer import RagAnswer, RagOptions, answer
 from qa_core.rag.cli import main as rag_main
-from qa_core.rag.documents import safe_source_name
+from qa_core.rag.documents import Document, safe_source_name
 from qa_core.rag.embeddings import EmbeddingError, SentenceEmbedding
 from qa_core.rag.evaluate import evaluate_retrieval
 from qa_core.rag.retrieval import KEYWORD_WEIGHT, Hit, Retriever
@@ -181,8 +182,14 @@ def test_keyword_index_is_kept_until_the_chunks_change(corpus, settings, tmp_pat
     store.ingest([str(corpus)])
     retriever = Retriever(store)
     first = retriever.index()
+    counted = []
+    count = store.count
+    store.count = lambda: counted.append(1) or count()  # observes Chroma's count, which grows with the chunks
     retriever.search("$4.2 million budget", 3, hybrid=True)
-    assert retriever.index() is first and len(first.ids) == store.count()  # not rebuilt per query
+    assert retriever.index() is first and len(first.ids) == count()  # not rebuilt per query
+    assert counted == []  # nothing written since: the database file is unchanged, so nothing is counted
+    RagStore(settings, "elsewhere").add_documents("other.txt", [Document("Unrelated.", "other.txt", "Other")], "v1")
+    assert retriever.index() is first and counted == [1]  # the folder's file changed: counted once, same chunks
     store.delete(next(entry["source"] for entry in store.sources() if entry["source"].endswith("board.md")))
     after_delete = retriever.index()
     assert after_delete is not first and len(after_delete.ids) == store.count()
@@ -191,6 +198,12 @@ def test_keyword_index_is_kept_until_the_chunks_change(corpus, settings, tmp_pat
     extra.write_text("The harbour authority approved a dredging budget of $9.9 million.")
     RagStore(settings, "kept").ingest([str(extra)])  # another writer: this store counted no change
     assert retriever.keyword("dredging budget", 1)[0].source.endswith("extra.txt")
+
+
+def test_a_query_is_embedded_as_the_collection_is(settings):
+    embedder = RagStore(settings, "vectors").embedder
+    for text in ("What was the operating margin?", "revenue " * 400):  # the second is cut at the model's length
+        assert torch.allclose(embedder.embed_query(text), torch.from_numpy(embedder([text])[0]), atol=1e-6)
 
 
 def test_keyword_and_hybrid_search_of_an_empty_collection_find_nothing(settings):
@@ -345,8 +358,16 @@ def test_server_mode(chroma_server, corpus):
     store = RagStore(settings, "server-test")
     assert len(store.ingest([str(corpus)]).added) == 4
     assert RagStore(settings, "server-test").ingest([str(corpus)]).added == {}
-    top = Retriever(RagStore(settings, "server-test")).search("How long can CCTV footage be kept?", 1)[0]
+    retriever = Retriever(RagStore(settings, "server-test"))
+    top = retriever.search("How long can CCTV footage be kept?", 1)[0]
     assert top.label.endswith("faq.csv, row 2")
+    assert (
+        len(retriever.search("CCTV footage", 500)) == len(retriever.search("CCTV footage", 500, True)) == store.count()
+    )
+    store.add_documents(
+        "dredging.txt", [Document("Dredging will cost $9.9 million.", "dredging.txt", "Dredging")], "v1"
+    )
+    assert retriever.keyword("dredging", 1)[0].source == "dredging.txt"  # another store's write, seen by counting
 
 
 def test_server_unreachable_is_a_clear_error():

@@ -63,7 +63,7 @@ class _Index:
     """A collection's chunks held in memory for hybrid search: texts, metadata, normalised vectors
     and a BM25 index (`bm25s`, scored with sparse matrices), built once per version of the chunks."""
 
-    version: tuple[int, int]
+    changes: int  # the store's own writes counted when it was read
     ids: list[str]
     texts: list[str]
     metadatas: list[dict]
@@ -71,7 +71,8 @@ class _Index:
     bm25: bm25s.BM25 | None  # None (and no vectors) for an empty collection: bm25s cannot index nothing
 
     @classmethod
-    def build(cls, store: RagStore, version: tuple[int, int]) -> _Index:
+    def build(cls, store: RagStore) -> _Index:
+        changes = store.changes
         stored = store.collection.get(include=["documents", "metadatas", "embeddings"])
         corpus = [
             keyword_tokens(document_header(meta["title"]) + text)
@@ -82,7 +83,7 @@ class _Index:
             bm25 = bm25s.BM25()
             bm25.index(corpus, show_progress=False)
             vectors = torch.from_numpy(np.asarray(stored["embeddings"], dtype=np.float32).reshape(len(corpus), -1))
-        return cls(version, stored["ids"], stored["documents"], stored["metadatas"], vectors, bm25)
+        return cls(changes, stored["ids"], stored["documents"], stored["metadatas"], vectors, bm25)
 
     def keyword_scores(self, query: str) -> np.ndarray:
         tokens = keyword_tokens(query)
@@ -107,19 +108,23 @@ class Retriever:
     """Searches one `RagStore`. Keyword and hybrid search use an in-memory index of the collection,
     rebuilt only when the chunks change: the store counts its own changes, and a change made by
     another process shows in the number of chunks (a replacement of exactly as many chunks by
-    another process is seen when this process next changes the collection)."""
+    another process is seen when this process next changes the collection). Chroma's count grows
+    with the collection (4 ms at 50,000 chunks), so a folder database is only counted after its
+    file changed (anyone's write to any collection); a server's collection is counted every time."""
 
     def __init__(self, store: RagStore) -> None:
         self.store = store
         self._index: _Index | None = None
+        self._stamp: tuple[int, int] | None = None  # the database file as the last check saw it
 
     def dense(self, query: str, k: int) -> list[Hit]:
-        """The `k` chunks nearest to `query` (Chroma's vector index)."""
-        n = min(k, self.store.count())
-        if n == 0:
+        """The `k` chunks nearest to `query` (Chroma's vector index; fewer if fewer are stored)."""
+        if k < 1:  # Chroma refuses to look for none
             return []
         found = self.store.collection.query(
-            query_embeddings=self.store.embedder([query]), n_results=n, include=["documents", "metadatas", "distances"]
+            query_embeddings=[self.store.embedder.embed_query(query).numpy()],
+            n_results=k,
+            include=["documents", "metadatas", "distances"],
         )
         return [
             Hit(id_, text, 1.0 - distance, meta)
@@ -130,9 +135,13 @@ class Retriever:
 
     def index(self) -> _Index:
         """The in-memory index of the collection as it is now."""
-        version = (self.store.changes, self.store.count())
-        if self._index is None or self._index.version != version:
-            self._index = _Index.build(self.store, version)
+        stamp = self.store.storage_stamp()  # taken first: a write after it shows at the next check
+        current = self._index is not None and self._index.changes == self.store.changes
+        if current and (stamp is None or stamp != self._stamp):
+            current = len(self._index.ids) == self.store.count()
+        if not current:
+            self._index = _Index.build(self.store)
+        self._stamp = stamp
         return self._index
 
     def keyword(self, query: str, k: int) -> list[Hit]:
@@ -148,8 +157,7 @@ class Retriever:
         index = self.index()
         if not index.ids:
             return []
-        asked = torch.from_numpy(np.asarray(self.store.embedder([query])[0], dtype=np.float32))
-        similarity = (index.vectors @ asked).numpy()
+        similarity = (index.vectors @ self.store.embedder.embed_query(query)).numpy()
         bm25 = index.keyword_scores(query)
         pool = max(4 * k, 20)
         candidates = np.union1d(_top(similarity, pool), _top(bm25, pool)[: np.count_nonzero(bm25)])

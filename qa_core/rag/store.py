@@ -17,6 +17,7 @@ from collections.abc import Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from pathlib import Path
 from urllib.parse import urlsplit
 
 import chromadb
@@ -181,7 +182,22 @@ class RagStore:
             ) from exc
 
     def count(self) -> int:
+        """The chunks stored (Chroma counts them: the cost grows with the collection)."""
         return self.collection.count()
+
+    def storage_stamp(self) -> tuple[int, int] | None:
+        """Size and modification time of a folder database's file, or None for a server or in-memory client.
+
+        Any process's write to any collection of the folder changes it (Chroma's SQLite keeps a
+        rollback journal, so writes land in this file); reads leave it alone. It costs one `stat`."""
+        chroma = self.client.get_settings()
+        if self.settings.chroma_url or not chroma.is_persistent:
+            return None
+        try:
+            stat = (Path(chroma.persist_directory) / "chroma.sqlite3").stat()
+        except OSError:
+            return None
+        return stat.st_size, stat.st_mtime_ns
 
     def text_bytes(self) -> int:
         """The UTF-8 size of every stored chunk's text."""
