@@ -14,6 +14,7 @@ from peft import LoraConfig
 from trl import SFTConfig, SFTTrainer
 
 import qa_core.hub_client
+from benchmarks.train_throughput import mixed_length_data
 from hub.merge import merge_adapter
 from qa_core.checkpoints import list_checkpoints, pull
 from qa_core.data import load_qa_data
@@ -26,6 +27,7 @@ from tests.conftest import HUB_READ_TOKEN, HUB_TOKEN
 from tests.helpers import ROOT, make_adapter, run_cli
 from train_job.pushing import CheckpointPusher
 from train_job.run import main, parse_args, prompt_completion
+from train_job.sampling import GroupedSFTTrainer, LengthBucketSampler
 
 TINY = str(ROOT / "configs" / "tiny-cpu.yaml")
 
@@ -293,6 +295,41 @@ def test_labels_cover_only_the_answer(demo, tmp_path):
         assert demo.tokenizer.decode(kept).strip() == row["completion"].strip() + "</s>"
         prompt_tokens = len(demo.tokenizer(row["prompt"])["input_ids"])
         assert (labels[:prompt_tokens] == -100).all()
+
+
+def padding_share(batches) -> float:
+    """Padding tokens over real tokens in `batches` (attention masks)."""
+    real = sum(int(batch["attention_mask"].sum()) for batch in batches)
+    return sum(batch["attention_mask"].numel() for batch in batches) / real - 1
+
+
+def test_grouped_batches_carry_little_padding_and_change_between_epochs(demo, tmp_path):
+    data = load_qa_data(str(mixed_length_data(tmp_path / "mixed.csv")))  # 108 rows, 45 to 266 tokens
+    config = {"output_dir": str(tmp_path), "use_cpu": True, "report_to": "none", "per_device_train_batch_size": 8}
+    trainers = {
+        strategy: GroupedSFTTrainer(
+            model=load_model("demo").model,
+            args=SFTConfig(**config, train_sampling_strategy=strategy),
+            train_dataset=prompt_completion(data, "qa", demo.tokenizer),
+            processing_class=demo.tokenizer,
+            peft_config=LoraConfig(r=4, target_modules=["q_proj"]),
+        )
+        for strategy in ("group_by_length", "random")
+    }
+    torch.manual_seed(0)
+    grouped = trainers["group_by_length"].get_train_dataloader()
+    assert isinstance(grouped.batch_sampler.sampler, LengthBucketSampler)
+    epochs = [list(grouped) for _ in range(3)]
+    for batches in epochs:
+        assert sum(len(batch["input_ids"]) for batch in batches) == len(data)  # every example once per epoch
+        assert [len(batch["input_ids"]) for batch in batches[:-1]] == [8] * (len(batches) - 1)
+        assert max(len(batch["input_ids"][0]) for batch in batches) == len(batches[0]["input_ids"][0])  # longest 1st
+        assert padding_share(batches) < 0.15
+    shuffled = [list(trainers["random"].get_train_dataloader()) for _ in range(3)]
+    assert min(padding_share(batches) for batches in shuffled) > 0.5
+    assert epochs[0][0]["input_ids"].shape != epochs[1][0]["input_ids"].shape or not torch.equal(
+        epochs[0][1]["input_ids"], epochs[1][1]["input_ids"]
+    )  # not the same batches every epoch
 
 
 def test_packed_examples_do_not_attend_to_each_other(demo, tmp_path):

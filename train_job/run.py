@@ -38,7 +38,7 @@ from pathlib import Path
 from datasets import Dataset
 from peft import LoraConfig, PeftModel, prepare_model_for_kbit_training
 from transformers.trainer_utils import get_last_checkpoint
-from trl import SFTConfig, SFTTrainer, TrlParser
+from trl import SFTConfig, TrlParser
 
 from hub.publish import adapter_card, check_push_options, check_write_access, public_name
 from qa_core.checkpoints import pull
@@ -52,6 +52,7 @@ from qa_core.reports import write_loss_curve
 from qa_core.snapshots import parse_ref, read_checkpoint_record
 from qa_core.text_data import load_texts, passages
 from train_job.pushing import CheckpointCallback, CheckpointPusher, PushReport, checkpoint_record, write_record
+from train_job.sampling import GroupedSFTTrainer
 
 BATCHINGS = ("auto", "packed", "grouped", "max-length")
 TASKS = ("sft", "pretrain")
@@ -124,7 +125,7 @@ class TrainScriptArguments:
         metadata={
             "help": "auto: packed on a GPU or with flash-attention, else grouped (see benchmarks/README.md) | "
             "packed: examples packed into max_length rows without padding, each attending only to itself | "
-            "grouped: batches of similar-length examples, padded to their longest | "
+            "grouped: batches of similar-length examples, padded to their longest (train_job/sampling.py) | "
             "max-length: every example padded to max_length (the naive way, for comparison)"
         },
     )
@@ -337,7 +338,7 @@ def main(script_args: TrainScriptArguments, training_args: SFTConfig) -> dict:
             skip_through=already_pushed,
         )
 
-    trainer = SFTTrainer(
+    trainer = GroupedSFTTrainer(
         model=model,
         args=training_args,
         train_dataset=train,
