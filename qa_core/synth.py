@@ -17,7 +17,10 @@ supports it: every number in the answer appears in the chunk, and question plus 
 the chunk in meaning (cosine similarity of their embeddings at least --min-support).
 
 Rows are appended to --out as each batch finishes and OUT.progress.jsonl records the chunks done,
-so after a crash `--resume` goes on where it stopped. The CSV's columns are question, answer,
+so after a crash `--resume` goes on where it stopped. The progress file also records the recipe
+(model and adapter with their commits, generation, judging, chunking and embedding options), and
+`--resume` with another recipe is refused, naming what differs, so one file never mixes the pairs
+of two models. The CSV's columns are question, answer,
 evidence_text, doc_name (and source: file and page), which train_job/run.py, qa_core.evaluate and
 train_job/retriever.py read as they are. The last line sums up the whole file:
 `chunks=<n> kept=<n> malformed=<n> duplicates=<n> unsupported=<n>`.
@@ -174,6 +177,7 @@ class PairFile:
         self.done: set[str] = set()
         self.seen: set[str] = set()
         self.totals = SynthStats()
+        self.recipe: dict | None = None  # how the pairs were made, once recorded
         exists = out.exists() and out.stat().st_size > 0
         if exists and not (resume or overwrite):
             raise QAError(f"{out} exists: --resume to go on adding to it, or --overwrite to start again")
@@ -193,10 +197,38 @@ class PairFile:
             self.seen = {question_key(row["question"]) for row in reader}
         if self.progress.is_file():
             for line in self.progress.read_text(encoding="utf-8").splitlines():
-                if line.strip():
-                    entry = json.loads(line)
+                entry = json.loads(line) if line.strip() else {}
+                if "recipe" in entry:
+                    self.recipe = entry["recipe"]
+                elif entry:
                     self.done.add(entry.pop("chunk"))
                     self.totals.add(SynthStats(chunks=1, **entry))
+
+    def start(self, recipe: dict) -> None:
+        """Record `recipe` (JSON values) as how the file's pairs are made, or check it is the one recorded.
+
+        Raises:
+            QAError: the file was made with another recipe; the message names what differs.
+        """
+        if self.recipe is None:
+            self._append_progress([{"recipe": recipe}])
+            self.recipe = recipe
+        elif self.recipe != recipe:
+            differs = [
+                f"{key} {self.recipe.get(key)!r}, now {recipe.get(key)!r}"
+                for key in sorted(self.recipe.keys() | recipe.keys())
+                if self.recipe.get(key) != recipe.get(key)
+            ]
+            raise QAError(
+                f"{self.out} was made with another recipe ({'; '.join(differs)}): resume with the same "
+                "model and options, or write to another --out (or --overwrite)"
+            )
+
+    def _append_progress(self, entries: list[dict]) -> None:
+        with self.progress.open("a", encoding="utf-8") as f:
+            f.writelines(json.dumps(entry) + "\n" for entry in entries)
+            f.flush()
+            os.fsync(f.fileno())
 
     def append(self, rows: list[dict], finished: list[tuple[str, SynthStats]]) -> None:
         """Write `rows`, then mark the `finished` chunks (id, their counts) done."""
@@ -204,13 +236,11 @@ class PairFile:
             csv.DictWriter(f, fieldnames=COLUMNS).writerows(rows)
             f.flush()
             os.fsync(f.fileno())
-        with self.progress.open("a", encoding="utf-8") as f:
-            for chunk_id, stats in finished:
-                counts = {k: v for k, v in asdict(stats).items() if k != "chunks"}
-                f.write(json.dumps({"chunk": chunk_id, **counts}) + "\n")
-                self.totals.add(stats)
-            f.flush()
-            os.fsync(f.fileno())
+        entries = []
+        for chunk_id, stats in finished:
+            entries.append({"chunk": chunk_id, **{k: v for k, v in asdict(stats).items() if k != "chunks"}})
+            self.totals.add(stats)
+        self._append_progress(entries)
 
 
 def synthesize(
@@ -288,6 +318,26 @@ def _row(question: str, answer: str, chunk: Chunk) -> dict:
     }
 
 
+def recipe(loaded: LoadedModel, options: SynthOptions, embedder: SentenceEmbedding, args: argparse.Namespace) -> dict:
+    """Everything that decides which pairs a run writes, as JSON values (see `PairFile.start`)."""
+    return {
+        "model": loaded.name,
+        "model_commit": loaded.commit,
+        "adapter": loaded.adapter,
+        "adapter_commit": loaded.adapter_commit,
+        "quantization": loaded.quantization,
+        "served_as": loaded.served_model() if loaded.server else None,
+        "prompt_style": options.prompt_style,
+        "per_chunk": options.per_chunk,
+        "max_new_tokens": options.generation.max_new_tokens,
+        "temperature": options.generation.temperature,
+        "min_support": options.min_support,
+        "embedding_model": str(embedder.pinned),
+        "chunk_tokens": args.chunk_tokens,
+        "overlap_tokens": args.overlap_tokens,
+    }
+
+
 def cmd_synth(args: argparse.Namespace, settings: Settings) -> int:
     if args.per_chunk < 1 or args.batch_size < 1:
         raise QAError("--per-chunk and --batch-size must be at least 1")
@@ -308,6 +358,7 @@ def cmd_synth(args: argparse.Namespace, settings: Settings) -> int:
             max_new_tokens=args.max_new_tokens or 80 * args.per_chunk, temperature=args.temperature
         ),
     )
+    pair_file.start(recipe(loaded, options, embedder, args))
     example = synthesize(loaded, chunks, embedder, pair_file, options, show_progress=True)
     totals = pair_file.totals
     if example is not None and totals.kept == 0:

@@ -15,6 +15,7 @@ from huggingface_hub import hf_hub_download
 
 import qa_core.hub_client
 from benchmarks.filings import COMPANIES, filing
+from qa_core.errors import QAError
 from qa_core.evaluate import main as evaluate_main
 from qa_core.generate import GenerationSettings
 from qa_core.rag.chunking import Chunk
@@ -94,9 +95,16 @@ def test_judge_keeps_new_supported_pairs_and_counts_the_rest():
     assert judge(output, chunk, seen, SentenceEmbedding(), SynthOptions(per_chunk=5))[1].kept == 0
 
 
+def chunk_entries(progress: Path) -> list[dict]:
+    """The progress file's entries for chunks done (its first line is the recipe)."""
+    entries = [json.loads(line) for line in progress.read_text().splitlines() if line.strip()]
+    return [entry for entry in entries if "chunk" in entry]
+
+
 def test_pair_file_refuses_to_overwrite_and_resumes(tmp_path):
     out = tmp_path / "pairs.csv"
     first = PairFile(out, resume=False, overwrite=False)
+    first.start({"model": "demo", "per_chunk": 3})
     row = dict(zip(COLUMNS, ["What is CET1?", "Common equity tier 1.", "CET1 is ...", "Bank", "b.txt"], strict=True))
     first.append([row], [("chunk-a", SynthStats(chunks=1, kept=1, malformed=2))])
     with pytest.raises(Exception, match="exists: --resume"):
@@ -105,6 +113,11 @@ def test_pair_file_refuses_to_overwrite_and_resumes(tmp_path):
     assert again.done == {"chunk-a"} and again.seen == {"what is cet1"}
     assert (again.totals.chunks, again.totals.kept, again.totals.malformed) == (1, 1, 2)
     assert list(csv.DictReader(out.open()))[0]["question"] == "What is CET1?"  # nothing lost
+    again.start({"model": "demo", "per_chunk": 3})  # the same recipe goes on
+    progress = out.with_name("pairs.csv.progress.jsonl").read_text()
+    with pytest.raises(QAError, match=r"another recipe \(model 'demo', now 'other'\): resume with the same"):
+        PairFile(out, resume=True, overwrite=False).start({"model": "other", "per_chunk": 3})
+    assert out.with_name("pairs.csv.progress.jsonl").read_text() == progress  # nothing written
     other = tmp_path / "other.csv"
     other.write_text("q,a\nx,y\n")
     with pytest.raises(Exception, match="not a file this command wrote"):
@@ -124,13 +137,16 @@ def test_synth_runs_end_to_end_with_the_demo_model(tmp_path, capsys):
     assert (int(totals["kept"]), int(totals["malformed"])) == (0, 2 * chunks)
     assert "no pair kept; the model wrote, for example" in captured.err
     assert next(csv.reader(out.open())) == list(COLUMNS)
-    assert len((tmp_path / "pairs.csv.progress.jsonl").read_text().splitlines()) == chunks
+    assert len(chunk_entries(tmp_path / "pairs.csv.progress.jsonl")) == chunks
     # a second run neither overwrites the file nor redoes a chunk
     assert synth_main(args) == 2
     assert "--resume" in capsys.readouterr().err
     assert synth_main([*args, "--resume"]) == 0
     captured = capsys.readouterr()
     assert f"{chunks} done before" in captured.err and last_line(captured.out) == totals
+    assert synth_main([*args, "--resume", "--per-chunk", "1"]) == 2  # another recipe: refused, nothing added
+    assert "per_chunk 2, now 1" in capsys.readouterr().err
+    assert len(chunk_entries(tmp_path / "pairs.csv.progress.jsonl")) == chunks
 
 
 def test_synth_killed_midway_loses_nothing(tmp_path):
@@ -142,16 +158,16 @@ def test_synth_killed_midway_loses_nothing(tmp_path):
     process = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     deadline = time.time() + 120
     while time.time() < deadline and process.poll() is None:
-        if progress.is_file() and len(progress.read_text().splitlines()) >= 2:
+        if progress.is_file() and len(chunk_entries(progress)) >= 2:
             break
         time.sleep(0.05)
     process.kill()
     process.wait()
-    done = len(progress.read_text().splitlines())
+    done = len(chunk_entries(progress))
     resumed = subprocess.run([*command, "--resume"], cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert resumed.returncode == 0, resumed.stderr
     assert f"{done} done before" in resumed.stderr
-    chunk_ids = [json.loads(line)["chunk"] for line in progress.read_text().splitlines()]
+    chunk_ids = [entry["chunk"] for entry in chunk_entries(progress)]
     assert len(chunk_ids) == len(set(chunk_ids)) == int(last_line(resumed.stdout)["chunks"]) > done
     assert out.read_text().count("question,answer") == 1  # one header, the file appended to
 
