@@ -241,7 +241,7 @@ class QAService:
         self.check_input(question)
         options = options or RagOptions()
         retriever = self.retriever(session, user=user)
-        if retriever is None:
+        if retriever is None or not retriever.store.count():  # none yet, all deleted, or an upload in flight
             raise QAError("your collection is empty: ingest documents first (upload them in the RAG tab)")
         if options.mode == "extractive":
             result = quote(retriever, question, options)

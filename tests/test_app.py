@@ -143,6 +143,9 @@ def test_uploads_are_visible_only_to_their_session(served, docs):
     assert visitor.predict(api_name="/documents")["data"] == []
     with pytest.raises(AppError, match="is empty: ingest documents first"):
         visitor.predict("What margin?", "retrieve-then-answer", 2, False, 8, api_name="/rag")
+    owner.predict(docs[0].name, api_name="/delete_document")  # the collection is left, empty
+    with pytest.raises(AppError, match=r"is empty: ingest documents first \(upload them in the RAG tab\)"):
+        owner.predict("What margin?", "extractive", 2, True, 8, api_name="/rag")
 
 
 def test_load_an_adapter_by_step_and_compare(served, client, tmp_path, demo_dir):
