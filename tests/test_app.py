@@ -16,7 +16,7 @@ from qa_core.config import load_settings
 from qa_core.errors import QAError
 from qa_core.generate import GenerationSettings, generate
 from qa_core.models import load_model
-from qa_core.qa import qa_prompt
+from qa_core.qa import ask, qa_prompt
 from qa_core.serving import QAService
 from tests.conftest import HUB_TOKEN
 from tests.helpers import make_adapter
@@ -76,9 +76,10 @@ def test_the_latest_evaluation_table_is_shown(client):
     assert "| rag | 4 |" in client.predict(api_name="/results")
 
 
-def test_qa_answers_and_streams(client):
+def test_qa_answers_and_streams(served, client):
     answer = client.predict("What is a bond?", 8, 0.0, api_name="/qa")
-    assert isinstance(answer, str) and answer
+    # the library's greedy answer with the model the app serves: the same prompt and settings reach it
+    assert answer == ask(served[1].loaded, "What is a bond?", settings=GenerationSettings(max_new_tokens=8)) != ""
     partials = list(client.submit("What is a bond?", 8, 0.0, api_name="/qa"))
     assert len(partials) > 1 and partials[-1] == answer
 

@@ -14,7 +14,9 @@ from playwright.sync_api import expect, sync_playwright
 from app import build_app
 from hub.publish import push_checkpoint
 from qa_core.config import load_settings
+from qa_core.generate import GenerationSettings
 from qa_core.models import load_model
+from qa_core.qa import ask
 from qa_core.serving import QAService
 from tests.conftest import HUB_TOKEN
 from tests.helpers import ROOT, free_port, make_adapter
@@ -46,17 +48,14 @@ def served(tmp_path_factory, hub_server, demo_dir):
     app.close()
 
 
-@pytest.fixture
-def url(served):
-    return served[0]
-
-
 def visitor_collections(service: QAService) -> set[str]:
     return {c.name for c in service.chroma.list_collections() if c.name.startswith("session-")}
 
 
-def test_every_tab_in_a_real_browser(url, tmp_path):
+def test_every_tab_in_a_real_browser(served, tmp_path):
     """Screenshots go to SCREENSHOTS_DIR (default: the test's temporary folder), to look at."""
+    url, service = served
+    greedy = ask(service.loaded, "What is a bond?", settings=GenerationSettings(max_new_tokens=256))  # the defaults
     assert Path(CHROMIUM).exists(), "install Debian's chromium: bash tests/setup.sh"
     screenshots = Path(os.environ.get("SCREENSHOTS_DIR", tmp_path))
     screenshots.mkdir(parents=True, exist_ok=True)
@@ -70,7 +69,7 @@ def test_every_tab_in_a_real_browser(url, tmp_path):
 
         page.locator("#qa-question textarea").fill("What is a bond?")
         page.locator("#qa-button").click()
-        expect(page.locator("#qa-answer textarea")).not_to_have_value("", timeout=30_000)
+        expect(page.locator("#qa-answer textarea")).to_have_value(greedy, timeout=30_000)  # streamed to the end
 
         page.get_by_role("tab", name="Context QA").click()
         page.locator("#cqa-question textarea").fill("How fast must breaches be reported?")
