@@ -77,7 +77,7 @@ def score_mode(answers: list[str], references: list[str]) -> tuple[dict, list[di
             {
                 "semantic_similarity": sim,
                 "bleu": metrics.bleu(answer, reference),
-                "rouge_l": metrics.rouge_l(answer, reference),
+                **metrics.rouge(answer, reference),
                 "numeric_match": metrics.numeric_match(answer, reference),
                 "refused": metrics.is_refusal(answer),
                 "answer_words": len(answer.split()),
@@ -88,7 +88,7 @@ def score_mode(answers: list[str], references: list[str]) -> tuple[dict, list[di
     row = {
         "semantic_similarity": sum(similarity) / len(similarity),
         "bleu": metrics.corpus_bleu(answers, references),
-        "rouge_l": sum(q["rouge_l"] for q in per_question) / len(per_question),
+        **{name: sum(q[name] for q in per_question) / len(per_question) for name in metrics.ROUGE_KEYS},
         "bertscore": sum(bert) / len(bert) if bert else None,
         "numeric_match": sum(with_numbers) / len(with_numbers) if with_numbers else None,
         "refusal_rate": sum(q["refused"] for q in per_question) / len(per_question),

@@ -1,7 +1,7 @@
 """Answer-quality metrics: each compares generated answers with reference answers.
 
 - semantic similarity: cosine of all-MiniLM-L6-v2 embeddings (as the context-QA project reports);
-- BLEU (sacrebleu, 0-1) and ROUGE-L F1 (rouge-score);
+- BLEU (sacrebleu, 0-1) and ROUGE-1, ROUGE-2 and ROUGE-L F1 (rouge-score; the QnA recipes report all three);
 - BERTScore F1, only when its model is already available locally (never downloaded);
 - numeric match: the share of the reference's numbers found in the answer, however they are written
   ("$1,200" = "1200", "5%" = "5 percent", "1.24 billion" = "1,240 million");
@@ -90,12 +90,14 @@ def corpus_bleu(answers: Sequence[str], references: Sequence[str]) -> float:
     return sacrebleu.corpus_bleu(list(answers), [list(references)]).score / 100
 
 
-_ROUGE = rouge_scorer.RougeScorer(["rougeL"], use_stemmer=True)
+ROUGE_KEYS = {"rouge_1": "rouge1", "rouge_2": "rouge2", "rouge_l": "rougeL"}
+_ROUGE = rouge_scorer.RougeScorer(list(ROUGE_KEYS.values()), use_stemmer=True)
 
 
-def rouge_l(answer: str, reference: str) -> float:
-    """ROUGE-L F1 between 0 and 1."""
-    return _ROUGE.score(reference, answer)["rougeL"].fmeasure
+def rouge(answer: str, reference: str) -> dict[str, float]:
+    """ROUGE-1, ROUGE-2 and ROUGE-L F1 between 0 and 1, keyed rouge_1, rouge_2, rouge_l."""
+    scores = _ROUGE.score(reference, answer)
+    return {name: scores[key].fmeasure for name, key in ROUGE_KEYS.items()}
 
 
 def bertscore(answers: Sequence[str], references: Sequence[str], model: str = BERTSCORE_MODEL) -> list[float] | None:

@@ -34,7 +34,9 @@ def test_numbers_parses_separators_scales_and_percent():
 def test_bleu_rouge_and_similarity_known_values():
     assert metrics.bleu("the cat sat on the mat", "the cat sat on the mat") == pytest.approx(1.0)
     assert metrics.bleu("completely different words", "the cat sat on the mat") == pytest.approx(0.0)
-    assert metrics.rouge_l("the cat sat", "the cat sat on the mat") == pytest.approx(2 / 3)  # P 1, R 1/2
+    rouge = metrics.rouge("the cat sat", "the cat sat on the mat")
+    assert rouge["rouge_1"] == rouge["rouge_l"] == pytest.approx(2 / 3)  # words (and their sequence): P 1, R 3/6
+    assert rouge["rouge_2"] == pytest.approx(4 / 7)  # bigrams: P 2/2, R 2/5
     assert metrics.corpus_bleu(["a b c d"], ["a b c d"]) == pytest.approx(1.0)
     same, related, unrelated = metrics.semantic_similarity(
         ["A bond is a debt security.", "Bonds are loans to an issuer.", "The canteen opens at noon."],
