@@ -233,13 +233,14 @@ def load_model(
     """
     settings = settings or load_settings()
     name = resolve_model_name(model, settings)
+    by_default = not (model or settings.base_model)
     adapter = adapter or settings.adapter
     if (backend or settings.generation_backend) == "openai":  # no weights here: no device, dtype or quantization
-        return _load_for_server(name, adapter, settings)
+        return _load_for_server(name, by_default, adapter, settings)
     mode = quantization or settings.quantization
     torch_device = resolve_device(device or settings.device)
     torch_dtype = resolve_dtype(dtype or settings.dtype, torch_device)
-    folder, name, commit = locate(name, settings)
+    folder, name, commit = _locate_base(name, by_default, settings)
     try:
         tokenizer = load_tokenizer(folder)
         base = AutoModelForCausalLM.from_pretrained(
@@ -262,8 +263,22 @@ def load_model(
     return loaded
 
 
-def _load_for_server(name: str, adapter: str | None, settings: Settings) -> LoadedModel:
-    folder, name, commit = locate(name, settings, weights=False)
+def _locate_base(name: str, by_default: bool, settings: Settings, weights: bool = True) -> tuple[Path, str, str | None]:
+    """`locate` for the base model; when no model was named and the toolkit chose `name`, a failure
+    also says how to name one (a reachable endpoint such as a local Hub server lacks the default)."""
+    try:
+        return locate(name, settings, weights)
+    except ModelLoadError as exc:
+        if not by_default:
+            raise
+        raise ModelLoadError(
+            f"{exc} ({name} is the default when no model is named and the Hub answers: "
+            "name one with --model or QA_BASE_MODEL, e.g. demo to run offline)"
+        ) from exc
+
+
+def _load_for_server(name: str, by_default: bool, adapter: str | None, settings: Settings) -> LoadedModel:
+    folder, name, commit = _locate_base(name, by_default, settings, weights=False)
     try:
         tokenizer, config = load_tokenizer(folder), AutoConfig.from_pretrained(folder)
     except Exception as exc:

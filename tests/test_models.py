@@ -104,6 +104,16 @@ def test_quantized_loading_generates(mode):
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="checks the message on machines without a GPU")
+def test_a_default_model_the_hub_lacks_says_how_to_name_one(hub_settings):
+    """A reachable endpoint (here the local Hub server) makes the online default the choice."""
+    with pytest.raises(ModelLoadError, match=r"Qwen/Qwen2.5-0.5B-Instruct: repository not found") as info:
+        load_model(settings=hub_settings)
+    assert "name one with --model or QA_BASE_MODEL, e.g. demo" in str(info.value)
+    with pytest.raises(ModelLoadError) as named:  # a model the user named is only reported
+        load_model("tester/no-such-model", settings=hub_settings)
+    assert "QA_BASE_MODEL" not in str(named.value)
+
+
 def test_missing_gpu_is_a_clear_error():
     with pytest.raises(ModelLoadError, match="no CUDA GPU"):
         load_model("demo", device="cuda")
