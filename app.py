@@ -32,6 +32,7 @@ except ImportError:  # anywhere else there is nothing to attach
 import functools
 import inspect
 import logging
+import sys
 from collections.abc import Callable
 from pathlib import Path
 
@@ -317,11 +318,18 @@ def create_app(service: QAService) -> gr.Blocks:
     return build_app(service).queue(default_concurrency_limit=4, max_size=service.settings.queue_max_size)
 
 
-def main() -> None:
-    service = QAService(load_settings())
+def main() -> int:
+    """Serve until stopped; returns 2 with one `error:` line, as the command lines do, when the
+    settings or the model cannot be used (the messages are redacted where they are made)."""
+    try:
+        service = QAService(load_settings())
+    except QAError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     # show_error=False: only the messages of gr.Error reach visitors (see `visible`).
     create_app(service).launch(max_file_size=f"{service.settings.max_file_mb:g}mb", show_error=False)
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

@@ -1,5 +1,7 @@
 import json
 import os
+import subprocess
+import sys
 import time
 import urllib.request
 from concurrent.futures import ThreadPoolExecutor
@@ -19,7 +21,7 @@ from qa_core.models import load_model
 from qa_core.qa import ask, qa_prompt
 from qa_core.serving import QAService
 from tests.conftest import HUB_TOKEN
-from tests.helpers import make_adapter
+from tests.helpers import ROOT, make_adapter
 
 ENDPOINTS = {
     "/qa",
@@ -343,3 +345,12 @@ def test_the_model_tab_lists_checkpoints_to_pick_from(served, client, tmp_path, 
     assert series == {(20, "loss"): 1.75, (20, "eval loss"): 2.0, (10, "loss"): 2.5, (10, "eval loss"): 2.75}
     with pytest.raises(AppError, match="paths on the server are not accepted"):
         client.predict("/etc", api_name="/checkpoints")
+
+
+def test_an_app_that_cannot_start_says_why_in_one_line(hub_server, tmp_path):
+    """`python app.py` against an endpoint that lacks the default model: one `error:` line, exit 2."""
+    env = {**os.environ, "HF_ENDPOINT": hub_server.url, "HF_TOKEN": HUB_TOKEN, "QA_CHROMA_PATH": str(tmp_path)}
+    result = subprocess.run([sys.executable, "app.py"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert result.stderr.strip().splitlines()[-1].startswith("error: Qwen/Qwen2.5-0.5B-Instruct: repository not found")
+    assert "QA_BASE_MODEL" in result.stderr and HUB_TOKEN not in result.stderr + result.stdout
