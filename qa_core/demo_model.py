@@ -34,7 +34,7 @@ CHAT_TEMPLATE = (
 DEMO_NOTICE = (
     "Using the offline demo model: a tiny, untrained Llama built locally, so its answers are "
     "meaningless. Point at a real model with --model ID_OR_PATH or QA_BASE_MODEL "
-    "(e.g. Qwen/Qwen2.5-0.5B-Instruct)."
+    "(e.g. smollm2 offline, or Qwen/Qwen2.5-0.5B-Instruct)."
 )
 
 

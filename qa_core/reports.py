@@ -17,7 +17,7 @@ import matplotlib
 matplotlib.use("Agg")  # files only, no display
 from matplotlib import pyplot as plt  # noqa: E402
 
-CHART_METRICS = ("semantic_similarity", "bleu", "rouge_l", "numeric_match", "refusal_rate")
+CHART_METRICS = ("exact_figure", "contains_answer", "semantic_similarity", "rouge_l", "numeric_match", "refusal_rate")
 
 
 def _cell(value: object) -> str:

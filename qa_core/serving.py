@@ -58,7 +58,22 @@ class QAService:
         self._retrievers: OrderedDict[str, Retriever] = OrderedDict()
         self._last_seen: dict[str, float] = {}  # collection -> when its session last did anything
         self._started = time.monotonic()
-        threading.Thread(target=self._sweep_forever, name="session-sweeper", daemon=True).start()
+        self._stopping = threading.Event()
+        self._sweeper = threading.Thread(target=self._sweep_forever, name="session-sweeper", daemon=True)
+        self._sweeper.start()
+
+    def close(self) -> None:
+        """Stop the session sweeper and the generation batcher and join their threads (requests
+        still waiting for an answer end with an error). Safe to call more than once."""
+        self._stopping.set()
+        self._sweeper.join()
+        self.batcher.close()
+
+    def __enter__(self) -> QAService:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
 
     def check_input(self, question: str, context: str | None = None) -> None:
         """Refuse a question or context longer than this server takes (counted in characters,
@@ -227,8 +242,7 @@ class QAService:
             self.chroma.delete_collection(name)
 
     def _sweep_forever(self) -> None:
-        while True:
-            time.sleep(min(60.0, max(0.5, self.settings.session_ttl_s / 4)))
+        while not self._stopping.wait(min(60.0, max(0.5, self.settings.session_ttl_s / 4))):
             try:
                 self.sweep()
             except Exception:  # a failed sweep is tried again at the next round

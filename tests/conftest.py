@@ -1,7 +1,9 @@
 """Shared fixtures. The environment is made hermetic before any library reads it.
 
 Nothing here reaches the internet: HF_ENDPOINT points at a closed loopback port, so code that
-probes the Hub finds it unreachable at once and falls back to the offline demo model.
+probes the Hub finds it unreachable at once and falls back to the offline default, smollm2. Its
+prepared folder (tests/setup.sh prepares it in the user's cache) is linked into the tests' own
+cache, so the tests run it without fetching or converting anything.
 """
 
 import os
@@ -9,6 +11,7 @@ import tempfile
 from pathlib import Path
 
 _home = Path(tempfile.mkdtemp(prefix="qa-tests-"))
+_user_cache = Path(os.environ.get("QA_CACHE_DIR") or Path.home() / ".cache" / "qa-toolkit").expanduser()
 for _name in list(os.environ):
     if _name.startswith("QA_") or _name in ("HF_TOKEN", "HF", "HF_HUB_OFFLINE"):
         del os.environ[_name]
@@ -30,6 +33,18 @@ import pytest  # noqa: E402
 
 from qa_core.demo_model import ensure_demo_model  # noqa: E402
 from qa_core.models import LoadedModel, load_model  # noqa: E402
+from qa_core.smollm2 import ensure_smollm2, prepared_folder  # noqa: E402
+
+
+def _link_smollm2() -> None:
+    """Link the user's prepared smollm2 into the tests' cache (preparing it there first if needed)."""
+    link = prepared_folder(os.environ["QA_CACHE_DIR"])
+    if not link.exists():
+        link.parent.mkdir(parents=True, exist_ok=True)
+        link.symlink_to(ensure_smollm2(_user_cache), target_is_directory=True)
+
+
+_link_smollm2()
 
 
 @pytest.fixture(scope="session")
@@ -42,6 +57,12 @@ def demo_dir() -> Path:
 def demo(demo_dir: Path) -> LoadedModel:
     """The demo model loaded once; tests must not modify it."""
     return load_model("demo")
+
+
+@pytest.fixture(scope="session")
+def smollm2() -> LoadedModel:
+    """SmolLM2-135M-Instruct, the real offline model, loaded once; tests must not modify it."""
+    return load_model("smollm2")
 
 
 HUB_TOKEN = "hf_hub-write-token-for-tests"

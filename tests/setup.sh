@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Installs what the test suite needs: the Python packages, and Debian's chromium for the browser
-# test (Playwright drives it; Playwright's own browser download cannot work offline).
+# Installs what the test suite needs: the Python packages, Debian's chromium for the browser
+# test (Playwright drives it; Playwright's own browser download cannot work offline), and the
+# offline model smollm2, prepared once in QA_CACHE_DIR so the tests fetch nothing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 pip install -r requirements-dev.txt
@@ -10,3 +11,4 @@ if [ ! -x /usr/bin/chromium ]; then
   $sudo apt-get update -qq
   $sudo apt-get install -y -qq chromium
 fi
+python -m qa_core.smollm2

@@ -39,9 +39,9 @@ def test_demo_loads_through_the_auto_classes(demo, demo_dir):
     assert generate(eager, PROMPTS, GREEDY) == generate(by_path, PROMPTS, GREEDY)
 
 
-def test_default_model_without_network_is_demo():
+def test_default_model_without_network_is_smollm2():
     settings = load_settings(None)
-    assert resolve_model_name(None, settings) == "demo"
+    assert resolve_model_name(None, settings) == "smollm2"
     assert resolve_model_name("org/model", settings) == "org/model"
     assert resolve_model_name(None, load_settings(None, base_model="my/base")) == "my/base"
 
@@ -108,7 +108,7 @@ def test_a_default_model_the_hub_lacks_says_how_to_name_one(hub_settings):
     """A reachable endpoint (here the local Hub server) makes the online default the choice."""
     with pytest.raises(ModelLoadError, match=r"Qwen/Qwen2.5-0.5B-Instruct: repository not found") as info:
         load_model(settings=hub_settings)
-    assert "name one with --model or QA_BASE_MODEL, e.g. demo" in str(info.value)
+    assert "name one with --model or QA_BASE_MODEL, e.g. smollm2" in str(info.value)
     with pytest.raises(ModelLoadError) as named:  # a model the user named is only reported
         load_model("tester/no-such-model", settings=hub_settings)
     assert "QA_BASE_MODEL" not in str(named.value)

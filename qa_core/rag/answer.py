@@ -7,7 +7,8 @@ Two modes:
   and the final answer is grounded on what that search found.
 
 When the numbered sources would not fit in the model's context next to the answer, the
-lowest-ranked ones are dropped rather than cutting text mid-chunk.
+lowest-ranked ones are dropped rather than cutting text mid-chunk. Small models seldom write
+citations: an answer that cites none is attributed to the sources that state every figure in it.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from dataclasses import dataclass, field
 from qa_core.errors import QAError
 from qa_core.extractive import best_sentences
 from qa_core.generate import GenerationSettings, generate, prompt_budget
+from qa_core.metrics import figures
 from qa_core.models import LoadedModel
 from qa_core.prompts import check_question
 from qa_core.qa import qa_prompt
@@ -45,16 +47,38 @@ class RagAnswer:
         numbers = (int(n) for n in CITATION.findall(self.answer))
         return list(dict.fromkeys(n for n in numbers if 1 <= n <= len(self.hits)))
 
+    @property
+    def supported_by(self) -> list[int]:
+        """The source numbers whose text states every figure of the answer (none when it states no figure)."""
+        stated = figures(CITATION.sub(" ", self.answer))
+        if not stated:
+            return []
+        return [
+            n
+            for n, hit in enumerate(self.hits, start=1)
+            if all(any(figure.same_as(found) for found in figures(hit.text)) for figure in stated)
+        ]
+
     def sources(self) -> list[tuple[int, Hit]]:
-        """The cited sources, or every retrieved one when the answer cites none."""
-        numbers = self.cited or range(1, len(self.hits) + 1)
+        """The cited sources; when the answer cites none, those that state its figures; else every retrieved one."""
+        numbers = self.cited or self.supported_by or range(1, len(self.hits) + 1)
         return [(n, self.hits[n - 1]) for n in numbers]
+
+    @property
+    def sources_heading(self) -> str:
+        """What `sources()` lists, in words."""
+        if self.cited:
+            return "Sources:"
+        if self.supported_by:
+            return "Sources (not cited by the model; they state the answer's figures):"
+        return "Retrieved (the answer cites none of them):"
 
     def to_dict(self) -> dict:
         return {
             "question": self.question,
             "answer": self.answer,
             "cited": self.cited,
+            "supported_by": self.supported_by,
             "query": self.query,
             "draft": self.draft,
             "sources": [{"n": n, **hit.to_dict()} for n, hit in enumerate(self.hits, start=1)],

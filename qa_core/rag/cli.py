@@ -69,7 +69,7 @@ def cmd_ask(args: argparse.Namespace, settings: Settings) -> int:
         print(json.dumps(result.to_dict()))
         return 0
     print(result.answer)
-    print("\nSources:" if result.cited else "\nRetrieved (the answer cites none of them):")
+    print(f"\n{result.sources_heading}")
     for n, hit in result.sources():
         print(f"[{n}] {hit.label} (score {hit.score:.3f})")
     return 0

