@@ -3,9 +3,10 @@
     python -m benchmarks.fact_sheets --out facts.csv                       # 240 rows, names and wordings of set a
     python -m benchmarks.fact_sheets --out facts-b.csv --variant b --rows 60  # other companies, other wordings
 
-Each row is a fact sheet of five to seven sentences about one company (revenue this year and last,
-net income, employees, founding year, headquarters, chief executive, dividend, market share …),
-a question about one of its facts, and the short answer ("$4.2 billion", "12,400", "3.5%").
+Each company has one fact sheet of five to seven sentences (revenue this year and last, net income,
+employees, founding year, headquarters, chief executive, dividend, market share …); each row is
+a question about one of its facts, with the fact sheet as context and the short answer ("$4.2
+billion", "12,400", "3.5%"). Companies are unique, so retrieving over every fact sheet is well posed.
 The two variants share no company, person, city or wording of a question, so a model trained on
 one and asked the other shows what it learnt about answering, not the names. The CSV has the
 columns `question, answer, evidence_text, doc_name`, as `train_job/run.py`, `qa_core.evaluate`
@@ -20,27 +21,32 @@ from pathlib import Path
 
 from benchmarks.filings import write_csv
 
+# Company names are a first word and a second word of the variant's own lists.
 NAMES = {
     "a": {
-        "companies": [
-            "Northwind Traders", "Contoso Pharmaceuticals", "Fabrikam Motors", "Tailspin Toys", "Litware Systems",
-            "Adatum Logistics", "Proseware Insurance", "Woodgrove Financial", "Blue Yonder Airlines", "Coho Vineyard",
-            "Humongous Media", "Wide World Importers", "Graphic Design Institute", "Southridge Video",
-            "City Power & Light", "Consolidated Messenger", "Datum Corporation", "Relecloud Energy",
+        "first": [
+            "Northwind", "Contoso", "Fabrikam", "Tailspin", "Litware", "Adatum", "Proseware", "Woodgrove",
+            "Blue Yonder", "Coho", "Humongous", "Wide World", "Southridge", "Lakeshore", "Relecloud", "Datum",
+        ],
+        "second": [
+            "Traders", "Pharmaceuticals", "Motors", "Toys", "Systems", "Logistics", "Insurance", "Financial",
+            "Airlines", "Vineyards", "Media", "Importers",
         ],
         "people": ["Maria Lopez", "James Okafor", "Anna Schmidt", "Kenji Watanabe", "Priya Raman", "Thomas Berg"],
         "cities": ["Rotterdam", "Denver", "Lyon", "Osaka", "Porto", "Calgary", "Leeds", "Adelaide"],
     },
     "b": {
-        "companies": [
-            "Bellows Chemical", "Harbor Point Foods", "Quartzline Semiconductors", "Redfern Mining",
-            "Silverleaf Hotels", "Ironbridge Construction", "Meadowlark Dairy", "Copperfield Telecom",
-            "Stonegate Retail", "Brightwater Utilities", "Evergreen Paper", "Lanternfish Gaming",
+        "first": [
+            "Bellows", "Harbor Point", "Quartzline", "Redfern", "Silverleaf", "Ironbridge", "Meadowlark",
+            "Copperfield", "Stonegate", "Brightwater", "Evergreen", "Lanternfish",
         ],
+        "second": ["Chemical", "Foods", "Semiconductors", "Mining", "Hotels", "Construction", "Dairy", "Telecom",
+                   "Retail", "Utilities"],
         "people": ["Sofia Marchetti", "David Mensah", "Elena Petrova", "Rahul Iyer", "Grace Thompson"],
         "cities": ["Gothenburg", "Tucson", "Bilbao", "Nagoya", "Winnipeg", "Bristol"],
     },
 }  # fmt: skip
+QUESTIONS_PER_COMPANY = 2
 
 # fact -> per variant: (the fact sheet's sentence, the question); {c} company, {y} year, {v} value
 FACTS = {
@@ -118,23 +124,37 @@ def fact_sheet(company: str, variant: str, rng: random.Random) -> tuple[str, dic
     chosen = rng.sample(sorted(FACTS), rng.randrange(5, 8))
     fields = {"c": company, "y": year, "y0": year - rng.randrange(2, 9)}
     sentences = [FACTS[fact][variant][0].format(v=values[fact], **fields) for fact in chosen]
-    if "revenue" in chosen:  # a second figure of the same kind, so that the answer must be read, not guessed
-        sentences.append(PREVIOUS_YEAR[variant].format(v=_money(rng), y=year - 1))
     rng.shuffle(sentences)
+    if "revenue" in chosen:  # a second figure of the same kind right after it: the answer must be read, not guessed
+        revenue = FACTS["revenue"][variant][0].format(v=values["revenue"], **fields)
+        sentences.insert(sentences.index(revenue) + 1, PREVIOUS_YEAR[variant].format(v=_money(rng), y=year - 1))
     facts = {fact: (FACTS[fact][variant][1].format(**fields), values[fact]) for fact in chosen}
     return " ".join(sentences), facts
 
 
 def build_rows(rows: int = 240, variant: str = "a", seed: int = 0) -> list[dict[str, str]]:
-    """`rows` QA rows, each about its own fact sheet of a company drawn from `variant`'s names."""
+    """`rows` QA rows about the fact sheets of companies named from `variant`'s lists: one fact sheet
+    per company, up to QUESTIONS_PER_COMPANY questions on different facts of it.
+
+    Raises:
+        ValueError: more rows than the variant has companies for.
+    """
+    names = NAMES[variant]
+    companies = [f"{first} {second}" for first in names["first"] for second in names["second"]]
+    if rows > len(companies) * QUESTIONS_PER_COMPANY:
+        raise ValueError(f"variant {variant} makes at most {len(companies) * QUESTIONS_PER_COMPANY} rows")
     rng = random.Random(f"{variant}-{seed}")
+    rng.shuffle(companies)
     out = []
-    for i in range(rows):
-        company = NAMES[variant]["companies"][i % len(NAMES[variant]["companies"])]
+    for company in companies[: -(-rows // QUESTIONS_PER_COMPANY)]:
         text, facts = fact_sheet(company, variant, rng)
-        question, answer = facts[rng.choice(sorted(facts))]
-        out.append({"question": question, "answer": answer, "evidence_text": text, "doc_name": f"{company} fact sheet"})
-    return out
+        for fact in rng.sample(sorted(facts), QUESTIONS_PER_COMPANY):
+            question, answer = facts[fact]
+            out.append(
+                {"question": question, "answer": answer, "evidence_text": text, "doc_name": f"{company} fact sheet"}
+            )
+    rng.shuffle(out)
+    return out[:rows]
 
 
 def main() -> None:

@@ -160,9 +160,12 @@ def question_key(question: str) -> str:
 
 
 def supported(pair: tuple[str, str], chunk_text: str, similarity: float, min_support: float) -> bool:
-    """Every number of the answer is in the chunk, and the pair is close enough to it in meaning."""
-    numbers_found = metrics.numeric_match(chunk_text, pair[1])  # share of the answer's numbers in the chunk
-    return similarity >= min_support and numbers_found in (None, 1.0)
+    """Every number of the answer is in the chunk, the pair is close enough to it in meaning, and the
+    answer says something the question does not (a question, or the question again, answers nothing)."""
+    question, answer = pair
+    numbers_found = metrics.numeric_match(chunk_text, answer)  # share of the answer's numbers in the chunk
+    says_something = not answer.rstrip().endswith("?") and metrics.normalise(answer) not in metrics.normalise(question)
+    return similarity >= min_support and numbers_found in (None, 1.0) and says_something
 
 
 class PairFile:
