@@ -4,57 +4,25 @@ Real environment variables win over `.env`, which wins over the defaults, so a d
 override a checked-in `.env` without editing it. The `.env` file is read without being copied
 into `os.environ`, so nothing else in the process (or a child process) sees the token by accident.
 
-Variables (see `.env.example`):
+Each setting is declared once, below: its field, its environment variables, its help and how its
+text is read. The README's settings table and `.env.example` are made from these declarations:
 
-    HF_TOKEN / HF       Hugging Face token (HF is accepted as an alias, HF_TOKEN wins)
-    HF_ENDPOINT         Hub endpoint, e.g. a private mirror (default https://huggingface.co)
-    QA_BASE_MODEL       model id or local path; `demo` is the offline demo model
-    QA_ADAPTER          LoRA adapter: local folder or Hub repo, optionally `@revision`
-    QA_DEVICE           auto | cpu | cuda | cuda:N | mps (default auto)
-    QA_DTYPE            auto | float32 | bfloat16 | float16 (default auto)
-    QA_QUANTIZATION     none | 4bit | 8bit (default none)
-    QA_CACHE_DIR        where the demo model is built (default ~/.cache/qa-toolkit)
-    QA_CHROMA_PATH      folder of the embedded Chroma database (default ./chroma_db)
-    QA_CHROMA_URL       http://host:port of a Chroma server; when set, used instead of the folder
-    QA_COLLECTION       Chroma collection name (default documents)
-    QA_EMBEDDING_MODEL  sentence-transformers folder or Hub REPO[@REV] (default: the bundled all-MiniLM-L6-v2)
-    QA_MAX_FILE_MB      largest file accepted for ingestion, in MB (default 50)
-    QA_SHARED_COLLECTION  app: one collection every visitor sees (default: one per browser session)
-    QA_MAX_UPLOADS      app: most files per upload (default 10)
-    QA_RESULTS_DIR      app: where `python -m qa_core.evaluate --out` wrote its table (default ./results)
-    QA_ALLOW_ADAPTER_LOAD  app: 1 lets visitors load another adapter (for everyone); default 1, but 0 on a
-                        Space (SPACE_ID set), where strangers visit
-    QA_ADAPTER_REPOS    app: Hub repos (patterns, e.g. "me/*,team/qa-*") visitors' adapters are fetched with
-                        HF_TOKEN from; others are fetched without it, so only public ones load (default: the
-                        token owner's namespace)
-    QA_MAX_ADAPTER_MB   app: largest adapter a visitor may load, in MB (default 1024)
-    QA_MAX_QUESTION_CHARS  app: longest question, in characters (default 2000)
-    QA_MAX_CONTEXT_CHARS   app: longest pasted or uploaded context, in characters (default 200000)
-    QA_QUEUE_MAX_SIZE   app: most requests waiting in the queue; more are turned away (default 64)
-    QA_SESSION_TTL_S    app: a visitor's documents are deleted when their session ends, or after this many
-                        seconds idle (default 3600)
-    QA_MAX_SESSION_CHUNKS  app: most chunks one visitor may store (default 2000)
-    QA_MAX_SESSION_MB   app: most text one visitor may store, in MB (default 20)
-    QA_LOGIN            app: 1 shows "Sign in with Hugging Face"; a signed-in visitor's documents are kept
-                        across visits, under their user name (default 0)
-    QA_MAX_BATCH_SIZE   app: most visitors' answers generated together in one batch; 1 = one at a time (default 16)
-    QA_GENERATION_BACKEND  local (the model runs in this process) | openai (an OpenAI-compatible server such
-                        as vLLM, TGI or `transformers serve` generates; only the tokenizer is loaded here)
-    QA_OPENAI_BASE_URL  the server's API root (default http://127.0.0.1:8000/v1)
-    QA_OPENAI_MODEL     the base model's name on the server (default: the model's Hub id, or its folder)
-    QA_OPENAI_API_KEY   the server's key, if it wants one (a secret: never printed, like HF_TOKEN)
-    QA_OPENAI_TIMEOUT   seconds to wait for a server's answer (default 300)
+    python -m qa_core.config --markdown        # the README's table
+    python -m qa_core.config --env-example     # .env.example
 
 On a ZeroGPU Space (SPACES_ZERO_GPU=true, set by the Space) QA_DEVICE defaults to `cuda`: ZeroGPU
 expects the model on `cuda` from start-up and attaches a real GPU while a `@spaces.GPU` function runs.
+On any Space (SPACE_ID set) QA_ALLOW_ADAPTER_LOAD defaults to 0: strangers visit.
 """
 
 from __future__ import annotations
 
+import argparse
 import os
 from collections.abc import Callable
-from dataclasses import dataclass, field, fields
+from dataclasses import MISSING, Field, dataclass, field, fields
 from pathlib import Path
+from typing import Any
 
 from dotenv import dotenv_values
 
@@ -68,45 +36,213 @@ QUANTIZATIONS = ("none", "4bit", "8bit")
 BACKENDS = ("local", "openai")
 
 
+def _path(value: str) -> Path:
+    return Path(value).expanduser()
+
+
+def _url(value: str) -> str:
+    return value.rstrip("/")
+
+
+def _flag(value: str) -> bool:
+    choices = {"1": True, "true": True, "yes": True, "on": True, "0": False, "false": False, "no": False, "off": False}
+    if value.lower() not in choices:
+        raise ValueError(value)
+    return choices[value.lower()]
+
+
+def _patterns(value: str) -> tuple[str, ...]:
+    return tuple(p for p in value.replace(",", " ").split() if p)
+
+
+def setting(
+    default: Any,
+    *variables: str,
+    help: str,
+    parse: Callable[[str], Any] = str,
+    example: str = "",
+    secret: bool = False,
+) -> Any:
+    """Declare a setting: its `default` (a callable makes a default factory), the environment
+    `variables` that set it (the first one set wins), its `help`, how its text is `parse`d, the
+    `example` value `.env.example` shows, and whether it is a `secret` (kept out of `repr`)."""
+    metadata = {"variables": variables, "help": help, "parse": parse, "example": example, "secret": secret}
+    if callable(default):
+        return field(default_factory=default, repr=not secret, metadata=metadata)
+    return field(default=default, repr=not secret, metadata=metadata)
+
+
 @dataclass(frozen=True)
 class Settings:
-    """Everything the toolkit reads from the environment.
+    """Everything the toolkit reads from the environment (secrets are excluded from `repr()`)."""
 
-    The token is excluded from `repr()` so that printing or logging settings never leaks it.
-    """
-
-    hf_token: str | None = field(default=None, repr=False)
-    hf_endpoint: str = DEFAULT_ENDPOINT
-    base_model: str | None = None
-    adapter: str | None = None
-    device: str = "auto"
-    dtype: str = "auto"
-    quantization: str = "none"
-    cache_dir: Path = field(default_factory=lambda: Path.home() / ".cache" / "qa-toolkit")
-    chroma_path: Path = Path("chroma_db")
-    chroma_url: str | None = None
-    collection: str = "documents"
-    embedding_model: str | None = None
-    max_file_mb: float = 50.0
-    shared_collection: str | None = None
-    max_uploads: int = 10
-    results_dir: Path = Path("results")
-    allow_adapter_load: bool = True
-    adapter_repos: tuple[str, ...] | None = None
-    max_adapter_mb: float = 1024.0
-    max_question_chars: int = 2000
-    max_context_chars: int = 200_000
-    queue_max_size: int = 64
-    session_ttl_s: float = 3600.0
-    max_session_chunks: int = 2000
-    max_session_mb: float = 20.0
-    login: bool = False
-    max_batch_size: int = 16
-    generation_backend: str = "local"
-    openai_base_url: str = "http://127.0.0.1:8000/v1"
-    openai_model: str | None = None
-    openai_api_key: str | None = field(default=None, repr=False)
-    openai_timeout: float = 300.0
+    hf_token: str | None = setting(
+        None,
+        "HF_TOKEN",
+        "HF",
+        help="Hugging Face token (HF is an alias); never printed, logged, written to model cards or pushed",
+        secret=True,
+    )
+    hf_endpoint: str = setting(
+        DEFAULT_ENDPOINT,
+        "HF_ENDPOINT",
+        help="Hub endpoint: a mirror or the local test server",
+        parse=_url,
+        example="http://127.0.0.1:8765",
+    )
+    base_model: str | None = setting(
+        None,
+        "QA_BASE_MODEL",
+        help="base model: a Hub id[@revision], a folder, `smollm2` or `demo` (default: Qwen/Qwen2.5-0.5B-Instruct "
+        "when the Hub answers, else smollm2)",
+        example="NousResearch/Llama-2-7b-chat-hf",
+    )
+    adapter: str | None = setting(
+        None, "QA_ADAPTER", help="LoRA adapter: a folder or a Hub repo[@revision]", example="your-name/qa-run@main"
+    )
+    device: str = setting(
+        "auto", "QA_DEVICE", help="`auto`, `cpu`, `cuda`, `cuda:N`, `mps` (`cuda` on a ZeroGPU Space)", example="auto"
+    )
+    dtype: str = setting(
+        "auto",
+        "QA_DTYPE",
+        help="`auto` (bfloat16/float16 on a GPU, float32 on a CPU), `float32`, `bfloat16`, `float16`",
+        example="auto",
+    )
+    quantization: str = setting(
+        "none", "QA_QUANTIZATION", help="`none`, `4bit` (nf4, double quant), `8bit` (bitsandbytes)", example="none"
+    )
+    cache_dir: Path = setting(
+        lambda: Path.home() / ".cache" / "qa-toolkit",
+        "QA_CACHE_DIR",
+        help="where `smollm2` is prepared and `demo` built",
+        parse=_path,
+        example="~/.cache/qa-toolkit",
+    )
+    chroma_path: Path = setting(
+        Path("chroma_db"),
+        "QA_CHROMA_PATH",
+        help="folder of the embedded Chroma database",
+        parse=_path,
+        example="./chroma_db",
+    )
+    chroma_url: str | None = setting(
+        None,
+        "QA_CHROMA_URL",
+        help="http://host:port of a Chroma server (`chroma run`); used instead of the folder when set",
+        parse=_url,
+        example="http://127.0.0.1:8000",
+    )
+    collection: str = setting("documents", "QA_COLLECTION", help="Chroma collection of the CLI", example="documents")
+    embedding_model: str | None = setting(
+        None,
+        "QA_EMBEDDING_MODEL",
+        help="sentence-transformers folder or Hub repo[@revision] (default: the bundled all-MiniLM-L6-v2); "
+        "collections record it",
+        example="runs/retriever",
+    )
+    max_file_mb: float = setting(50.0, "QA_MAX_FILE_MB", help="largest file read, in MB", parse=float, example="50")
+    shared_collection: str | None = setting(
+        None,
+        "QA_SHARED_COLLECTION",
+        help="app: one collection every visitor sees (default: one per browser session)",
+        example="team-docs",
+    )
+    max_uploads: int = setting(10, "QA_MAX_UPLOADS", help="app: most files per upload", parse=int, example="10")
+    results_dir: Path = setting(
+        Path("results"),
+        "QA_RESULTS_DIR",
+        help="app: the folder `python -m qa_core.evaluate --out` wrote its table to",
+        parse=_path,
+        example="./results",
+    )
+    allow_adapter_load: bool = setting(
+        True,
+        "QA_ALLOW_ADAPTER_LOAD",
+        help="app: 1 lets visitors load another adapter, for everyone (0 by default on a Space)",
+        parse=_flag,
+        example="0",
+    )
+    adapter_repos: tuple[str, ...] | None = setting(
+        None,
+        "QA_ADAPTER_REPOS",
+        help="app: repos (patterns) whose adapters visitors load with HF_TOKEN; others are fetched without it, "
+        "so only public ones load (default: the token owner's namespace)",
+        parse=_patterns,
+        example="your-name/*,team/qa-*",
+    )
+    max_adapter_mb: float = setting(
+        1024.0, "QA_MAX_ADAPTER_MB", help="app: largest adapter a visitor may load, in MB", parse=float, example="1024"
+    )
+    max_question_chars: int = setting(
+        2000, "QA_MAX_QUESTION_CHARS", help="app: longest question, in characters", parse=int, example="2000"
+    )
+    max_context_chars: int = setting(
+        200_000,
+        "QA_MAX_CONTEXT_CHARS",
+        help="app: longest pasted or uploaded context, in characters",
+        parse=int,
+        example="200000",
+    )
+    queue_max_size: int = setting(
+        64, "QA_QUEUE_MAX_SIZE", help="app: most requests waiting; more are turned away", parse=int, example="64"
+    )
+    session_ttl_s: float = setting(
+        3600.0,
+        "QA_SESSION_TTL_S",
+        help="app: a visitor's documents are deleted when the page closes, or after this many idle seconds",
+        parse=float,
+        example="3600",
+    )
+    max_session_chunks: int = setting(
+        2000, "QA_MAX_SESSION_CHUNKS", help="app: most chunks one visitor may store", parse=int, example="2000"
+    )
+    max_session_mb: float = setting(
+        20.0, "QA_MAX_SESSION_MB", help="app: most text one visitor may store, in MB", parse=float, example="20"
+    )
+    login: bool = setting(
+        False,
+        "QA_LOGIN",
+        help='app: 1 shows "Sign in with Hugging Face"; a signed-in visitor\'s documents are kept across visits',
+        parse=_flag,
+        example="1",
+    )
+    max_batch_size: int = setting(
+        16,
+        "QA_MAX_BATCH_SIZE",
+        help="app: most visitors' answers generated together in one batch (1 = one at a time)",
+        parse=int,
+        example="16",
+    )
+    generation_backend: str = setting(
+        "local",
+        "QA_GENERATION_BACKEND",
+        help="`local` (generate in this process) or `openai` (an OpenAI-compatible server such as vLLM, TGI or "
+        "`transformers serve` generates; only the tokenizer is loaded here)",
+        example="openai",
+    )
+    openai_base_url: str = setting(
+        "http://127.0.0.1:8000/v1",
+        "QA_OPENAI_BASE_URL",
+        help="the server's API root",
+        parse=_url,
+        example="http://127.0.0.1:8000/v1",
+    )
+    openai_model: str | None = setting(
+        None,
+        "QA_OPENAI_MODEL",
+        help="the base model's name on the server (default: the Hub id, or the folder)",
+        example="NousResearch/Llama-2-7b-chat-hf",
+    )
+    openai_api_key: str | None = setting(
+        None,
+        "QA_OPENAI_API_KEY",
+        help="the server's key, if it wants one; a secret like HF_TOKEN, and no flag takes it",
+        secret=True,
+    )
+    openai_timeout: float = setting(
+        300.0, "QA_OPENAI_TIMEOUT", help="seconds to wait for the server's answer", parse=float, example="300"
+    )
 
     def __post_init__(self) -> None:
         device_kind = self.device.split(":", 1)[0]
@@ -138,52 +274,36 @@ def _check_choice(variable: str, value: str, choices: tuple[str, ...]) -> None:
         raise SettingsError(f"{variable}={value!r} is not one of: {', '.join(choices)}")
 
 
-def _path(value: str) -> Path:
-    return Path(value).expanduser()
+def _default(f: Field) -> str:
+    """A setting's default as text (a computed default shows its example)."""
+    value = f.metadata["example"] if f.default is MISSING else f.default
+    if isinstance(value, bool):
+        return "`1`" if value else "`0`"
+    if isinstance(value, float):
+        value = f"{value:g}"
+    return f"`{value}`" if value not in (None, "") else ""
 
 
-def _flag(value: str) -> bool:
-    choices = {"1": True, "true": True, "yes": True, "on": True, "0": False, "false": False, "no": False, "off": False}
-    if value.lower() not in choices:
-        raise ValueError(value)
-    return choices[value.lower()]
+def markdown_table() -> str:
+    """The README's table of settings: one row per setting, its variables, help and default."""
+    rows = ["| variable | meaning | default |", "|---|---|---|"]
+    for f in fields(Settings):
+        names = ", ".join(f"`{v}`" for v in f.metadata["variables"])
+        rows.append(f"| {names} | {f.metadata['help']} | {_default(f)} |")
+    return "\n".join(rows)
 
 
-# Settings field -> (environment variables, the first set one wins; conversion from text)
-_VARIABLES: dict[str, tuple[tuple[str, ...], Callable[[str], object]]] = {
-    "hf_token": (("HF_TOKEN", "HF"), str),
-    "hf_endpoint": (("HF_ENDPOINT",), lambda value: value.rstrip("/")),
-    "base_model": (("QA_BASE_MODEL",), str),
-    "adapter": (("QA_ADAPTER",), str),
-    "device": (("QA_DEVICE",), str),
-    "dtype": (("QA_DTYPE",), str),
-    "quantization": (("QA_QUANTIZATION",), str),
-    "cache_dir": (("QA_CACHE_DIR",), _path),
-    "chroma_path": (("QA_CHROMA_PATH",), _path),
-    "chroma_url": (("QA_CHROMA_URL",), lambda value: value.rstrip("/")),
-    "collection": (("QA_COLLECTION",), str),
-    "embedding_model": (("QA_EMBEDDING_MODEL",), str),
-    "max_file_mb": (("QA_MAX_FILE_MB",), float),
-    "shared_collection": (("QA_SHARED_COLLECTION",), str),
-    "max_uploads": (("QA_MAX_UPLOADS",), int),
-    "results_dir": (("QA_RESULTS_DIR",), _path),
-    "allow_adapter_load": (("QA_ALLOW_ADAPTER_LOAD",), _flag),
-    "adapter_repos": (("QA_ADAPTER_REPOS",), lambda value: tuple(p for p in value.replace(",", " ").split() if p)),
-    "max_adapter_mb": (("QA_MAX_ADAPTER_MB",), float),
-    "max_question_chars": (("QA_MAX_QUESTION_CHARS",), int),
-    "max_context_chars": (("QA_MAX_CONTEXT_CHARS",), int),
-    "queue_max_size": (("QA_QUEUE_MAX_SIZE",), int),
-    "session_ttl_s": (("QA_SESSION_TTL_S",), float),
-    "max_session_chunks": (("QA_MAX_SESSION_CHUNKS",), int),
-    "max_session_mb": (("QA_MAX_SESSION_MB",), float),
-    "login": (("QA_LOGIN",), _flag),
-    "max_batch_size": (("QA_MAX_BATCH_SIZE",), int),
-    "generation_backend": (("QA_GENERATION_BACKEND",), str),
-    "openai_base_url": (("QA_OPENAI_BASE_URL",), lambda value: value.rstrip("/")),
-    "openai_model": (("QA_OPENAI_MODEL",), str),
-    "openai_api_key": (("QA_OPENAI_API_KEY",), str),
-    "openai_timeout": (("QA_OPENAI_TIMEOUT",), float),
-}
+def env_example() -> str:
+    """The text of `.env.example`: every setting, commented out, with its help."""
+    lines = [
+        "# Copy to .env and set what you need. Real environment variables win over this file.",
+        "# Made by `python -m qa_core.config --env-example` from qa_core/config.py.",
+    ]
+    for f in fields(Settings):
+        first, *aliases = f.metadata["variables"]
+        lines += ["", f"# {f.metadata['help']}" + (f" (alias: {', '.join(aliases)})" if aliases else "")]
+        lines.append(f"# {first}={f.metadata['example']}")
+    return "\n".join(lines) + "\n"
 
 
 def load_settings(env_file: str | os.PathLike | None = ".env", **overrides: object) -> Settings:
@@ -204,12 +324,12 @@ def load_settings(env_file: str | os.PathLike | None = ".env", **overrides: obje
     values.update(os.environ)
 
     found: dict[str, object] = {}
-    for name, (variables, convert) in _VARIABLES.items():
-        present = [(v, values[v].strip()) for v in variables if (values.get(v) or "").strip()]
+    for f in fields(Settings):
+        present = [(v, values[v].strip()) for v in f.metadata["variables"] if (values.get(v) or "").strip()]
         if present:
             variable, raw = present[0]
             try:
-                found[name] = convert(raw)
+                found[f.name] = f.metadata["parse"](raw)
             except ValueError:
                 raise SettingsError(f"{variable}={raw!r} is not a valid value") from None
     if "device" not in found and (values.get("SPACES_ZERO_GPU") or "").lower() in ("1", "t", "true"):
@@ -223,3 +343,11 @@ def load_settings(env_file: str | os.PathLike | None = ".env", **overrides: obje
         if value is not None:
             found[name] = value
     return Settings(**found)
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description="Print the settings' documentation, made from their declarations.")
+    which = parser.add_mutually_exclusive_group(required=True)
+    which.add_argument("--markdown", action="store_true", help="the README's table")
+    which.add_argument("--env-example", action="store_true", help="the text of .env.example")
+    print(markdown_table() if parser.parse_args().markdown else env_example(), end="")

@@ -23,3 +23,7 @@ class DataError(QAError, ValueError):
 
 class ModelLoadError(QAError):
     """A model or adapter cannot be loaded (not found, no access, unsupported quantization ...)."""
+
+
+class ServerError(QAError):
+    """The inference server cannot be reached, or refused or failed a request; says which and why."""

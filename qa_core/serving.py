@@ -21,7 +21,6 @@ from collections import OrderedDict
 from collections.abc import Iterator
 from pathlib import Path
 
-from qa_core.batching import batcher_for
 from qa_core.config import Settings
 from qa_core.errors import QAError
 from qa_core.extractive import best_sentences, split_sentences
@@ -51,7 +50,7 @@ class QAService:
         self.loaded = loaded or load_model(settings=settings)
         # The untrained demo model writes noise: quote the documents instead, until a real model is set.
         self.extractive_by_default = self.loaded.is_demo
-        self.batcher = batcher_for(self.loaded, settings.max_batch_size)  # or the inference server's
+        self.batcher = self.loaded.backend.batcher(settings.max_batch_size)  # or the inference server's
         self.chroma = open_client(settings)
         self.embedding = resolve_embedding_model(settings.embedding_model, settings)  # pinned once, for every visitor
         # Bounded: a public app meets many sessions; a dropped retriever is rebuilt on its next use.
@@ -261,7 +260,7 @@ class QAService:
             result = quote(retriever, question, options)
             yield result.answer, result
             return
-        result = prepare(self.loaded, retriever, question, options, self.batcher.generate)
+        result = prepare(self.loaded, retriever, question, options, self.batcher)
         for text in self.batcher.stream(result.prompt, options.generation):
             result.answer = text
             yield text, result

@@ -329,7 +329,7 @@ def recipe(loaded: LoadedModel, options: SynthOptions, embedder: SentenceEmbeddi
         "adapter": loaded.adapter,
         "adapter_commit": loaded.adapter_commit,
         "quantization": loaded.quantization,
-        "served_as": loaded.served_model() if loaded.server else None,
+        **loaded.backend.recipe(),  # the server and the name the model is served as, when one generates
         "prompt_style": options.prompt_style,
         "per_chunk": options.per_chunk,
         "max_new_tokens": options.generation.max_new_tokens,

@@ -5,11 +5,11 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from qa_core.batching import GenerationBatcher
 from qa_core.data import load_qa_data
 from qa_core.demo_model import sample_data_path
 from qa_core.errors import PromptError
 from qa_core.generate import GenerationSettings, generate
+from qa_core.generation.batching import GenerationBatcher
 from qa_core.models import load_model
 from qa_core.prompts import build_prompt
 from tests.helpers import make_adapter
@@ -22,7 +22,7 @@ def prompts(demo) -> list[str]:
 
 
 def test_concurrent_requests_share_batches_and_get_their_own_greedy_answers(demo, prompts):
-    batcher = GenerationBatcher(demo, max_batch_size=16)
+    batcher = GenerationBatcher(demo.backend, max_batch_size=16)
     settings = [GenerationSettings(max_new_tokens=4 + i % 5 * 6) for i in range(len(prompts))]
     with ThreadPoolExecutor(len(prompts)) as pool:
         answers = list(pool.map(batcher.generate, prompts, settings))
@@ -32,7 +32,7 @@ def test_concurrent_requests_share_batches_and_get_their_own_greedy_answers(demo
 
 
 def test_a_failing_request_fails_alone(demo, prompts):
-    batcher = GenerationBatcher(demo, max_batch_size=8)
+    batcher = GenerationBatcher(demo.backend, max_batch_size=8)
     too_long = "word " * 5000
     with pytest.raises(PromptError, match="exceeds the model's limit"):
         batcher.generate(too_long)
@@ -51,7 +51,7 @@ def test_a_short_answer_is_not_held_back_by_a_long_one(demo, prompts):
     long_settings = GenerationSettings(max_new_tokens=400)
     long_prompt = max(prompts, key=lambda p: len(generate(demo, [p], long_settings)[0]))
     assert len(generate(demo, [long_prompt], long_settings)[0]) > 200  # it is long
-    batcher = GenerationBatcher(demo, max_batch_size=4)
+    batcher = GenerationBatcher(demo.backend, max_batch_size=4)
     finished = {}
 
     def timed(name: str, prompt: str, settings: GenerationSettings) -> None:
@@ -68,7 +68,7 @@ def test_a_newcomer_does_not_wait_for_a_long_answer_to_end(demo, prompts):
     """A visitor who asks while another's long answer is being generated joins that batch."""
     long_settings = GenerationSettings(max_new_tokens=400)
     long_prompt = max(prompts, key=lambda p: len(generate(demo, [p], long_settings)[0]))
-    batcher = GenerationBatcher(demo, max_batch_size=4)
+    batcher = GenerationBatcher(demo.backend, max_batch_size=4)
     with ThreadPoolExecutor(1) as pool:
         long_stream = batcher.stream(long_prompt, long_settings)
         next(long_stream)  # the long answer is under way
@@ -82,7 +82,7 @@ def test_a_newcomer_does_not_wait_for_a_long_answer_to_end(demo, prompts):
 
 
 def test_a_visitor_who_leaves_stops_only_their_own_generation(demo, prompts):
-    batcher = GenerationBatcher(demo, max_batch_size=4)
+    batcher = GenerationBatcher(demo.backend, max_batch_size=4)
     settings = GenerationSettings(max_new_tokens=300)
     with ThreadPoolExecutor(2) as pool:
         leaving = batcher.stream(prompts[1], settings)
@@ -95,7 +95,7 @@ def test_a_visitor_who_leaves_stops_only_their_own_generation(demo, prompts):
 def test_base_and_adapter_requests_never_mix(demo_dir, tmp_path, prompts):
     """compare() asks without the adapter while others ask with it: the batcher runs them apart."""
     tuned = load_model("demo", str(make_adapter(demo_dir, tmp_path / "adapter", seed=3)))
-    batcher = GenerationBatcher(tuned, max_batch_size=8)
+    batcher = GenerationBatcher(tuned.backend, max_batch_size=8)
     settings = GenerationSettings(max_new_tokens=8)
     with ThreadPoolExecutor(8) as pool:
         flags = [i % 2 == 0 for i in range(8)]

@@ -4,7 +4,7 @@ SECRET = "hf_cli-secret-token-for-tests"
 
 
 def test_ask_prints_an_answer_and_the_demo_notice():
-    result = run_cli("ask", "What is a bond?", "--max-new-tokens", "8")
+    result = run_cli("ask", "What is a bond?", "--max-new-tokens", "8", "--model", "demo")
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip()
     assert "offline demo model" in result.stderr and "QA_BASE_MODEL" in result.stderr

@@ -1,9 +1,11 @@
 import os
+from dataclasses import fields
 
 import pytest
 
-from qa_core.config import load_settings
+from qa_core.config import Settings, env_example, load_settings, markdown_table
 from qa_core.errors import SettingsError
+from tests.helpers import ROOT
 
 SECRET = "hf_config-secret-token-for-tests"
 
@@ -71,3 +73,12 @@ def test_flags(tmp_path):
     assert load_settings(write_env(tmp_path, "QA_ALLOW_ADAPTER_LOAD=no\n")).allow_adapter_load is False
     with pytest.raises(SettingsError, match="QA_ALLOW_ADAPTER_LOAD='maybe' is not a valid value"):
         load_settings(write_env(tmp_path, "QA_ALLOW_ADAPTER_LOAD=maybe\n"))
+
+
+def test_the_readme_table_and_env_example_are_made_from_the_declarations():
+    """Each setting is declared once, in qa_core/config.py; the documents that list them must match."""
+    assert markdown_table() in (ROOT / "README.md").read_text()
+    assert (ROOT / ".env.example").read_text() == env_example()
+    declared = {variable for f in fields(Settings) for variable in f.metadata["variables"]}
+    assert len(declared) == 33 and {"HF_TOKEN", "HF", "QA_SESSION_TTL_S", "QA_OPENAI_API_KEY"} <= declared
+    assert all(f"# {name}=" in env_example() for name in declared - {"HF"})

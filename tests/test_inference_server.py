@@ -7,10 +7,9 @@ import csv
 import pytest
 
 from qa_core.config import load_settings
-from qa_core.errors import QAError
+from qa_core.errors import QAError, ServerError
 from qa_core.evaluate import main as evaluate_main
 from qa_core.generate import GenerationSettings, generate
-from qa_core.inference_server import ServerError
 from qa_core.models import adapter_off, attach_adapter, load_model
 from qa_core.qa import qa_prompt
 from qa_core.serving import QAService
@@ -53,7 +52,7 @@ def test_many_prompts_go_out_concurrently_and_come_back_in_order(served, demo, d
     alone = [generate(demo, [prompt], settings)[0] for prompt in prompts]
     assert generate(served, prompts, settings, batch_size=len(prompts)) == alone
     assert len(set(alone)) > 1  # the questions differ, and so do the answers: order is checked
-    assert served.model is None and served.served_model() == str(demo_dir)  # a folder is served by its path
+    assert served.model is None and served.backend.model_name() == str(demo_dir)  # a folder is served by its path
 
 
 def test_evaluate_sends_its_questions_to_the_server(server, tmp_path):
@@ -83,9 +82,9 @@ def test_an_adapter_is_a_model_name_on_the_server(served, tmp_path, demo_dir):
     adapter = make_adapter(demo_dir, tmp_path / "policy-adapter")
     attach_adapter(served, str(adapter), load_settings(None))
     try:
-        assert served.served_model() == str(adapter)
+        assert served.backend.model_name() == str(adapter)
         with adapter_off(served):
-            assert served.served_model() == served.served_name
+            assert served.backend.model_name() == served.backend.base_name
         with pytest.raises(ServerError, match=r"refused the request \(HTTP 400\): Server is pinned to"):
             generate(served, ["Question: What is a bond?"], GenerationSettings(max_new_tokens=4))
     finally:

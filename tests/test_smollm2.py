@@ -78,7 +78,7 @@ def test_a_wheel_that_is_not_the_published_one_is_refused_and_removed(tmp_path):
 def fact_sheets(tmp_path_factory) -> tuple[Path, Path]:
     """Training rows (names and wordings of set a) and held-out rows of set b (none of them)."""
     folder = tmp_path_factory.mktemp("fact-sheets")
-    return write_csv(folder / "train.csv", build_rows(96, "a")), write_csv(folder / "test.csv", build_rows(24, "b"))
+    return write_csv(folder / "train.csv", build_rows(64, "a")), write_csv(folder / "test.csv", build_rows(16, "b"))
 
 
 @pytest.fixture(scope="module")
@@ -86,7 +86,8 @@ def adapter(fact_sheets, tmp_path_factory) -> Path:
     """smollm2 fine-tuned through train_job/run.py with the preset, in the `qa` prompt style."""
     out = tmp_path_factory.mktemp("smollm2-run")
     command = [sys.executable, "train_job/run.py", "--config", "configs/smollm2-cpu.yaml", "--data"]
-    command += [str(fact_sheets[0]), "--prompt_style", "qa", "--max_steps", "8", "--output_dir", str(out)]
+    command += [str(fact_sheets[0]), "--prompt_style", "qa", "--output_dir", str(out)]
+    command += ["--max_steps", "8", "--per_device_train_batch_size", "4"]  # 32 examples: the format is learnt fast
     command += ["--eval_strategy", "no", "--save_strategy", "no"]
     done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=900)
     assert done.returncode == 0, done.stderr[-3000:]

@@ -14,12 +14,12 @@ citations: an answer that cites none is attributed to the sources that state eve
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from qa_core.errors import QAError
 from qa_core.extractive import best_sentences
 from qa_core.generate import GenerationSettings, generate, prompt_budget
+from qa_core.generation import TextGenerator
 from qa_core.metrics import figures
 from qa_core.models import LoadedModel
 from qa_core.prompts import check_question
@@ -107,11 +107,11 @@ def prepare(
     retriever: Retriever,
     question: str,
     options: RagOptions | None = None,
-    complete: Callable[[str, GenerationSettings], str] | None = None,
+    generator: TextGenerator | None = None,
 ) -> RagAnswer:
     """Retrieve and build the grounded prompt, without generating the final answer yet
-    (so that a caller can stream it). `complete(prompt, settings)` writes the draft answer of
-    answer-then-retrieve (default: the model directly; a server passes its batcher).
+    (so that a caller can stream it). `generator` writes the draft answer of answer-then-retrieve
+    (default: the model's backend; the app passes the batcher its visitors share).
 
     Raises:
         QAError: unknown mode, or nothing stored to retrieve from.
@@ -124,10 +124,7 @@ def prepare(
     draft = None
     if options.mode == "answer-then-retrieve":
         draft_prompt = qa_prompt(loaded, question, None, options.style)
-        if complete is None:
-            draft = generate(loaded, [draft_prompt], options.generation)[0]
-        else:
-            draft = complete(draft_prompt, options.generation)
+        draft = (generator or loaded.backend).generate(draft_prompt, options.generation)
     query = f"{question}\n{draft}" if draft else question
     hits = retrieve(retriever, query, options)
     budget = prompt_budget(loaded, options.generation)

@@ -26,20 +26,16 @@ from typing import TYPE_CHECKING
 
 from tqdm.auto import tqdm
 
-from qa_core.errors import QAError
+from qa_core.errors import ServerError
 
 if TYPE_CHECKING:
     import openai
 
     from qa_core.config import Settings
-    from qa_core.generate import GenerationSettings
+    from qa_core.generation.settings import GenerationSettings
 
 MESSAGE_CHARS = 300  # a server's own error message, shortened to this
 RETRIES = 2
-
-
-class ServerError(QAError):
-    """The inference server cannot be reached, or refused or failed a request; says which and why."""
 
 
 @dataclass

@@ -12,12 +12,13 @@ fails, its requests are retried one at a time, so one visitor's bad request neve
 others'. Anything else that changes the model (attaching an adapter) runs under `exclusive()`,
 between batches.
 
-    with GenerationBatcher(loaded, max_batch_size=16) as batcher:   # close() stops its worker thread
+    with GenerationBatcher(backend, max_batch_size=16) as batcher:   # close() stops its worker thread
         for text in batcher.stream(prompt, GenerationSettings(max_new_tokens=64)):
             print(text)            # the whole answer so far
 
 When an OpenAI-compatible server generates (QA_GENERATION_BACKEND=openai), `ServerGenerations`
 offers the same methods and sends each request straight to the server, which batches them itself.
+A backend makes the right one: `backend.batcher(max_batch_size)`.
 """
 
 from __future__ import annotations
@@ -28,14 +29,18 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Protocol
 
 import torch
 from transformers import StoppingCriteria, StoppingCriteriaList
 from transformers.generation.streamers import BaseStreamer
 
 from qa_core.errors import QAError
-from qa_core.generate import GenerationSettings, check_prompt_length
-from qa_core.models import LoadedModel
+from qa_core.generation.settings import GenerationSettings, check_prompt_length
+
+if TYPE_CHECKING:
+    from qa_core.generation.local import LocalBackend
+    from qa_core.generation.server import ServerBackend
 
 GATHER_SECONDS = 0.01  # how long the first request of a batch waits for company
 MIN_STEPS = 4  # tokens a batch generates before it makes way for newcomers to join it
@@ -69,11 +74,25 @@ class _Request:
             self.updates.put(outcome)
 
 
-class GenerationBatcher:
-    """Batches concurrent generation requests for one loaded model (see the module docstring)."""
+class Batcher(Protocol):
+    """What the app's handlers generate through: many callers' requests, each streamed on its own."""
 
-    def __init__(self, loaded: LoadedModel, max_batch_size: int = 16) -> None:
-        self.loaded, self.max_batch_size = loaded, max(1, max_batch_size)
+    def stream(
+        self, prompt: str, settings: GenerationSettings | None = None, with_adapter: bool = True
+    ) -> Iterator[str]: ...
+
+    def generate(self, prompt: str, settings: GenerationSettings | None = None, with_adapter: bool = True) -> str: ...
+
+    def exclusive(self) -> contextlib.AbstractContextManager: ...
+
+    def close(self) -> None: ...
+
+
+class GenerationBatcher:
+    """Batches concurrent generation requests for one model in this process (see the module docstring)."""
+
+    def __init__(self, backend: LocalBackend, max_batch_size: int = 16) -> None:
+        self.backend, self.max_batch_size = backend, max(1, max_batch_size)
         self.largest_batch = 0  # the most rows one forward pass has served (for benchmarks and tests)
         self._requests: queue.Queue[_Request] = queue.Queue()
         self._model_lock = threading.RLock()
@@ -120,8 +139,8 @@ class GenerationBatcher:
         if self._closed:
             raise QAError(CLOSED)
         settings = settings or GenerationSettings()
-        ids = self.loaded.tokenizer(prompt)["input_ids"]
-        check_prompt_length(len(ids), self.loaded, settings)
+        ids = self.backend.tokenizer(prompt)["input_ids"]
+        check_prompt_length(len(ids), self.backend, settings)
         request = _Request(ids, settings, with_adapter)
         self._requests.put(request)
         sent, end = "", None
@@ -135,7 +154,7 @@ class GenerationBatcher:
                         waiting.append(request.updates.get_nowait())
                 end = next((item for item in waiting if not isinstance(item, int)), None)
                 count = len(request.tokens) if end is not None else max(i for i in waiting if isinstance(i, int))
-                text = self.loaded.tokenizer.decode(request.tokens[:count], skip_special_tokens=True).strip()
+                text = self.backend.tokenizer.decode(request.tokens[:count], skip_special_tokens=True).strip()
                 if text != sent and (end is not None or not text.endswith("\ufffd")):  # not half a character
                     sent = text
                     yield text
@@ -186,7 +205,7 @@ class GenerationBatcher:
 
     @torch.inference_mode()
     def _run(self, group: list[_Request]) -> list[_Request]:
-        tokenizer, model = self.loaded.tokenizer, self.loaded.model
+        tokenizer, model = self.backend.tokenizer, self.backend.model
         self.largest_batch = max(self.largest_batch, len(group))
         # A carried row goes on from its prompt plus what it has generated so far.
         encoded = tokenizer.pad(
@@ -200,8 +219,8 @@ class GenerationBatcher:
             settings.repetition_penalty,
         ).to_config(tokenizer)
         rows = _Rows(group, config.eos_token_id, lambda: self._newcomers_due(len(group)))
-        adapter_off = not group[0].with_adapter and hasattr(model, "disable_adapter")
-        with self._model_lock, model.disable_adapter() if adapter_off else contextlib.nullcontext():
+        adapter_off = not group[0].with_adapter
+        with self._model_lock, self.backend.without_adapter() if adapter_off else contextlib.nullcontext():
             model.generate(
                 **encoded, generation_config=config, streamer=rows, stopping_criteria=StoppingCriteriaList([rows])
             )
@@ -271,8 +290,8 @@ class ServerGenerations:
     """`GenerationBatcher`'s methods over an inference server: each request goes straight to the
     server, whose continuous batching answers concurrent requests together."""
 
-    def __init__(self, loaded: LoadedModel) -> None:
-        self.loaded = loaded
+    def __init__(self, backend: ServerBackend) -> None:
+        self.backend = backend
         self._lock = threading.RLock()
 
     def close(self) -> None:
@@ -292,12 +311,10 @@ class ServerGenerations:
         self, prompt: str, settings: GenerationSettings | None = None, with_adapter: bool = True
     ) -> Iterator[str]:
         """Yield the whole answer so far as it grows; the last item is the complete answer."""
-        settings = settings or GenerationSettings()
-        check_prompt_length(len(self.loaded.tokenizer(prompt)["input_ids"]), self.loaded, settings)
-        with self._lock:
-            model = self.loaded.served_model(with_adapter)
+        with self._lock:  # the model name is read here, never half-way through an adapter change
+            pieces = self.backend.stream(prompt, settings, with_adapter)
         text = ""
-        for piece in self.loaded.server.stream(model, prompt, settings):
+        for piece in pieces:
             text += piece
             yield text.rstrip()
 
@@ -305,8 +322,3 @@ class ServerGenerations:
         """The complete answer to `prompt`."""
         *_, answer = ["", *self.stream(prompt, settings, with_adapter)]
         return answer
-
-
-def batcher_for(loaded: LoadedModel, max_batch_size: int) -> GenerationBatcher | ServerGenerations:
-    """The app's generation queue: a `GenerationBatcher` in process, or the server's own."""
-    return ServerGenerations(loaded) if loaded.server is not None else GenerationBatcher(loaded, max_batch_size)
