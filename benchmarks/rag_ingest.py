@@ -21,11 +21,11 @@ from pathlib import Path
 
 from tqdm import tqdm
 
+from qa_core.chunking import chunk_documents
 from qa_core.config import load_settings
 from qa_core.data import load_qa_data
 from qa_core.demo_model import sample_data_path
-from qa_core.rag.chunking import chunk_documents
-from qa_core.rag.documents import Document
+from qa_core.documents import Document
 from qa_core.rag.retrieval import Retriever
 from qa_core.rag.store import RagStore
 

@@ -27,3 +27,15 @@ class ModelLoadError(QAError):
 
 class ServerError(QAError):
     """The inference server cannot be reached, or refused or failed a request; says which and why."""
+
+
+class IngestError(QAError):
+    """One file cannot be ingested; the message says which and why."""
+
+
+class EmbeddingError(QAError):
+    """The embedding model cannot be found or loaded, or does not match a collection."""
+
+
+class StoreError(QAError):
+    """The vector store cannot be opened or used (bad collection name, server unreachable ...)."""

@@ -45,13 +45,13 @@ from qa_core.checkpoints import pushed_checkpoints
 from qa_core.cli import MODEL_OVERRIDES, add_model_options, load_model_for_cli, new_parser, run
 from qa_core.config import Settings
 from qa_core.data import load_qa_data, split_qa_data
+from qa_core.documents import Document
 from qa_core.errors import QAError
 from qa_core.generate import GenerationSettings, generate
 from qa_core.models import LoadedModel, adapter_off, attach_adapter
 from qa_core.perplexity import DEFAULT_STRIDE, DEFAULT_WINDOW, compare_perplexity, reference_perplexity
 from qa_core.prompts import STYLE_HELP, build_prompt
 from qa_core.rag.answer import RagOptions, prepare
-from qa_core.rag.documents import Document
 from qa_core.rag.retrieval import Retriever
 from qa_core.rag.store import temporary_store
 from qa_core.reports import write_checkpoint_results, write_perplexity_results, write_results

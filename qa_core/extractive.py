@@ -16,7 +16,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from qa_core.rag.embeddings import EmbeddingModel, load_sentence_model
+from qa_core.embeddings import EmbeddingModel, load_sentence_model
 
 SENTENCE = re.compile(r"(?<=[.!?])\s+|\n{2,}")
 WORD = re.compile(r"[a-z0-9]+(?:[.,][0-9]+)?")

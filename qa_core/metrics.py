@@ -29,7 +29,7 @@ from huggingface_hub import try_to_load_from_cache
 from rouge_score import rouge_scorer
 from sacrebleu.metrics import BLEU
 
-from qa_core.rag.embeddings import DEFAULT_EMBEDDING_MODEL, load_sentence_model
+from qa_core.embeddings import DEFAULT_EMBEDDING_MODEL, load_sentence_model
 
 SCALES = {
     "thousand": 1e3,

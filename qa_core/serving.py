@@ -22,6 +22,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from qa_core.config import Settings
+from qa_core.documents import SourceFile, read_documents
+from qa_core.embeddings import resolve_embedding_model
 from qa_core.errors import QAError
 from qa_core.extractive import best_sentences, split_sentences
 from qa_core.generate import GenerationSettings
@@ -29,8 +31,6 @@ from qa_core.models import LoadedModel, attach_adapter_folder, load_model
 from qa_core.prompts import check_question
 from qa_core.qa import qa_prompt
 from qa_core.rag.answer import RagAnswer, RagOptions, prepare, quote
-from qa_core.rag.documents import SourceFile, read_documents
-from qa_core.rag.embeddings import resolve_embedding_model
 from qa_core.rag.retrieval import Retriever
 from qa_core.rag.store import IngestReport, RagStore, StoreError, collection_exists, open_client
 from qa_core.visitor_adapters import fetch_visitor_adapter, list_visitor_checkpoints

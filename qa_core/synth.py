@@ -41,15 +41,15 @@ from pathlib import Path
 from tqdm.auto import tqdm
 
 from qa_core import metrics
+from qa_core.chunking import DEFAULT_CHUNK_TOKENS, DEFAULT_OVERLAP_TOKENS, Chunk, chunk_documents
 from qa_core.cli import MODEL_OVERRIDES, add_model_options, load_model_for_cli, new_parser, run
 from qa_core.config import Settings
+from qa_core.documents import read_sources
+from qa_core.embeddings import SentenceEmbedding, resolve_embedding_model
 from qa_core.errors import QAError
 from qa_core.generate import GenerationSettings, generate
 from qa_core.models import LoadedModel
 from qa_core.prompts import STYLE_HELP, build_prompt
-from qa_core.rag.chunking import DEFAULT_CHUNK_TOKENS, DEFAULT_OVERLAP_TOKENS, Chunk, chunk_documents
-from qa_core.rag.documents import read_sources
-from qa_core.rag.embeddings import SentenceEmbedding, resolve_embedding_model
 
 COLUMNS = ("question", "answer", "evidence_text", "doc_name", "source")
 SYSTEM = "You write exam questions and answers from documents, exactly in the format asked for."

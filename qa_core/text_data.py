@@ -17,8 +17,8 @@ import semchunk
 from datasets import load_dataset
 
 from qa_core.config import Settings
+from qa_core.documents import SUPPORTED, read_sources
 from qa_core.errors import DataError
-from qa_core.rag.documents import SUPPORTED, read_sources
 
 # Passages are what gets held out for evaluation and shuffled before packing; a few thousand
 # characters keeps one long file (a book) splittable while most pages stay whole.

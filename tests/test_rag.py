@@ -11,14 +11,13 @@ import torch
 
 from qa_core.config import load_settings
 from qa_core.demo_model import sample_data_path
-from qa_core.errors import DataError, QAError
+from qa_core.documents import Document, safe_source_name
+from qa_core.errors import DataError, EmbeddingError, QAError
 from qa_core.rag.answer import RagAnswer, RagOptions, answer
 from qa_core.rag.cli import main as rag_main
-from qa_core.rag.documents import Document, safe_source_name
-from qa_core.rag.embeddings import EmbeddingError, SentenceEmbedding
 from qa_core.rag.evaluate import evaluate_retrieval
 from qa_core.rag.retrieval import KEYWORD_WEIGHT, Hit, Retriever
-from qa_core.rag.store import RagStore, StoreError
+from qa_core.rag.store import ChromaEmbedding, RagStore, StoreError
 from tests.helpers import ROOT, free_port, write_pdf
 
 
@@ -124,7 +123,7 @@ def test_upload_names_lose_path_tricks(tmp_path, settings):
 
 
 def test_documents_without_location_get_distinct_ids(settings):
-    from qa_core.rag.documents import Document
+    from qa_core.documents import Document
 
     store = RagStore(settings)
     docs = [Document("First note on bonds.", "notes", "Notes"), Document("Second note on equities.", "notes", "Notes")]
@@ -157,7 +156,7 @@ def test_collection_with_another_embedding_model_is_a_clear_error(settings):
         RagStore(settings, "legacy", client=client)
     client.create_collection(
         "other-dim",
-        embedding_function=SentenceEmbedding(),
+        embedding_function=ChromaEmbedding(),
         metadata={"embedding_model": "bge-large", "embedding_dim": 1024},
     )
     with pytest.raises(EmbeddingError, match="built with bge-large but this run embeds with all-MiniLM.*reindex"):

@@ -13,8 +13,9 @@ from huggingface_hub import HfApi
 
 from benchmarks.filings import build_rows, write_csv
 from qa_core.config import load_settings
+from qa_core.embeddings import EmbeddingModel, load_sentence_model, resolve_embedding_model
+from qa_core.errors import EmbeddingError
 from qa_core.rag.cli import main as rag_main
-from qa_core.rag.embeddings import EmbeddingError, EmbeddingModel, load_sentence_model, resolve_embedding_model
 from qa_core.rag.retrieval import Retriever
 from qa_core.rag.store import RagStore
 from tests.conftest import HUB_TOKEN

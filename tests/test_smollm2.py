@@ -17,13 +17,13 @@ from benchmarks.fact_sheets import build_rows
 from benchmarks.filings import write_csv
 from qa_core.config import load_settings
 from qa_core.data import load_qa_data
+from qa_core.documents import Document
 from qa_core.errors import ModelLoadError
 from qa_core.evaluate import evaluate
 from qa_core.generate import GenerationSettings
 from qa_core.models import load_model
 from qa_core.qa import ask
 from qa_core.rag.answer import RagOptions, answer
-from qa_core.rag.documents import Document
 from qa_core.rag.retrieval import Retriever
 from qa_core.rag.store import temporary_store
 from qa_core.serving import QAService

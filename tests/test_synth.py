@@ -15,11 +15,11 @@ from huggingface_hub import hf_hub_download
 
 import qa_core.hub_client
 from benchmarks.filings import COMPANIES, filing
+from qa_core.chunking import Chunk
+from qa_core.embeddings import SentenceEmbedding
 from qa_core.errors import QAError
 from qa_core.evaluate import main as evaluate_main
 from qa_core.generate import GenerationSettings
-from qa_core.rag.chunking import Chunk
-from qa_core.rag.embeddings import SentenceEmbedding
 from qa_core.synth import COLUMNS, PairFile, SynthOptions, SynthStats, judge, parse_pairs, synth_prompt
 from qa_core.synth import main as synth_main
 from tests.conftest import HUB_TOKEN

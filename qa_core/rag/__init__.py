@@ -1,4 +1,4 @@
-"""Retrieval-augmented QA over your documents: chunking, embeddings, Chroma, retrieval, answers.
+"""Retrieval-augmented QA over your documents: the Chroma store, retrieval, grounded answers, evaluation.
 
 Start with `python -m qa_core.rag --help`.
 """

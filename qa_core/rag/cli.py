@@ -20,11 +20,11 @@ import argparse
 import json
 import sys
 
+from qa_core.chunking import DEFAULT_CHUNK_TOKENS, DEFAULT_OVERLAP_TOKENS
 from qa_core.cli import MODEL_OVERRIDES, add_command, add_model_options, load_model_for_cli, new_parser, run
 from qa_core.config import Settings
+from qa_core.embeddings import DEFAULT_EMBEDDING_MODEL
 from qa_core.rag import MODES
-from qa_core.rag.chunking import DEFAULT_CHUNK_TOKENS, DEFAULT_OVERLAP_TOKENS
-from qa_core.rag.embeddings import DEFAULT_EMBEDDING_MODEL
 from qa_core.rag.store import RagStore
 
 

@@ -17,9 +17,9 @@ from tqdm.auto import tqdm
 
 from qa_core.config import Settings
 from qa_core.data import read_csv_rows
+from qa_core.documents import Document
+from qa_core.embeddings import EmbeddingModel
 from qa_core.errors import DataError
-from qa_core.rag.documents import Document
-from qa_core.rag.embeddings import EmbeddingModel
 from qa_core.rag.retrieval import Retriever
 from qa_core.rag.store import IngestReport, temporary_store
 

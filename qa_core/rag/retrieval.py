@@ -20,7 +20,7 @@ import bm25s
 import numpy as np
 import torch
 
-from qa_core.rag.chunking import document_header
+from qa_core.chunking import document_header
 from qa_core.rag.store import RagStore
 
 KEYWORD_WEIGHT = 0.1

@@ -18,25 +18,27 @@ from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit
 
 import chromadb
 from chromadb.api import ClientAPI
 from chromadb.api.models.Collection import Collection
+from chromadb.api.types import Documents, EmbeddingFunction, Embeddings
 from chromadb.errors import NotFoundError
 from tqdm.auto import tqdm
 
-from qa_core.config import Settings
-from qa_core.errors import QAError
-from qa_core.rag.chunking import (
+from qa_core.chunking import (
     DEFAULT_CHUNK_TOKENS,
     DEFAULT_OVERLAP_TOKENS,
     Chunk,
     chunk_documents,
     document_header,
 )
-from qa_core.rag.documents import Document, read_sources
-from qa_core.rag.embeddings import EmbeddingError, EmbeddingModel, SentenceEmbedding, resolve_embedding_model
+from qa_core.config import Settings
+from qa_core.documents import Document, read_sources
+from qa_core.embeddings import EmbeddingModel, SentenceEmbedding, resolve_embedding_model
+from qa_core.errors import EmbeddingError, StoreError
 
 # Chunks embedded per call: enough that length-sorting leaves little padding, few enough that
 # progress moves and memory stays small.
@@ -44,8 +46,33 @@ EMBED_BLOCK = 512
 COLLECTION_NAME = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9._-]{1,510}[a-zA-Z0-9]$")
 
 
-class StoreError(QAError):
-    """The vector store cannot be opened or used (bad collection name, server unreachable ...)."""
+class ChromaEmbedding(EmbeddingFunction[Documents]):
+    """The toolkit's embeddings as Chroma's embedding function. Chroma is always given one: a
+    collection without it would try to download Chroma's own ONNX model."""
+
+    def __init__(self, embedder: SentenceEmbedding | None = None) -> None:
+        self.embedder = embedder or SentenceEmbedding()
+
+    def __call__(self, input: Documents) -> Embeddings:
+        return self.embedder(input)
+
+    @staticmethod
+    def name() -> str:
+        return "qa-toolkit-sentence-transformers"
+
+    def default_space(self) -> str:
+        return "cosine"
+
+    def get_config(self) -> dict[str, Any]:
+        pinned = self.embedder.pinned
+        return {"model": pinned.name, "revision": pinned.revision, "location": pinned.location}
+
+    @staticmethod
+    def build_from_config(config: dict[str, Any]) -> ChromaEmbedding:
+        model = config["model"]
+        return ChromaEmbedding(
+            SentenceEmbedding(EmbeddingModel(model, config.get("revision", ""), config.get("location", model)))
+        )
 
 
 @dataclass
@@ -170,7 +197,7 @@ class RagStore:
         try:
             return self.client.get_or_create_collection(
                 name,
-                embedding_function=self.embedder,
+                embedding_function=ChromaEmbedding(self.embedder),
                 configuration={"hnsw": {"space": "cosine"}},
                 metadata={"embedding_model": pinned.name, "embedding_revision": pinned.revision},
             )
@@ -285,6 +312,7 @@ class RagStore:
                     documents=[c.text for c in part],
                     metadatas=[c.metadata for c in part],
                 )
+            bar.update(len(batch))  # counted once stored, so the bar never runs ahead of the database
 
         bar = tqdm(total=len(chunks), desc="embedding", unit="chunk", disable=not progress or not chunks)
         with bar, ThreadPoolExecutor(max_workers=1) as writer:
@@ -295,7 +323,6 @@ class RagStore:
                 if written is not None:
                     written.result()  # one block in flight at most; a failed write stops the ingest here
                 written = writer.submit(write, batch, vectors)
-                bar.update(len(batch))
             if written is not None:
                 written.result()
         self.changes += 1

