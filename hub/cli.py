@@ -17,11 +17,11 @@ import json
 import sys
 from pathlib import Path
 
-from hub.publish import DEFAULT_TOLERANCE, MERGE_INFO_FILE, model_card, push_checkpoint, push_folder
-from qa_core.checkpoints import list_checkpoints, pull
 from qa_core.cli import add_command, new_parser, run
 from qa_core.config import Settings
-from qa_core.snapshots import CHECKPOINT_FILE, read_checkpoint_record
+from qa_core.hub.checkpoints import CHECKPOINT_FILE, list_checkpoints, pull, push_checkpoint, read_checkpoint_record
+from qa_core.hub.client import push_folder
+from qa_core.hub.publish import DEFAULT_TOLERANCE, MERGE_INFO_FILE, model_card
 
 
 def cmd_list(args: argparse.Namespace, settings: Settings) -> int:

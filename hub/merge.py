@@ -21,11 +21,11 @@ from pathlib import Path
 import torch
 from transformers import AutoConfig, AutoModelForCausalLM, PreTrainedModel, PreTrainedTokenizerBase
 
-from hub.publish import DEFAULT_TOLERANCE, MERGE_INFO_FILE
 from qa_core.config import Settings
 from qa_core.errors import QAError
+from qa_core.hub.checkpoints import read_checkpoint_record
+from qa_core.hub.publish import DEFAULT_TOLERANCE, MERGE_INFO_FILE
 from qa_core.models import load_model, locate
-from qa_core.snapshots import read_checkpoint_record
 
 VERIFY_PROMPTS = [
     "Answer the following question:\nQuestion: What is a bond?\n---\nAnswer:",

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from qa_core.errors import EmbeddingError, QAError
+from qa_core.hub.refs import ModelRef, RefError
 
 if TYPE_CHECKING:
     import numpy as np
@@ -76,20 +77,23 @@ def resolve_embedding_model(spec: str | None, settings: Settings) -> EmbeddingMo
     """
     if not spec or spec == DEFAULT_EMBEDDING_MODEL:
         return EmbeddingModel()
-    folder = Path(spec).expanduser()
-    if folder.is_dir():
-        folder = folder.resolve()
+    try:
+        ref = ModelRef.parse(spec)
+    except RefError as exc:
+        raise EmbeddingError(f"embedding model: {exc}") from exc
+    if ref.path:
+        if not ref.path.is_dir():
+            raise EmbeddingError(f"embedding model {spec!r}: no such folder, and not a Hub repo id (USER/NAME[@REV])")
+        folder = ref.path.resolve()
         files = sorted(file for pattern in WEIGHT_FILES for file in folder.rglob(pattern))
         if not files:
             raise EmbeddingError(f"embedding model {folder}: the folder holds no model weights (.safetensors or .bin)")
         return _folder_model(
             folder, tuple((f.relative_to(folder).as_posix(), f.stat().st_size, f.stat().st_mtime_ns) for f in files)
         )
-    from qa_core.snapshots import download_snapshot, parse_ref  # the Hub client: only for Hub models
+    from qa_core.hub.snapshots import download_snapshot  # the Hub client: only for Hub models
 
-    repo_id, revision = parse_ref(spec)
-    if repo_id.startswith((".", "/", "~")) or repo_id.count("/") != 1:
-        raise EmbeddingError(f"embedding model {spec!r}: no such folder, and not a Hub repo id (USER/NAME[@REV])")
+    repo_id, revision = ref.repo_id, ref.revision
     try:
         snapshot = download_snapshot(repo_id, revision, settings)
     except QAError as exc:

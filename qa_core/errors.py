@@ -39,3 +39,15 @@ class EmbeddingError(QAError):
 
 class StoreError(QAError):
     """The vector store cannot be opened or used (bad collection name, server unreachable ...)."""
+
+
+class HubError(QAError):
+    """A Hub operation failed; the message says which repo, what happened and what to do."""
+
+
+class AdapterRefused(QAError):
+    """A visitor's adapter is not loaded: not a Hub repo name, not an adapter, or too large."""
+
+
+class MergeError(QAError):
+    """The merge was refused or its result does not match the adapter-attached model."""

@@ -41,13 +41,14 @@ from datasets import Dataset
 from tqdm.auto import tqdm
 
 from qa_core import metrics
-from qa_core.checkpoints import pushed_checkpoints
 from qa_core.cli import MODEL_OVERRIDES, add_model_options, load_model_for_cli, new_parser, run
 from qa_core.config import Settings
 from qa_core.data import load_qa_data, split_qa_data
 from qa_core.documents import Document
 from qa_core.errors import QAError
 from qa_core.generate import GenerationSettings, generate
+from qa_core.hub.checkpoints import pushed_checkpoints
+from qa_core.hub.refs import ModelRef
 from qa_core.models import LoadedModel, adapter_off, attach_adapter
 from qa_core.perplexity import DEFAULT_STRIDE, DEFAULT_WINDOW, compare_perplexity, reference_perplexity
 from qa_core.prompts import STYLE_HELP, build_prompt
@@ -55,7 +56,6 @@ from qa_core.rag.answer import RagOptions, prepare
 from qa_core.rag.retrieval import Retriever
 from qa_core.rag.store import temporary_store
 from qa_core.reports import write_checkpoint_results, write_perplexity_results, write_results
-from qa_core.snapshots import parse_ref
 from qa_core.text_data import load_texts
 
 MODES = ("base", "finetuned", "prompt", "rag")
@@ -228,7 +228,7 @@ def answer_questions(args: argparse.Namespace, data: Dataset, loaded: LoadedMode
     if args.revisions == "all":
         if not args.adapter:
             raise QAError("--revisions all needs --adapter REPO (the training run's Hub repo)")
-        rows = evaluate_checkpoints(loaded, parse_ref(args.adapter)[0], data, settings, generation, **options)
+        rows = evaluate_checkpoints(loaded, ModelRef.parse(args.adapter).repo_id, data, settings, generation, **options)
         write_checkpoint_results(rows, Path(args.out), f"{args.adapter}: checkpoints on {len(data)} questions")
         print((Path(args.out) / "checkpoints.md").read_text())
         return

@@ -35,7 +35,6 @@ from transformers import (
     PreTrainedTokenizerBase,
 )
 
-from qa_core.checkpoints import STEP, resolve_revision
 from qa_core.config import QUANTIZATIONS, Settings, load_settings
 from qa_core.demo_model import DEMO_NAME, ensure_demo_model
 from qa_core.errors import ModelLoadError
@@ -43,8 +42,10 @@ from qa_core.generation import Backend
 from qa_core.generation.inference_server import InferenceServer
 from qa_core.generation.local import LocalBackend
 from qa_core.generation.server import ServerBackend
+from qa_core.hub.checkpoints import STEP, read_checkpoint_record, resolve_revision
+from qa_core.hub.refs import ModelRef, RefError
+from qa_core.hub.snapshots import download_snapshot, require_adapter
 from qa_core.smollm2 import SMOLLM2_NAME, ensure_smollm2
-from qa_core.snapshots import download_snapshot, parse_ref, read_checkpoint_record
 
 # Small (0.5 B parameters, about 1 GB in bfloat16), Apache-2.0, not gated, with a chat template,
 # and usable on a laptop CPU: a default that works for anyone without a licence click or a GPU.
@@ -182,13 +183,15 @@ def locate(spec: str, settings: Settings, weights: bool = True) -> tuple[Path, s
     """
     if spec in OFFLINE_MODELS:
         return OFFLINE_MODELS[spec](settings.cache_dir), spec, None
-    if Path(spec).expanduser().is_dir():
-        return Path(spec).expanduser(), spec, None
-    repo_id, revision = parse_ref(spec)
-    if Path(repo_id).expanduser().is_dir():
-        raise ModelLoadError(f"{spec}: a revision (@{revision}) only applies to Hub repos, not folders")
-    if repo_id.startswith((".", "/", "~")) or repo_id.count("/") > 1:
-        raise ModelLoadError(f"{spec}: no such folder")
+    try:
+        ref = ModelRef.parse(spec)
+    except RefError as exc:
+        raise ModelLoadError(str(exc)) from exc
+    if ref.path:
+        if not ref.path.is_dir():
+            raise ModelLoadError(f"{spec}: no such folder")
+        return ref.path, spec, None
+    repo_id, revision = ref.repo_id, ref.revision
     if revision and STEP.match(revision):  # a training step: the commit of that checkpoint
         revision = resolve_revision(repo_id, revision, settings)
     snapshot = download_snapshot(repo_id, revision, settings, weights)
@@ -298,16 +301,6 @@ def _load_for_server(name: str, by_default: bool, adapter: str | None, settings:
 def adapter_off(loaded: LoadedModel) -> contextlib.AbstractContextManager[None]:
     """Run the base model alone inside the block (a no-op without an adapter)."""
     return loaded.backend.without_adapter()
-
-
-def require_adapter(folder: Path, name: str) -> None:
-    """Refuse a folder that holds no PEFT adapter.
-
-    Raises:
-        ModelLoadError: no adapter_config.json in `folder`.
-    """
-    if not (folder / "adapter_config.json").is_file():
-        raise ModelLoadError(f"{name}: not a PEFT adapter (no adapter_config.json)")
 
 
 def attach_adapter(loaded: LoadedModel, adapter: str, settings: Settings) -> None:

@@ -27,13 +27,13 @@ from qa_core.embeddings import resolve_embedding_model
 from qa_core.errors import QAError
 from qa_core.extractive import best_sentences, split_sentences
 from qa_core.generate import GenerationSettings
+from qa_core.hub.visitor_adapters import fetch_visitor_adapter, list_visitor_checkpoints
 from qa_core.models import LoadedModel, attach_adapter_folder, load_model
 from qa_core.prompts import check_question
 from qa_core.qa import qa_prompt
 from qa_core.rag.answer import RagAnswer, RagOptions, prepare, quote
 from qa_core.rag.retrieval import Retriever
 from qa_core.rag.store import IngestReport, RagStore, StoreError, collection_exists, open_client
-from qa_core.visitor_adapters import fetch_visitor_adapter, list_visitor_checkpoints
 
 SESSION_PREFIX = "session-"  # the collections of visitors' sessions (swept when idle)
 USER_PREFIX = "user-"  # the collections of signed-in visitors (kept)
@@ -275,7 +275,7 @@ class QAService:
     def load_adapter(self, repo: str, revision: str = "") -> str:
         """Attach the adapter of Hub repo `repo` at `revision` (a step, commit or branch; default
         main), replacing the current one for every visitor. What a visitor names is checked before
-        anything is downloaded (see `qa_core.visitor_adapters`): a Hub repo only, an adapter, not too
+        anything is downloaded (see `qa_core.hub.visitor_adapters`): a Hub repo only, an adapter, not too
         large, the operator's token only for the operator's repos.
 
         Returns:

@@ -19,6 +19,7 @@ from datasets import load_dataset
 from qa_core.config import Settings
 from qa_core.documents import SUPPORTED, read_sources
 from qa_core.errors import DataError
+from qa_core.hub.refs import ModelRef
 
 # Passages are what gets held out for evaluation and shuffled before packing; a few thousand
 # characters keeps one long file (a book) splittable while most pages stay whole.
@@ -26,8 +27,7 @@ PASSAGE_CHARS = 4000
 
 
 def _is_path(source: str) -> bool:
-    path = Path(source).expanduser()
-    return path.exists() or path.suffix.lower() in SUPPORTED or source.startswith((".", "/", "~"))
+    return Path(source).suffix.lower() in SUPPORTED or ModelRef.parse(source).path is not None
 
 
 def load_texts(

@@ -12,9 +12,9 @@ from playwright.sync_api import Error as PlaywrightError
 from playwright.sync_api import expect, sync_playwright
 
 from app import build_app
-from hub.publish import push_checkpoint
 from qa_core.config import load_settings
 from qa_core.generate import GenerationSettings
+from qa_core.hub.checkpoints import push_checkpoint
 from qa_core.models import load_model
 from qa_core.qa import ask
 from qa_core.serving import QAService

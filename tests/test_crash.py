@@ -13,7 +13,7 @@ from pathlib import Path
 
 import chromadb
 
-from qa_core.checkpoints import list_checkpoints
+from qa_core.hub.checkpoints import list_checkpoints
 from qa_core.rag.store import EMBED_BLOCK
 from tests.conftest import HUB_TOKEN
 from tests.helpers import ROOT

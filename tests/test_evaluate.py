@@ -82,7 +82,7 @@ def test_finetuned_mode_needs_an_adapter(tmp_path, capsys):
 
 
 def test_every_pushed_checkpoint_against_its_step(tmp_path, demo_dir, hub_server, hub_settings, monkeypatch, capsys):
-    from hub.publish import push_checkpoint
+    from qa_core.hub.checkpoints import push_checkpoint
 
     for step, seed in ((5, 1), (10, 2)):
         adapter = make_adapter(demo_dir, tmp_path / f"step{step}", seed=seed)

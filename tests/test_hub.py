@@ -10,15 +10,15 @@ import torch
 from huggingface_hub import HfApi, snapshot_download
 from transformers import AutoModelForCausalLM
 
-import qa_core.hub_client
+import qa_core.hub.client
 from hub.cli import main as hub_main
 from hub.merge import MergeError, merge_adapter
-from hub.publish import push_checkpoint, push_folder
-from qa_core.checkpoints import list_checkpoints, pull, pushed_checkpoints, resolve_revision
 from qa_core.config import load_settings
 from qa_core.demo_model import build_demo_model
+from qa_core.errors import HubError
 from qa_core.generate import generate
-from qa_core.hub_client import HubError
+from qa_core.hub.checkpoints import list_checkpoints, pull, push_checkpoint, pushed_checkpoints, resolve_revision
+from qa_core.hub.client import push_folder
 from qa_core.models import load_model
 from tests.conftest import HUB_TOKEN
 from tests.helpers import ROOT, free_port, make_adapter
@@ -26,7 +26,7 @@ from tests.helpers import ROOT, free_port, make_adapter
 
 @pytest.fixture(autouse=True)
 def fast_retries(monkeypatch):
-    monkeypatch.setattr(qa_core.hub_client, "BACKOFF_SECONDS", 0.01)
+    monkeypatch.setattr(qa_core.hub.client, "BACKOFF_SECONDS", 0.01)
 
 
 @pytest.fixture(scope="module")

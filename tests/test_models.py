@@ -1,3 +1,5 @@
+from pathlib import Path
+
 import pytest
 import torch
 from transformers import LlamaForCausalLM
@@ -6,9 +8,9 @@ from qa_core.config import load_settings
 from qa_core.demo_model import build_demo_model
 from qa_core.errors import ModelLoadError, PromptError
 from qa_core.generate import GenerationSettings, generate, stream
+from qa_core.hub.refs import ModelRef, RefError
 from qa_core.models import load_model, resolve_model_name
 from qa_core.prompts import build_prompt
-from qa_core.snapshots import parse_ref
 from tests.helpers import make_adapter
 
 PROMPTS = [
@@ -128,7 +130,15 @@ def test_hub_model_when_hub_unreachable_is_one_clear_line():
     assert "\n" not in str(info.value)
 
 
-def test_parse_ref():
-    assert parse_ref("me/adapter@v1") == ("me/adapter", "v1")
-    assert parse_ref("me/adapter") == ("me/adapter", None)
-    assert parse_ref("./runs/x@2/checkpoint") == ("./runs/x@2/checkpoint", None)
+def test_model_ref_parse(tmp_path, monkeypatch):
+    assert ModelRef.parse("me/adapter@v1") == ModelRef("me/adapter@v1", repo_id="me/adapter", revision="v1")
+    assert ModelRef.parse("me/adapter") == ModelRef("me/adapter", repo_id="me/adapter")
+    assert ModelRef.parse("./runs/x@2/checkpoint").path == Path("runs/x@2/checkpoint")
+    assert ModelRef.parse("./runs/x@2/checkpoint").public_name == "checkpoint"
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "me" / "adapter").mkdir(parents=True)
+    assert ModelRef.parse("me/adapter").path == Path("me/adapter")  # an existing folder wins over a repo id
+    with pytest.raises(RefError, match=r"a revision \(@v1\) only applies to Hub repos"):
+        ModelRef.parse("me/adapter@v1")
+    with pytest.raises(RefError, match="not a Hub repo id"):
+        ModelRef.parse("a/b/c")

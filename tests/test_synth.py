@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from huggingface_hub import hf_hub_download
 
-import qa_core.hub_client
+import qa_core.hub.client
 from benchmarks.filings import COMPANIES, filing
 from qa_core.chunking import Chunk
 from qa_core.embeddings import SentenceEmbedding
@@ -181,7 +181,7 @@ def test_synth_refuses_what_it_cannot_read(tmp_path, capsys):
 @pytest.fixture(scope="module")
 def pretrained(tmp_path_factory, hub_server):
     """40 steps of continued pretraining on 48 articles, pushed every 20 steps to the test Hub."""
-    qa_core.hub_client.BACKOFF_SECONDS = 0.01
+    qa_core.hub.client.BACKOFF_SECONDS = 0.01
     root = tmp_path_factory.mktemp("pretrain")
     articles = write_articles(root / "articles", 48)
     hub = ["--push-to-hub", "--hub-repo", "tester/pretrain", "--hub-endpoint", hub_server.url, "--hub-token", HUB_TOKEN]
@@ -229,6 +229,7 @@ def test_sft_starts_from_the_pretrained_adapter_on_the_hub(pretrained, hub_serve
     assert record["init_adapter"].startswith("tester/pretrain@") and record["prompt_style"] == "qa"
     config = json.loads((tmp_path / "final" / "adapter_config.json").read_text())
     assert "gate_proj" in config["target_modules"]  # the pretrained adapter's, not tiny-cpu.yaml's q/k/v/o
+    assert record["lora"]["target_modules"] == sorted(config["target_modules"])  # the card says what was trained
     assert (tmp_path / "final" / "loss.png").is_file()
 
 

@@ -13,13 +13,13 @@ from huggingface_hub import HfApi, ModelCard, snapshot_download
 from peft import LoraConfig
 from trl import SFTConfig, SFTTrainer
 
-import qa_core.hub_client
+import qa_core.hub.client
 from benchmarks.train_throughput import mixed_length_data
 from hub.merge import merge_adapter
-from qa_core.checkpoints import list_checkpoints, pull
 from qa_core.data import load_qa_data
 from qa_core.demo_model import sample_data_path
 from qa_core.errors import DataError, ModelLoadError, QAError
+from qa_core.hub.checkpoints import list_checkpoints, pull
 from qa_core.models import load_model
 from qa_core.qa import qa_prompt
 from qa_core.serving import QAService
@@ -34,7 +34,7 @@ TINY = str(ROOT / "configs" / "tiny-cpu.yaml")
 
 @pytest.fixture(autouse=True)
 def fast_retries(monkeypatch):
-    monkeypatch.setattr(qa_core.hub_client, "BACKOFF_SECONDS", 0.01)
+    monkeypatch.setattr(qa_core.hub.client, "BACKOFF_SECONDS", 0.01)
 
 
 def train(tmp_path, *args: str, server=None) -> dict:
@@ -45,7 +45,7 @@ def train(tmp_path, *args: str, server=None) -> dict:
 @pytest.fixture(scope="module")
 def pushed(tmp_path_factory, hub_server):
     """The tiny preset, 30 steps, pushing every 10 steps to the test Hub."""
-    qa_core.hub_client.BACKOFF_SECONDS = 0.01
+    qa_core.hub.client.BACKOFF_SECONDS = 0.01
     out = tmp_path_factory.mktemp("tiny")
     record = train(out, "--push-to-hub", "--hub-repo", "tester/tiny", "--push-every", "10", server=hub_server)
     assert record["step"] == 30 and record["train_tokens"] > 0
@@ -166,6 +166,7 @@ def test_each_checkpoint_is_pullable_and_mergeable(pushed, hub_settings, tmp_pat
     assert {"optimizer.pt", "scheduler.pt", "trainer_state.json"} <= set(os.listdir(tmp_path / "s10"))
     card = (tmp_path / "s30" / "README.md").read_text()
     assert "library_name: peft" in card and "--adapter tester/tiny" in card and HUB_TOKEN not in card
+    assert "| LoRA | r 8, alpha 16, dropout 0.05, modules k_proj, o_proj, q_proj, v_proj |" in card
 
 
 def test_the_trained_adapter_changes_the_model(pushed, hub_settings, demo):
@@ -398,10 +399,10 @@ def test_a_token_that_cannot_push_fails_before_training(pushed, hub_server, tmp_
 
 def test_every_preset_parses():
     for preset in sorted((ROOT / "configs").glob("*.yaml")):
-        script_args, training_args = parse_args(["--config", str(preset), "--bf16", "false"])
-        assert script_args.lora_r >= 8 and script_args.batching in ("auto", "grouped"), preset.name
-    script_args, policy = parse_args(["--config", str(ROOT / "configs/policy-qa-int8.yaml"), "--bf16", "false"])
-    assert (policy.optim.value, policy.learning_rate, policy.max_grad_norm, script_args.batching) == (
+        data_args, model_args, _, _ = parse_args(["--config", str(preset), "--bf16", "false"])
+        assert model_args.lora_r >= 8 and data_args.batching in ("auto", "grouped"), preset.name
+    data_args, _, _, policy = parse_args(["--config", str(ROOT / "configs/policy-qa-int8.yaml"), "--bf16", "false"])
+    assert (policy.optim.value, policy.learning_rate, policy.max_grad_norm, data_args.batching) == (
         "paged_adamw_8bit",
         2e-4,
         0.3,

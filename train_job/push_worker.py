@@ -20,8 +20,8 @@ import shutil
 import sys
 from pathlib import Path
 
-from hub.publish import push_checkpoint
 from qa_core.config import load_settings
+from qa_core.hub.checkpoints import push_checkpoint
 
 
 def main(argv: list[str] | None = None) -> int:

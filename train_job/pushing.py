@@ -5,7 +5,7 @@ written into the folder as `checkpoint.json`, so a local checkpoint says how it 
 With a `CheckpointPusher`, the folder is then copied aside (the trainer may delete it while it
 uploads) and handed to a separate push process (`train_job.push_worker`), which pushes the copies
 in order. At most `max_pending` copies wait; beyond that, training waits for the uploads instead of
-filling the disk. A failed push is retried (`qa_core.hub_client`), then reported, and training goes
+filling the disk. A failed push is retried (`qa_core.hub.client`), then reported, and training goes
 on; `finish()` waits for the rest.
 """
 
@@ -25,10 +25,10 @@ from pathlib import Path
 
 from transformers import TrainerCallback, TrainerControl, TrainerState, TrainingArguments
 
-from hub.publish import NEVER_PUSHED
-from qa_core import hub_client
 from qa_core.config import Settings
-from qa_core.snapshots import CHECKPOINT_FILE
+from qa_core.hub import client as hub_client
+from qa_core.hub.checkpoints import write_record
+from qa_core.hub.client import NEVER_PUSHED
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -45,11 +45,6 @@ def checkpoint_record(state: TrainerState, extra: dict) -> dict:
     if "eval_loss" in record:
         record["eval_perplexity"] = round(math.exp(min(record["eval_loss"], 50)), 4)
     return record
-
-
-def write_record(folder: Path, record: dict) -> None:
-    """Save `record` as the folder's checkpoint.json (read back when the adapter is loaded)."""
-    (folder / CHECKPOINT_FILE).write_text(json.dumps(record, indent=2, sort_keys=True) + "\n")
 
 
 @dataclass

@@ -39,13 +39,15 @@ from sentence_transformers.sentence_transformer.losses import MultipleNegativesR
 from sentence_transformers.sentence_transformer.training_args import SentenceTransformerTrainingArguments
 from trl import TrlParser
 
-from hub.publish import check_push_options, check_write_access, public_name, push_folder
 from qa_core.chunking import DEFAULT_CHUNK_TOKENS, DEFAULT_OVERLAP_TOKENS, chunk_documents
 from qa_core.config import load_settings
 from qa_core.data import load_qa_data, parse_columns, split_qa_data
 from qa_core.documents import Document
 from qa_core.embeddings import DEFAULT_EMBEDDING_MODEL, EmbeddingModel, SentenceEmbedding, resolve_embedding_model
 from qa_core.errors import DataError, QAError
+from qa_core.hub.client import push_folder
+from qa_core.hub.publish import check_push_options, check_write_access
+from qa_core.hub.refs import public_name
 from qa_core.rag.evaluate import EvidenceRow, format_metrics, retrieval_metrics
 from qa_core.reports import write_loss_curve
 

@@ -9,7 +9,7 @@
         --resume-from-hub me/qa-run@20          # continue from the checkpoint pushed at step 20
     accelerate launch --num_processes 2 --cpu train_job/run.py --config configs/tiny-cpu.yaml
 
-Every field of `TrainScriptArguments` below and of TRL's `SFTConfig` (learning rate, batch size,
+Every field of the argument classes below and of TRL's `SFTConfig` (learning rate, batch size,
 optimizer, scheduler, packing, max_length, eval and save steps ...) can be set in a YAML preset
 and overridden on the command line (`--learning_rate 1e-4` or `--learning-rate 1e-4`); `--help`
 lists them all. The endpoint and token come from HF_ENDPOINT / HF_TOKEN or the flags.
@@ -36,23 +36,25 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
-from datasets import Dataset
+from datasets import Dataset, DatasetDict
 from peft import LoraConfig, PeftModel, prepare_model_for_kbit_training
+from transformers import PreTrainedModel
 from transformers.trainer_utils import get_last_checkpoint
 from trl import SFTConfig, TrlParser
 
-from hub.publish import adapter_card, check_push_options, check_write_access, public_name
-from qa_core.checkpoints import pull
 from qa_core.config import Settings, load_settings
 from qa_core.data import load_qa_data, split_qa_data
 from qa_core.demo_model import sample_data_path
 from qa_core.errors import QAError
-from qa_core.models import load_model, locate
+from qa_core.hub.checkpoints import pull, read_checkpoint_record, write_record
+from qa_core.hub.publish import adapter_card, check_push_options, check_write_access
+from qa_core.hub.refs import ModelRef, public_name
+from qa_core.hub.snapshots import require_adapter
+from qa_core.models import LoadedModel, load_model, locate
 from qa_core.prompts import STYLE_HELP, build_prompt, resolve_style
 from qa_core.reports import write_loss_curve
-from qa_core.snapshots import parse_ref, read_checkpoint_record
 from qa_core.text_data import load_texts, passages
-from train_job.pushing import CheckpointCallback, CheckpointPusher, PushReport, checkpoint_record, write_record
+from train_job.pushing import CheckpointCallback, CheckpointPusher, PushReport, checkpoint_record
 from train_job.sampling import GroupedSFTTrainer
 
 BATCHINGS = ("auto", "packed", "grouped", "max-length")
@@ -62,10 +64,9 @@ PUSH_FAILED = 3  # exit status: training completed, but some checkpoint pushes f
 
 
 @dataclass
-class TrainScriptArguments:
-    """What to train on and how to publish it (TRL's SFTConfig holds the optimisation options)."""
+class DataArguments:
+    """What to train on, and how examples become prompts and batches."""
 
-    model: str = field(default="demo", metadata={"help": "Base model: Hub id[@revision], local folder, or 'demo'."})
     task: str = field(
         default="sft",
         metadata={"help": "sft: question-answer pairs, loss on the answer | pretrain: raw text, loss on every token."},
@@ -80,46 +81,12 @@ class TrainScriptArguments:
     text_column: str | None = field(
         default=None, metadata={"help": "pretrain: the text column of CSV files and datasets (default: text)."}
     )
-    init_adapter: str | None = field(
-        default=None,
-        metadata={
-            "help": "Start from this LoRA adapter (folder or REPO[@REV]) instead of a new one; its rank, alpha "
-            "and target modules replace the lora_* options."
-        },
-    )
     columns: str | None = field(
         default=None, metadata={"help": "Column mapping, e.g. question=instruction,context=input,answer=output."}
     )
     test_size: float = field(default=0.1, metadata={"help": "Fraction held out for evaluation."})
     prompt_style: str = field(
         default="auto", metadata={"help": "; ".join(f"{name}: {text}" for name, text in STYLE_HELP.items())}
-    )
-    quantization: str = field(
-        default="none", metadata={"help": "none | 4bit (QLoRA: nf4, double quant) | 8bit (LLM.int8, threshold 6.0)."}
-    )
-    lora_r: int = field(default=16, metadata={"help": "LoRA rank."})
-    lora_alpha: int = field(default=32, metadata={"help": "LoRA scaling alpha."})
-    lora_dropout: float = field(default=0.05, metadata={"help": "Dropout on the LoRA layers."})
-    lora_target_modules: list[str] = field(
-        default_factory=lambda: ["q_proj", "k_proj", "v_proj", "o_proj"],
-        metadata={"help": "Module names that get LoRA layers."},
-    )
-    train_head: bool = field(default=False, metadata={"help": "Also train lm_head (saved with the adapter)."})
-    hub_repo: str | None = field(default=None, metadata={"help": "Hub repo to push checkpoints to (USER/NAME)."})
-    hub_endpoint: str | None = field(default=None, metadata={"help": "Hub endpoint (default: HF_ENDPOINT)."})
-    push_every: int | None = field(
-        default=None, metadata={"help": "Push a checkpoint every N steps (default: save_steps); always at the end."}
-    )
-    resume: bool = field(default=False, metadata={"help": "Continue from the latest checkpoint in output_dir."})
-    resume_from_hub: str | None = field(
-        default=None, metadata={"help": "Continue from a pushed checkpoint: REPO[@STEP_OR_SHA] (default: latest)."}
-    )
-    attn_implementation: str | None = field(
-        default=None,
-        metadata={
-            "help": "Attention kernel: sdpa (default), flash_attention_2 (needs the flash-attn package), "
-            "flex_attention (torch's own, compiled on first use), eager."
-        },
     )
     batching: str = field(
         default="auto",
@@ -129,6 +96,55 @@ class TrainScriptArguments:
             "grouped: batches of similar-length examples, padded to their longest (train_job/sampling.py) | "
             "max-length: every example padded to max_length (the naive way, for comparison)"
         },
+    )
+
+
+@dataclass
+class ModelArguments:
+    """The base model, how it is loaded, and the LoRA adapter trained on it."""
+
+    model: str = field(
+        default="demo", metadata={"help": "Base model: Hub id[@revision], local folder, 'smollm2' or 'demo'."}
+    )
+    quantization: str = field(
+        default="none", metadata={"help": "none | 4bit (QLoRA: nf4, double quant) | 8bit (LLM.int8, threshold 6.0)."}
+    )
+    attn_implementation: str | None = field(
+        default=None,
+        metadata={
+            "help": "Attention kernel: sdpa (default), flash_attention_2 (needs the flash-attn package), "
+            "flex_attention (torch's own, compiled on first use), eager."
+        },
+    )
+    init_adapter: str | None = field(
+        default=None,
+        metadata={
+            "help": "Start from this LoRA adapter (folder or REPO[@REV]) instead of a new one; its rank, alpha "
+            "and target modules replace the lora_* options."
+        },
+    )
+    lora_r: int = field(default=16, metadata={"help": "LoRA rank."})
+    lora_alpha: int = field(default=32, metadata={"help": "LoRA scaling alpha."})
+    lora_dropout: float = field(default=0.05, metadata={"help": "Dropout on the LoRA layers."})
+    lora_target_modules: list[str] = field(
+        default_factory=lambda: ["q_proj", "k_proj", "v_proj", "o_proj"],
+        metadata={"help": "Module names that get LoRA layers."},
+    )
+    train_head: bool = field(default=False, metadata={"help": "Also train lm_head (saved with the adapter)."})
+
+
+@dataclass
+class PublishArguments:
+    """Where checkpoints are pushed while training runs, and where a run resumes from."""
+
+    hub_repo: str | None = field(default=None, metadata={"help": "Hub repo to push checkpoints to (USER/NAME)."})
+    hub_endpoint: str | None = field(default=None, metadata={"help": "Hub endpoint (default: HF_ENDPOINT)."})
+    push_every: int | None = field(
+        default=None, metadata={"help": "Push a checkpoint every N steps (default: save_steps); always at the end."}
+    )
+    resume: bool = field(default=False, metadata={"help": "Continue from the latest checkpoint in output_dir."})
+    resume_from_hub: str | None = field(
+        default=None, metadata={"help": "Continue from a pushed checkpoint: REPO[@STEP_OR_SHA] (default: latest)."}
     )
 
 
@@ -153,16 +169,83 @@ def check_target_modules(model, targets: list[str]) -> None:
         raise QAError(f"lora_target_modules {missing} are not modules of this model; linear layers are: {linear}")
 
 
-def check_options(script_args: TrainScriptArguments, push: bool, settings: Settings) -> None:
+def check_options(data_args: DataArguments, publish_args: PublishArguments, push: bool, settings: Settings) -> None:
     """Fail on options that cannot work, before loading anything."""
-    if script_args.batching not in BATCHINGS:
-        raise QAError(f"--batching {script_args.batching!r}: choose {', '.join(BATCHINGS)}")
-    if script_args.task not in TASKS:
-        raise QAError(f"--task {script_args.task!r}: choose {', '.join(TASKS)}")
-    if script_args.task == "pretrain" and script_args.batching != "auto":
+    if data_args.batching not in BATCHINGS:
+        raise QAError(f"--batching {data_args.batching!r}: choose {', '.join(BATCHINGS)}")
+    if data_args.task not in TASKS:
+        raise QAError(f"--task {data_args.task!r}: choose {', '.join(TASKS)}")
+    if data_args.task == "pretrain" and data_args.batching != "auto":
         raise QAError("--batching applies to --task sft; pretraining always cuts the text into full max_length blocks")
     if push:
-        check_push_options(script_args.hub_repo, settings)
+        check_push_options(publish_args.hub_repo, settings)
+
+
+def load_data(data_args: DataArguments, settings: Settings, seed: int) -> DatasetDict:
+    """QA rows, or passages of raw text, split reproducibly into `train` and `test`."""
+    if data_args.task == "pretrain":
+        problems: list[str] = []
+        texts = load_texts([data_args.data], settings, data_args.text_column, problems)
+        for problem in problems:
+            print(f"warning: {problem}", file=sys.stderr)
+        data = Dataset.from_dict({"text": passages(texts)})
+    else:
+        data = load_qa_data(data_args.data, data_args.columns, token=settings.hub_token)
+    return split_qa_data(data, data_args.test_size, seed)
+
+
+def load_trainable_model(
+    model_args: ModelArguments, training_args: SFTConfig, settings: Settings
+) -> tuple[LoadedModel, PeftModel | PreTrainedModel, LoraConfig, dict]:
+    """The base model, loaded as everywhere else in the toolkit (`smollm2`, Hub ids pinned to a
+    commit, 4/8-bit), made ready for LoRA.
+
+    Returns:
+        (the loaded model, the model to train, its LoRA config, the starting adapter's record or {}).
+    """
+    loaded = load_model(
+        model_args.model,
+        settings=settings,
+        quantization=model_args.quantization,
+        device=str(training_args.device),
+        attn_implementation=model_args.attn_implementation,
+        backend="local",  # training needs the weights here, whatever QA_GENERATION_BACKEND says
+    )
+    model = loaded.model
+    model.config.use_cache = False  # a KV cache in training would also break packed attention masks
+    if model_args.quantization != "none":
+        model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=training_args.gradient_checkpointing)
+    if model_args.init_adapter:  # trained on with its own rank, alpha and target modules
+        model, init_record = start_from_adapter(model, model_args.init_adapter, settings)
+        return loaded, model, model.peft_config["default"], init_record
+    check_target_modules(model, model_args.lora_target_modules)
+    lora = LoraConfig(
+        r=model_args.lora_r,
+        lora_alpha=model_args.lora_alpha,
+        lora_dropout=model_args.lora_dropout,
+        target_modules=model_args.lora_target_modules,
+        modules_to_save=["lm_head"] if model_args.train_head else None,
+        task_type="CAUSAL_LM",
+    )
+    return loaded, model, lora, {}
+
+
+def prepare_examples(
+    data_args: DataArguments, parts: DatasetDict, tokenizer, model, init_record: dict
+) -> tuple[str | None, str, Dataset, Dataset]:
+    """Build the training and held-out examples.
+
+    Returns:
+        (the prompt style, None for raw text; the batching; the train and test datasets).
+    """
+    if data_args.task == "pretrain":
+        return None, "wrapped", parts["train"], parts["test"]
+    # The concrete style is recorded with every checkpoint: the adapter is asked the way it was
+    # trained (a continued adapter keeps its style unless told otherwise).
+    style = resolve_style(data_args.prompt_style, tokenizer, trained=init_record.get("prompt_style"))
+    train = prompt_completion(parts["train"], style, tokenizer)
+    test = prompt_completion(parts["test"], style, tokenizer)
+    return style, resolve_batching(data_args.batching, model), train, test
 
 
 def resolve_batching(batching: str, model) -> str:
@@ -179,7 +262,7 @@ def resolve_batching(batching: str, model) -> str:
     return "packed" if on_gpu or "flash" in (model.config._attn_implementation or "") else "grouped"
 
 
-def configure_trainer(training_args: SFTConfig, script_args: TrainScriptArguments, batching: str) -> None:
+def configure_trainer(training_args: SFTConfig, publish_args: PublishArguments, batching: str) -> None:
     """Every SFTConfig field this script derives from its own options, set in one place (`batching`:
     resolved by `resolve_batching`, or `wrapped` for raw text)."""
     # The trainer pickles its arguments into every checkpoint: keep the token out of them, and keep
@@ -187,8 +270,8 @@ def configure_trainer(training_args: SFTConfig, script_args: TrainScriptArgument
     training_args.hub_token, training_args.push_to_hub = None, False
     if training_args.include_num_input_tokens_seen == "no":  # the summary reports real tokens per second
         training_args.include_num_input_tokens_seen = "non_padding"
-    if script_args.push_every:
-        training_args.save_strategy, training_args.save_steps = "steps", script_args.push_every
+    if publish_args.push_every:
+        training_args.save_strategy, training_args.save_steps = "steps", publish_args.push_every
     training_args.packing = training_args.padding_free = batching == "packed"
     if batching == "wrapped":  # raw text: concatenated and cut into full max_length blocks, no padding at all
         training_args.packing, training_args.packing_strategy = True, "wrapped"
@@ -213,8 +296,7 @@ def start_from_adapter(model, spec: str, settings: Settings) -> tuple[PeftModel,
         QAError: not found, not a PEFT adapter, or made for another base model.
     """
     folder, name, commit = locate(spec, settings)
-    if not (folder / "adapter_config.json").is_file():
-        raise QAError(f"--init-adapter {spec}: not a PEFT adapter (no adapter_config.json)")
+    require_adapter(folder, f"--init-adapter {spec}")
     try:
         model = PeftModel.from_pretrained(model, folder, is_trainable=True)
     except Exception as exc:  # peft raises many kinds for an adapter of another shape
@@ -232,7 +314,10 @@ def pull_checkpoint(spec: str, output_dir: str, settings: Settings) -> tuple[str
     Raises:
         QAError: it holds no trainer state (an adapter only), or the Hub refuses.
     """
-    repo_id, revision = parse_ref(spec)
+    ref = ModelRef.parse(spec)
+    if ref.repo_id is None:
+        raise QAError(f"--resume-from-hub {spec}: not a Hub repo (REPO[@STEP]); for a folder: --resume_from_checkpoint")
+    repo_id, revision = ref.repo_id, ref.revision
     folder = Path(output_dir) / "resumed-from-hub"
     shutil.rmtree(folder, ignore_errors=True)  # never mix files of two checkpoints
     commit = pull(repo_id, revision or "main", folder, settings)
@@ -241,146 +326,163 @@ def pull_checkpoint(spec: str, output_dir: str, settings: Settings) -> tuple[str
     return str(folder), repo_id
 
 
-def main(script_args: TrainScriptArguments, training_args: SFTConfig) -> dict:
-    """Train, evaluate and publish; returns the final checkpoint record (step, losses, metrics,
-    train_runtime and train_tokens, the real tokens trained on, padding excluded; `push_failures`,
-    the number of checkpoint pushes that failed for good)."""
-    started = time.time()
-    settings = load_settings(hf_endpoint=script_args.hub_endpoint, hf_token=training_args.hub_token)
-    push = training_args.push_to_hub
-    is_main = training_args.process_index == 0
-    check_options(script_args, push, settings)
+def find_resume_point(
+    publish_args: PublishArguments, training_args: SFTConfig, settings: Settings
+) -> tuple[str | None, int]:
+    """Where training resumes from: a pushed checkpoint (adapter, head, optimizer, scheduler, step),
+    the latest local one, or nowhere.
 
-    # 1. Data: QA rows, or passages of raw text, split reproducibly.
-    if script_args.task == "pretrain":
-        problems: list[str] = []
-        texts = load_texts([script_args.data], settings, script_args.text_column, problems)
-        for problem in problems:
-            print(f"warning: {problem}", file=sys.stderr)
-        data = Dataset.from_dict({"text": passages(texts)})
-    else:
-        data = load_qa_data(script_args.data, script_args.columns, token=settings.hub_token)
-    parts = split_qa_data(data, script_args.test_size, training_args.seed)
+    Returns:
+        (the checkpoint folder or None; the last step already on --hub-repo, or -1).
 
-    # 2. Model: loaded like everywhere else in the toolkit (`demo`, Hub ids pinned to a commit, 4/8-bit).
-    loaded = load_model(
-        script_args.model,
-        settings=settings,
-        quantization=script_args.quantization,
-        device=str(training_args.device),
-        attn_implementation=script_args.attn_implementation,
-        backend="local",  # training needs the weights here, whatever QA_GENERATION_BACKEND says
-    )
-    model, tokenizer = loaded.model, loaded.tokenizer
-    model.config.use_cache = False  # a KV cache in training would also break packed attention masks
-    if not script_args.init_adapter:
-        check_target_modules(model, script_args.lora_target_modules)
-    if script_args.quantization != "none":
-        model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=training_args.gradient_checkpointing)
-    init_record: dict = {}
-    peft_config = None
-    if script_args.init_adapter:  # trained on with its own rank, alpha and target modules
-        model, init_record = start_from_adapter(model, script_args.init_adapter, settings)
-    else:
-        peft_config = LoraConfig(
-            r=script_args.lora_r,
-            lora_alpha=script_args.lora_alpha,
-            lora_dropout=script_args.lora_dropout,
-            target_modules=script_args.lora_target_modules,
-            modules_to_save=["lm_head"] if script_args.train_head else None,
-            task_type="CAUSAL_LM",
-        )
-
-    if script_args.task == "pretrain":
-        style, batching = None, "wrapped"
-        train, test = parts["train"], parts["test"]
-    else:
-        # The concrete style is recorded with every checkpoint: the adapter is asked the way it was
-        # trained (a continued adapter keeps its style unless told otherwise).
-        style = resolve_style(script_args.prompt_style, tokenizer, trained=init_record.get("prompt_style"))
-        train = prompt_completion(parts["train"], style, tokenizer)
-        test = prompt_completion(parts["test"], style, tokenizer)
-        batching = resolve_batching(script_args.batching, model)
-    configure_trainer(training_args, script_args, batching)
-
-    # 3. Resume from a pushed checkpoint (adapter, head, optimizer, scheduler, step), or a local one.
-    resume_from: str | None = None
-    resumed_repo = None
-    already_pushed = -1
-    if script_args.resume:
-        resume_from = get_last_checkpoint(training_args.output_dir) if Path(training_args.output_dir).is_dir() else None
+    Raises:
+        QAError: nothing to resume from, or nothing left to train.
+    """
+    resume_from, resumed_repo = None, None
+    if publish_args.resume:
+        output = Path(training_args.output_dir)
+        resume_from = get_last_checkpoint(str(output)) if output.is_dir() else None
         if resume_from is None:
-            raise QAError(f"cannot resume: no checkpoint-N folder in {training_args.output_dir}")
-    if script_args.resume_from_hub:
-        resume_from, resumed_repo = pull_checkpoint(script_args.resume_from_hub, training_args.output_dir, settings)
-    if resume_from:
-        step = json.loads((Path(resume_from) / "trainer_state.json").read_text())["global_step"]
-        if 0 < training_args.max_steps <= step:  # the trainer would run one step past it
-            raise QAError(
-                f"{resume_from} is at step {step} and --max_steps is {training_args.max_steps}: "
-                "nothing left to train; raise --max_steps to continue"
-            )
-        if resumed_repo == script_args.hub_repo:  # steps up to here are on the repo already
-            already_pushed = step
-
-    # 4. Publishing: check write access before spending any compute. Records and cards name local
-    # files by their name only.
-    extra = {
-        "base_model": public_name(loaded.description),
-        "task": script_args.task,
-        "dataset": public_name(script_args.data),
-        "prompt_style": style,
-        "batching": batching,
-        **({"init_adapter": init_record["adapter"]} if init_record else {}),
-    }
-    options = vars(script_args)
-    pusher = None
-    if push and is_main:
-        check_write_access(script_args.hub_repo, settings)
-        pusher = CheckpointPusher(
-            script_args.hub_repo,
-            settings,
-            card=lambda record: adapter_card(script_args.hub_repo, record, options),
-            skip_through=already_pushed,
+            raise QAError(f"cannot resume: no checkpoint-N folder in {output}")
+    if publish_args.resume_from_hub:
+        resume_from, resumed_repo = pull_checkpoint(publish_args.resume_from_hub, training_args.output_dir, settings)
+    if not resume_from:
+        return None, -1
+    step = json.loads((Path(resume_from) / "trainer_state.json").read_text())["global_step"]
+    if 0 < training_args.max_steps <= step:  # the trainer would run one step past it
+        raise QAError(
+            f"{resume_from} is at step {step} and --max_steps is {training_args.max_steps}: "
+            "nothing left to train; raise --max_steps to continue"
         )
+    return resume_from, step if resumed_repo == publish_args.hub_repo else -1
 
-    trainer = GroupedSFTTrainer(
-        model=model,
-        args=training_args,
-        train_dataset=train,
-        eval_dataset=test,
-        processing_class=tokenizer,
-        peft_config=peft_config,
-        callbacks=[CheckpointCallback(extra, pusher)],
-    )
+
+def run_facts(loaded: LoadedModel, data_args: DataArguments, model_args: ModelArguments, lora: LoraConfig) -> dict:
+    """What every checkpoint record (and so every card) says about how it was trained; local
+    files are named by their name only."""
+    targets = lora.target_modules
+    return {
+        "base_model": public_name(loaded.name),
+        "base_commit": loaded.commit,
+        "task": data_args.task,
+        "dataset": public_name(data_args.data),
+        "quantization": model_args.quantization,
+        "lora": {
+            "r": lora.r,
+            "alpha": lora.lora_alpha,
+            "dropout": lora.lora_dropout,
+            "target_modules": [targets] if isinstance(targets, str) else sorted(targets),  # a str is a regex
+            "modules_to_save": sorted(lora.modules_to_save or []),
+        },
+    }
+
+
+def train_and_evaluate(trainer: GroupedSFTTrainer, resume_from: str | None, pusher: CheckpointPusher | None):
+    """Train, then evaluate on the held-out split; pushes stop at once if either fails.
+
+    Returns:
+        The trainer's `TrainOutput`.
+    """
     try:
-        train_output = trainer.train(resume_from_checkpoint=resume_from)
-        # 5. Evaluate on the held-out split, save, and push the final checkpoint with its card.
+        output = trainer.train(resume_from_checkpoint=resume_from)
         trainer.evaluate()
+        return output
     except BaseException as exc:
         if pusher:
             pusher.abort()
         if isinstance(exc, ValueError) and "checkpoint" in str(exc).lower():
             raise QAError(f"cannot resume: {exc}") from exc
         raise
-    final = Path(training_args.output_dir) / "final"
+
+
+def save_final(trainer: GroupedSFTTrainer, train_output, extra: dict, title: str) -> tuple[Path, Path, dict]:
+    """Save the adapter as output_dir/final and write the final record (and loss curve) into it
+    and into the last full checkpoint.
+
+    Returns:
+        (the final adapter folder; the folder to push: the last full checkpoint when the trainer
+        saved one, so the branch's head can be resumed from, else the adapter alone; the record).
+    """
+    output_dir = Path(trainer.args.output_dir)
+    final = output_dir / "final"
     trainer.save_model(final)
     record = checkpoint_record(trainer.state, extra)
     record["train_loss"] = round(train_output.training_loss, 6)  # the average over the run
     record["train_runtime"] = round(train_output.metrics["train_runtime"], 3)
     record["train_tokens"] = trainer.state.num_input_tokens_seen
-    # The trainer saved the last step in full (optimizer, scheduler, trainer state) when it saves at
-    # all: push that, so the branch's head can be resumed from; else the adapter alone.
-    last = Path(training_args.output_dir) / f"checkpoint-{trainer.state.global_step}"
+    last = output_dir / f"checkpoint-{trainer.state.global_step}"
     complete = last if last.is_dir() else final
-    if is_main:
-        curve = Path(training_args.output_dir) / LOSS_CURVE
-        if write_loss_curve(trainer.state.log_history, curve, f"{script_args.task}: {public_name(loaded.description)}"):
+    if trainer.is_world_process_zero():
+        curve = output_dir / LOSS_CURVE
+        if write_loss_curve(trainer.state.log_history, curve, title):
             record["loss_curve"] = LOSS_CURVE  # the card shows it
             for folder in {final, complete}:
                 shutil.copy(curve, folder / LOSS_CURVE)
         write_record(final, record)
         write_record(complete, record)
+    return final, complete, record
+
+
+def summary(
+    loaded: LoadedModel, examples: str, trainer: GroupedSFTTrainer, seconds: float, record: dict, final: Path
+) -> str:
+    """The line printed at the end of a run: what was trained, how fast, the losses, where it went."""
+    return (
+        f"trained {loaded.description} on {examples} with {trainer.args.world_size} process(es): "
+        f"{trainer.state.global_step} steps in {seconds:.0f}s "
+        f"({record['train_tokens'] / max(record['train_runtime'], 1e-9):.0f} tokens/s), "
+        f"train loss {record['train_loss']:.4f}, "
+        f"eval loss {record.get('eval_loss', float('nan')):.4f} "
+        f"(perplexity {record.get('eval_perplexity', float('nan')):.2f}); adapter in {final}"
+    )
+
+
+def push_summary(report: PushReport, repo: str, output_dir: str, final: Path) -> str:
+    """What the pusher did, and how to publish what it could not."""
+    text = f"; pushed {len(report.pushed)} checkpoint(s) to {repo}"
+    if report.failed:
+        failures = " | ".join(f"step {step}: {why}" for step, why in sorted(report.failed.items()))
+        text += f", {len(report.failed)} push(es) failed: {failures}" + push_later_hint(report, output_dir, repo, final)
+    return text
+
+
+def main(
+    data_args: DataArguments, model_args: ModelArguments, publish_args: PublishArguments, training_args: SFTConfig
+) -> dict:
+    """Train, evaluate and publish; returns the final checkpoint record (step, losses, metrics,
+    train_runtime and train_tokens, the real tokens trained on, padding excluded; `push_failures`,
+    the number of checkpoint pushes that failed for good)."""
+    started = time.time()
+    settings = load_settings(hf_endpoint=publish_args.hub_endpoint, hf_token=training_args.hub_token)
+    push, is_main = training_args.push_to_hub, training_args.process_index == 0
+    check_options(data_args, publish_args, push, settings)
+
+    parts = load_data(data_args, settings, training_args.seed)
+    loaded, model, lora, init_record = load_trainable_model(model_args, training_args, settings)
+    style, batching, train, test = prepare_examples(data_args, parts, loaded.tokenizer, model, init_record)
+    configure_trainer(training_args, publish_args, batching)
+    resume_from, already_pushed = find_resume_point(publish_args, training_args, settings)
+
+    extra = {**run_facts(loaded, data_args, model_args, lora), "prompt_style": style, "batching": batching}
+    if init_record:
+        extra["init_adapter"] = init_record["adapter"]
+    pusher = None
+    if push and is_main:  # write access is checked before any compute is spent
+        repo = publish_args.hub_repo
+        check_write_access(repo, settings)
+        pusher = CheckpointPusher(repo, settings, lambda record: adapter_card(repo, record), already_pushed)
+    trainer = GroupedSFTTrainer(
+        model=model,
+        args=training_args,
+        train_dataset=train,
+        eval_dataset=test,
+        processing_class=loaded.tokenizer,
+        peft_config=None if init_record else lora,
+        callbacks=[CheckpointCallback(extra, pusher)],
+    )
+    train_output = train_and_evaluate(trainer, resume_from, pusher)
+    title = f"{data_args.task}: {public_name(loaded.description)}"
+    final, complete, record = save_final(trainer, train_output, extra, title)
     report = None
     if pusher:
         pusher.submit(complete, record)
@@ -388,22 +490,11 @@ def main(script_args: TrainScriptArguments, training_args: SFTConfig) -> dict:
     record["push_failures"] = len(report.failed) if report else 0
 
     if is_main:
-        summary = (
-            f"trained {loaded.description} on {len(train)} {'passages' if style is None else 'examples'} "
-            f"with {training_args.world_size} process(es): "
-            f"{trainer.state.global_step} steps in {time.time() - started:.0f}s "
-            f"({record['train_tokens'] / max(record['train_runtime'], 1e-9):.0f} tokens/s), "
-            f"train loss {record['train_loss']:.4f}, "
-            f"eval loss {record.get('eval_loss', float('nan')):.4f} "
-            f"(perplexity {record.get('eval_perplexity', float('nan')):.2f}); adapter in {final}"
-        )
+        examples = f"{len(train)} {'passages' if style is None else 'examples'}"
+        line = summary(loaded, examples, trainer, time.time() - started, record, final)
         if report is not None:
-            summary += f"; pushed {len(report.pushed)} checkpoint(s) to {script_args.hub_repo}"
-            if report.failed:
-                failures = " | ".join(f"step {step}: {why}" for step, why in sorted(report.failed.items()))
-                summary += f", {len(report.failed)} push(es) failed: {failures}"
-                summary += push_later_hint(report, training_args.output_dir, script_args.hub_repo, final)
-        print(summary, flush=True)
+            line += push_summary(report, publish_args.hub_repo, training_args.output_dir, final)
+        print(line, flush=True)
     return record
 
 
@@ -420,8 +511,11 @@ def push_later_hint(report: PushReport, output_dir: str, repo: str, final: Path)
     return "\nthe checkpoints are kept locally; to publish them later, in this order:\n" + "\n".join(commands)
 
 
-def parse_args(argv: list[str] | None = None) -> tuple[TrainScriptArguments, SFTConfig]:
-    parser = TrlParser((TrainScriptArguments, SFTConfig))
+def parse_args(
+    argv: list[str] | None = None,
+) -> tuple[DataArguments, ModelArguments, PublishArguments, SFTConfig]:
+    """The options of a run, from `--config PRESET.yaml` and the command line (which wins)."""
+    parser = TrlParser((DataArguments, ModelArguments, PublishArguments, SFTConfig))
     parser.set_defaults(report_to="none", output_dir="runs/qa-lora")
     return parser.parse_args_and_config(argv)
 

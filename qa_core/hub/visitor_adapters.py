@@ -19,18 +19,14 @@ from pathlib import Path
 
 from huggingface_hub import snapshot_download
 
-from qa_core.checkpoints import Checkpoint, pushed_checkpoints, resolve_revision
 from qa_core.config import Settings
-from qa_core.errors import QAError
-from qa_core.hub_client import api, call
-from qa_core.snapshots import CHECKPOINT_FILE, Snapshot
+from qa_core.errors import AdapterRefused
+from qa_core.hub.checkpoints import CHECKPOINT_FILE, Checkpoint, pushed_checkpoints, resolve_revision
+from qa_core.hub.client import api, call
+from qa_core.hub.snapshots import ADAPTER_CONFIG, ADAPTER_WEIGHTS, Snapshot
 
 REPO_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[A-Za-z0-9][\w.-]*$")
-ADAPTER_FILES = ["adapter_config.json", "adapter_model.safetensors", CHECKPOINT_FILE, "README.md"]
-
-
-class AdapterRefused(QAError):
-    """A visitor's adapter is not loaded: not a Hub repo name, not an adapter, or too large."""
+ADAPTER_FILES = [ADAPTER_CONFIG, ADAPTER_WEIGHTS, CHECKPOINT_FILE, "README.md"]
 
 
 @lru_cache(maxsize=8)

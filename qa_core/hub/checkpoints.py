@@ -2,9 +2,11 @@
 
 A checkpoint commit is titled `checkpoint step 40: loss 1.2345` and carries the full record
 (step, epoch, loss, eval metrics ...) as JSON in the commit description and in `checkpoint.json`,
-so listing a run needs one API call and every checkpoint stays readable on its own.
+so listing a run needs one API call and every checkpoint stays readable on its own. This module
+is the whole record format: the training script writes and pushes it, `hub` lists and pulls it,
+models and evaluation read it back.
 
-    from qa_core.checkpoints import list_checkpoints, pull
+    from qa_core.hub.checkpoints import list_checkpoints, pull
     for c in list_checkpoints("me/run", settings): print(c.commit, c.step, c.info.get("loss"))
     pull("me/run", "40", "ckpt-40", settings)      # by step, or by (short) commit sha
 """
@@ -17,11 +19,15 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
-from huggingface_hub import snapshot_download
+from huggingface_hub import metadata_load, snapshot_download
 
 from qa_core.config import Settings
-from qa_core.hub_client import HubError, api, call
+from qa_core.errors import HubError
+from qa_core.hub.client import api, call, push_folder
 
+# The record of a training checkpoint (step, epoch, loss, eval metrics, prompt style ...), saved in
+# every checkpoint folder and pushed with every checkpoint commit.
+CHECKPOINT_FILE = "checkpoint.json"
 STEP = re.compile(r"^(?:step[-=:]?)?(\d{1,6})$")
 
 
@@ -45,6 +51,35 @@ def checkpoint_message(info: dict) -> tuple[str, str]:
     if isinstance(info.get("loss"), (int, float)):
         title += f": loss {info['loss']:.4f}"
     return title, json.dumps(info, sort_keys=True)
+
+
+def write_record(folder: Path, record: dict) -> None:
+    """Save `record` as the folder's checkpoint.json (read back when the adapter is loaded)."""
+    (folder / CHECKPOINT_FILE).write_text(json.dumps(record, indent=2, sort_keys=True) + "\n")
+
+
+def read_checkpoint_record(folder: Path) -> dict:
+    """The training record saved with a checkpoint or adapter folder (step, metrics, prompt style ...):
+    its checkpoint.json, else the metadata of its model card, else {}."""
+    record_file = folder / CHECKPOINT_FILE
+    if record_file.is_file():
+        try:
+            return json.loads(record_file.read_text(encoding="utf-8"))
+        except (json.JSONDecodeError, UnicodeDecodeError):
+            return {}
+    card = folder / "README.md"
+    return metadata_load(card) or {} if card.is_file() else {}
+
+
+def push_checkpoint(folder: str | Path, repo_id: str, info: dict, settings: Settings, **kwargs: object) -> str:
+    """Push a training checkpoint as one commit whose message and `checkpoint.json` hold `info`.
+
+    Returns:
+        The commit sha.
+    """
+    title, description = checkpoint_message(info)
+    extra = {CHECKPOINT_FILE: description + "\n", **kwargs.pop("extra_files", {})}
+    return push_folder(folder, repo_id, settings, title, description, extra_files=extra, **kwargs)
 
 
 def parse_checkpoint_info(message: str) -> dict | None:

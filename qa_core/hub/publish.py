@@ -1,0 +1,124 @@
+"""Publishing: check push options and write access before training, and write model cards.
+
+Cards name local files and folders by their name only, never by their path on this machine; the
+pushes themselves are `qa_core.hub.client.push_folder` (one commit, never a token).
+
+    from qa_core.hub.publish import model_card
+    print(model_card("me/merged", {"base": "smollm2", "adapter": "me/run", "dtype": "float32"}))
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from huggingface_hub import ModelCard, ModelCardData
+
+from qa_core.config import Settings
+from qa_core.errors import HubError
+from qa_core.hub.client import api, call
+from qa_core.hub.refs import public_name
+
+# What `python -m hub merge` writes beside a merged model, and the card of its push is made from;
+# with the largest logit difference its --verify accepts by default, per merge dtype.
+MERGE_INFO_FILE = "merge_info.json"
+DEFAULT_TOLERANCE = {"float32": 1e-3, "float16": 5e-2, "bfloat16": 1e-1}
+
+
+def check_push_options(repo_id: str | None, settings: Settings) -> None:
+    """Fail at once, without a request, when `--push-to-hub` lacks a repo or a token.
+
+    Raises:
+        HubError: no `--hub-repo`, or no token.
+    """
+    if not repo_id:
+        raise HubError("--push-to-hub needs --hub-repo USER/NAME")
+    if not settings.hf_token:
+        raise HubError("--push-to-hub needs a token: set HF_TOKEN or pass --hub-token")
+
+
+def check_write_access(repo_id: str, settings: Settings) -> None:
+    """Fail early (before training) when the token cannot write to `repo_id` (creating it if needed)."""
+    identity = call(lambda: api(settings).whoami(), settings, repo_id)
+    if identity.get("auth", {}).get("accessToken", {}).get("role") == "read":
+        raise HubError(f"{repo_id}: the token is read-only; pushing needs a write token")
+    call(lambda: api(settings).create_repo(repo_id, exist_ok=True), settings, repo_id)
+
+
+def _card(data: ModelCardData, title: str, intro: str, facts: dict, metrics: dict) -> str:
+    """A model card: metadata the Hub indexes, an intro, a facts table, a metrics table."""
+    lines = [f"# {title}", "", intro, "", "| | |", "|---|---|"]
+    lines += [f"| {key} | {value} |" for key, value in facts.items() if value not in (None, "")]
+    numbers = {k: v for k, v in metrics.items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
+    if numbers:
+        lines += ["", "## Metrics", "", "| metric | value |", "|---|---|"]
+        lines += [f"| {key} | {value:.6g} |" for key, value in sorted(numbers.items())]
+    return str(ModelCard(f"---\n{data.to_yaml()}\n---\n\n" + "\n".join(lines) + "\n"))
+
+
+def _card_data(base: str, library: str, tags: list[str], dataset: str | None, **extra: object) -> ModelCardData:
+    hub_dataset = dataset and "/" in dataset and not Path(dataset).exists()  # a Hub dataset id, not a local file
+    return ModelCardData(
+        base_model=public_name(base),
+        library_name=library,
+        tags=["qa-toolkit", *tags],
+        datasets=[dataset] if hub_dataset else None,
+        **extra,
+    )
+
+
+def _code(text: str | None, commit: str | None = None) -> str | None:
+    return f"`{text}`" + (f" at commit `{commit}`" if commit else "") if text else None
+
+
+def model_card(repo_id: str, provenance: dict) -> str:
+    """The README.md of a merged model: base and adapter (with commits), data, merge check, metrics."""
+    checkpoint = provenance.get("checkpoint") or {}
+    dataset = checkpoint.get("dataset")
+    diff = provenance.get("max_abs_diff")
+    return _card(
+        _card_data(provenance["base"], "transformers", ["lora", "merged"], dataset),
+        repo_id,
+        f"A LoRA adapter merged into its base model with qa-toolkit (`python -m hub merge`), in {provenance['dtype']}.",
+        {
+            "base model": _code(public_name(provenance["base"]), provenance.get("base_commit")),
+            "adapter": _code(public_name(provenance["adapter"]), provenance.get("adapter_commit")),
+            "training data": _code(public_name(dataset) if dataset else None),
+            "merge check: max abs logit difference vs adapter": f"{diff:.3g}" if diff is not None else None,
+        },
+        checkpoint,
+    )
+
+
+def adapter_card(repo_id: str, record: dict) -> str:
+    """The README.md of a checkpoint of a run's adapter repo, made from its checkpoint record alone:
+    how it was trained (including the prompt style it must be asked in), its metrics, how to use it."""
+    base = record.get("base_model", "")
+    usage = f'python -m qa_core ask "Your question" --model {base} --adapter {repo_id}'
+    style = record.get("prompt_style")
+    task = record.get("task", "sft")
+    what = "continued pretraining on raw text" if task == "pretrain" else "question answering"
+    intro = f"LoRA adapter trained with qa-toolkit (`train_job/run.py`) for {what}; one commit per checkpoint."
+    intro += f"\n\n```bash\n{usage}\n```"
+    if record.get("loss_curve"):
+        intro += f"\n\n![training and eval loss]({record['loss_curve']})"
+    lora = record.get("lora") or {}
+    return _card(
+        _card_data(base, "peft", ["lora", "question-answering"], record.get("dataset"), prompt_style=style),
+        repo_id,
+        intro,
+        {
+            "base model": _code(base, record.get("base_commit")),
+            "task": task,
+            "started from adapter": _code(record.get("init_adapter")),
+            "training data": _code(record.get("dataset")),
+            "prompt style": _code(style),
+            "quantization": _code(record.get("quantization")),
+            "LoRA": f"r {lora['r']}, alpha {lora['alpha']}, dropout {lora['dropout']}, "
+            f"modules {', '.join(lora['target_modules'])}"
+            if lora
+            else None,
+            "trained head": ", ".join(lora.get("modules_to_save") or []) or "no",
+            "steps": record.get("step"),
+        },
+        record,
+    )
