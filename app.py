@@ -55,22 +55,18 @@ log = logging.getLogger("qa_toolkit.app")
 TRACK_TQDM = gr.Progress(track_tqdm=True)  # Gradio's idiom: the default marks the progress parameter
 
 
-def build_app(service: QAService) -> gr.Blocks:
-    """The Blocks app around a `QAService` whose model is already loaded."""
-    redact = service.settings.redact
-    # As many generations in flight as the batcher answers together; it owns the model.
-    generation = {"concurrency_id": "model", "concurrency_limit": service.settings.max_batch_size}
+def friendly(redact: Callable[[str], str]) -> Callable[[Callable], Callable]:
+    """A decorator that shows a handler's errors as a message in the page (and to API clients),
+    never a traceback: a `QAError` as it is; anything else is logged here and shown as a short
+    generic message, never its own text (it may name paths or internals of the server)."""
 
     def visible(exc: Exception) -> gr.Error:
-        """A `QAError` is shown as it is; anything else is logged here and shown as a short
-        generic message, never its own text (it may name paths or internals of the server)."""
         if isinstance(exc, QAError):
             return gr.Error(redact(str(exc)))
         log.error("unexpected error: %s", redact(f"{type(exc).__name__}: {exc}"), exc_info=exc)
         return gr.Error(UNEXPECTED)
 
-    def friendly(fn: Callable) -> Callable:
-        """Show errors as a message in the page (and to API clients), never a traceback."""
+    def decorate(fn: Callable) -> Callable:
         if inspect.isgeneratorfunction(fn):
 
             @functools.wraps(fn)
@@ -91,57 +87,113 @@ def build_app(service: QAService) -> gr.Blocks:
 
         return function
 
-    def model_info() -> str:
-        return f"**Model:** `{service.loaded.description}`"
+    return decorate
 
-    def documents_table(session: str, user: str | None) -> list[list]:
-        return [[d["source"], d["title"], d["chunks"]] for d in service.documents(session, user)]
 
-    def chunks_table(result: RagAnswer) -> list[list]:
-        return [
-            [n, hit.source, hit.metadata.get("page", hit.metadata.get("row", "")), round(hit.score, 3), hit.text[:300]]
-            for n, hit in enumerate(result.hits, start=1)
-        ]
+def model_queue(service: QAService) -> dict:
+    """Event options for anything that generates: as many in flight as the batcher answers together
+    (it owns the model)."""
+    return {"concurrency_id": "model", "concurrency_limit": service.settings.max_batch_size}
+
+
+def user(profile: gr.OAuthProfile | None) -> str | None:
+    """A signed-in visitor (QA_LOGIN) works on their own collection, kept across visits; anyone else
+    on their browser session's. Gradio fills in `profile` (None when signed out or without login)."""
+    return profile.username if profile else None
+
+
+def model_info(service: QAService) -> str:
+    return f"**Model:** `{service.loaded.description}`"
+
+
+def qa_tab(service: QAService, shown: Callable) -> None:
+    """Ask the model a question on its own."""
 
     @gpu
-    @friendly
+    @shown
     def qa(question: str, max_new_tokens: float, temperature: float):
         yield from service.answer_stream(question, None, GenerationSettings(int(max_new_tokens), float(temperature)))
 
+    question = gr.Textbox(label="Question", placeholder="What is a bond?", elem_id="qa-question")
+    with gr.Accordion("Generation settings", open=False):
+        max_new_tokens = gr.Slider(1, 1024, value=256, step=1, label="Max new tokens")
+        temperature = gr.Slider(0.0, 2.0, value=0.0, step=0.05, label="Temperature (0 = greedy)")
+    ask_button = gr.Button("Answer", variant="primary", elem_id="qa-button")
+    answer = gr.Textbox(label="Answer", lines=6, elem_id="qa-answer")
+    inputs = [question, max_new_tokens, temperature]
+    ask_button.click(qa, inputs, answer, api_name="qa", **model_queue(service))
+    question.submit(qa, inputs, answer, api_name=False, **model_queue(service))
+
+
+def context_qa_tab(service: QAService, shown: Callable) -> None:
+    """Ask about a pasted or uploaded text: answered by the model, or quoted from the text."""
+
     @gpu
-    @friendly
+    @shown
     def context_qa(question: str, context: str, file: str | None, max_new_tokens: float, mode: str):
         if file:
             context = service.read_context_file(file, Path(file).name)
         yield from service.context_qa_stream(question, context, mode, GenerationSettings(int(max_new_tokens)))
 
-    # A signed-in visitor (QA_LOGIN) works on their own collection, kept across visits; anyone else
-    # on their browser session's. Gradio fills in `profile` (None when signed out or without login).
-    def user(profile: gr.OAuthProfile | None) -> str | None:
-        return profile.username if profile else None
+    question = gr.Textbox(label="Question", elem_id="cqa-question")
+    with gr.Row():
+        context = gr.Textbox(label="Context (paste)", lines=8, elem_id="cqa-context")
+        file = gr.File(label="…or upload a file", file_types=[".txt", ".md", ".pdf", ".csv"], type="filepath")
+    with gr.Row():
+        mode = gr.Radio(
+            list(CONTEXT_MODES),
+            value=CONTEXT_MODES[1] if service.extractive_by_default else CONTEXT_MODES[0],
+            label="Answer: written by the model, or quoted from the context (extractive)",
+            elem_id="cqa-mode",
+        )
+        tokens = gr.Slider(1, 1024, value=256, step=1, label="Max new tokens")
+    button = gr.Button("Answer from the context", variant="primary", elem_id="cqa-button")
+    answer = gr.Textbox(label="Answer", lines=4, elem_id="cqa-answer")
+    support = gr.HighlightedText(label="Supporting sentences", elem_id="cqa-support")
+    button.click(
+        context_qa,
+        [question, context, file, tokens, mode],
+        [answer, support],
+        api_name="context_qa",
+        **model_queue(service),
+    )
 
-    @friendly
+
+def chunks_table(result: RagAnswer) -> list[list]:
+    return [
+        [n, hit.source, hit.metadata.get("page", hit.metadata.get("row", "")), round(hit.score, 3), hit.text[:300]]
+        for n, hit in enumerate(result.hits, start=1)
+    ]
+
+
+def rag_tab(service: QAService, shown: Callable, app: gr.Blocks) -> None:
+    """A visitor's own collection: upload, list and delete documents, and ask questions over them."""
+
+    def documents_table(session: str, username: str | None) -> list[list]:
+        return [[d["source"], d["title"], d["chunks"]] for d in service.collections.documents(session, username)]
+
+    @shown
     def ingest(files: list[str] | None, request: gr.Request, profile: gr.OAuthProfile | None, progress=TRACK_TQDM):
         if not files:
             raise QAError("choose one or more .txt, .md, .pdf or .csv files to upload")
-        report = service.ingest(request.session_hash, files, [Path(f).name for f in files], user(profile))
+        report = service.collections.ingest(request.session_hash, files, [Path(f).name for f in files], user(profile))
         lines = [report.summary()] + [f"- skipped: {problem}" for problem in report.problems]
         return "\n".join(lines), documents_table(request.session_hash, user(profile))
 
-    @friendly
+    @shown
     def documents(request: gr.Request, profile: gr.OAuthProfile | None):
         return documents_table(request.session_hash, user(profile))
 
-    def end_session(request: gr.Request) -> None:  # the visitor closed the page: their session's documents go
-        service.end_session(request.session_hash)
-
-    @friendly
+    @shown
     def delete_document(source: str, request: gr.Request, profile: gr.OAuthProfile | None):
-        removed = service.delete_document(request.session_hash, source.strip(), user(profile))
+        removed = service.collections.delete_document(request.session_hash, source.strip(), user(profile))
         return f"{source}: {removed} chunks deleted", documents_table(request.session_hash, user(profile))
 
+    def end_session(request: gr.Request) -> None:  # the visitor closed the page: their session's documents go
+        service.collections.end_session(request.session_hash)
+
     @gpu
-    @friendly
+    @shown
     def rag(
         question: str,
         mode: str,
@@ -156,160 +208,135 @@ def build_app(service: QAService) -> gr.Blocks:
             sources = "\n".join(f"[{n}] {hit.label} (score {hit.score:.3f})" for n, hit in result.sources())
             yield answer, sources, chunks_table(result)
 
-    # Not on the GPU: on ZeroGPU a decorated function runs in a forked worker, and an adapter
-    # attached there would be gone when it returns.
-    @friendly
-    def load_adapter(repo: str, revision: str):
-        service.load_adapter(repo, revision)
-        return model_info()
+    with gr.Row():
+        with gr.Column(scale=1):
+            files = gr.File(
+                label="Documents (.txt .md .pdf .csv)",
+                file_count="multiple",
+                file_types=[".txt", ".md", ".pdf", ".csv"],
+                elem_id="rag-files",
+            )
+            ingest_button = gr.Button("Add to my collection", elem_id="rag-ingest")
+            status = gr.Markdown(elem_id="rag-status")
+            table = gr.Dataframe(
+                headers=["source", "title", "chunks"], label="My documents", interactive=False, elem_id="rag-docs"
+            )
+            with gr.Row():
+                doomed = gr.Textbox(label="Source to delete", scale=3)
+                delete_button = gr.Button("Delete", scale=1)
+        with gr.Column(scale=2):
+            question = gr.Textbox(label="Question", elem_id="rag-question")
+            with gr.Row():
+                mode = gr.Radio(
+                    list(MODES),
+                    value="extractive" if service.extractive_by_default else MODES[0],
+                    label="Mode",
+                    elem_id="rag-mode",
+                )
+                k = gr.Slider(1, 10, value=5, step=1, label="Chunks (k)")
+                hybrid = gr.Checkbox(label="Hybrid (BM25 + dense)")
+            tokens = gr.Slider(1, 1024, value=256, step=1, label="Max new tokens")
+            rag_button = gr.Button("Answer from my documents", variant="primary", elem_id="rag-button")
+            answer = gr.Textbox(label="Answer", lines=5, elem_id="rag-answer")
+            sources = gr.Textbox(label="Citations", lines=3, elem_id="rag-sources")
+            chunks = gr.Dataframe(
+                headers=CHUNK_COLUMNS, label="Retrieved chunks", interactive=False, elem_id="rag-chunks"
+            )
+    ingest_button.click(ingest, files, [status, table], api_name="ingest", **DOCUMENTS)
+    delete_button.click(delete_document, doomed, [status, table], api_name="delete_document", **DOCUMENTS)
+    rag_button.click(
+        rag, [question, mode, k, hybrid, tokens], [answer, sources, chunks], api_name="rag", **model_queue(service)
+    )
+    app.load(documents, None, table, api_name="documents", **DOCUMENTS)
+    app.unload(end_session)
 
-    @friendly
+
+def loss_curves(rows: list[dict]) -> pd.DataFrame:
+    """Training and eval loss by step, one row per point, for the line plot."""
+    return pd.DataFrame(
+        [
+            {"step": row["step"], "loss": row[column], "series": column}
+            for row in rows
+            for column in ("loss", "eval loss")
+            if row[column] is not None
+        ],
+        columns=["step", "loss", "series"],
+    )
+
+
+def model_tab(service: QAService, shown: Callable, app: gr.Blocks, info: gr.Markdown) -> None:
+    """Pushed checkpoints of a run, loading one as the adapter, base vs fine-tuned, the latest evaluation."""
+
+    @shown
     def checkpoints(repo: str):
         rows = service.checkpoints(repo)
-        curves = pd.DataFrame(
-            [
-                {"step": row["step"], "loss": row[column], "series": column}
-                for row in rows
-                for column in ("loss", "eval loss")
-                if row[column] is not None
-            ],
-            columns=["step", "loss", "series"],
-        )
-        return [[row[c] for c in CHECKPOINT_COLUMNS] for row in rows], curves
+        return [[row[c] for c in CHECKPOINT_COLUMNS] for row in rows], loss_curves(rows)
 
     def pick_checkpoint(selected: gr.SelectData) -> str:
         return str(selected.row_value[0])  # the step of the clicked row
 
+    # Not on the GPU: on ZeroGPU a decorated function runs in a forked worker, and an adapter
+    # attached there would be gone when it returns.
+    @shown
+    def load_adapter(repo: str, revision: str):
+        service.load_adapter(repo, revision)
+        return model_info(service)
+
     @gpu
-    @friendly
+    @shown
     def compare(question: str, max_new_tokens: float):
         return service.compare(question, GenerationSettings(int(max_new_tokens)))
 
+    with gr.Row():
+        repo = gr.Textbox(label="Adapter: Hub repo", placeholder="your-name/qa-run", scale=3, elem_id="repo")
+        list_button = gr.Button("List checkpoints", scale=1, elem_id="list-checkpoints")
+    with gr.Row():
+        checkpoint_table = gr.Dataframe(
+            headers=CHECKPOINT_COLUMNS,
+            label="Pushed checkpoints (click a row to pick it)",
+            interactive=False,
+            elem_id="checkpoints",
+            scale=3,
+        )
+        loss_plot = gr.LinePlot(x="step", y="loss", color="series", title="Loss by step", elem_id="loss-plot", scale=2)
+    with gr.Row():
+        revision = gr.Textbox(label="Revision: step, commit or branch", placeholder="main", scale=3)
+        load_button = gr.Button("Load adapter", scale=1, elem_id="load-adapter")
+    list_button.click(checkpoints, repo, [checkpoint_table, loss_plot], api_name="checkpoints", **DOCUMENTS)
+    checkpoint_table.select(pick_checkpoint, None, revision, api_name=False)
+    load_button.click(load_adapter, [repo, revision], info, api_name="load_adapter", **model_queue(service))
+    question = gr.Textbox(label="Question to compare", elem_id="cmp-question")
+    tokens = gr.Slider(1, 1024, value=128, step=1, label="Max new tokens")
+    compare_button = gr.Button("Compare base and fine-tuned", elem_id="cmp-button")
+    with gr.Row():
+        base_answer = gr.Textbox(label="Base model", lines=5, elem_id="cmp-base")
+        tuned_answer = gr.Textbox(label="Fine-tuned", lines=5, elem_id="cmp-tuned")
+    compare_button.click(
+        compare, [question, tokens], [base_answer, tuned_answer], api_name="compare", **model_queue(service)
+    )
+    with gr.Accordion("Latest evaluation (python -m qa_core.evaluate)", open=False):
+        results = gr.Markdown(elem_id="results")
+    app.load(service.latest_results, None, results, api_name="results", **DOCUMENTS)
+
+
+def build_app(service: QAService) -> gr.Blocks:
+    """The Blocks app around a `QAService` whose model is already loaded: one tab per function."""
+    shown = friendly(service.settings.redact)
     with gr.Blocks(title="Domain QA") as app:
         gr.Markdown("# Domain QA")
         if service.settings.login:
             gr.LoginButton(elem_id="login")
-        info = gr.Markdown(model_info())
+        info = gr.Markdown(model_info(service))
         if service.loaded.is_demo:
             gr.Markdown(f"⚠️ **{DEMO_NOTICE}**", elem_id="demo-banner")
-
         with gr.Tab("QA"):
-            question = gr.Textbox(label="Question", placeholder="What is a bond?", elem_id="qa-question")
-            with gr.Accordion("Generation settings", open=False):
-                max_new_tokens = gr.Slider(1, 1024, value=256, step=1, label="Max new tokens")
-                temperature = gr.Slider(0.0, 2.0, value=0.0, step=0.05, label="Temperature (0 = greedy)")
-            ask_button = gr.Button("Answer", variant="primary", elem_id="qa-button")
-            answer = gr.Textbox(label="Answer", lines=6, elem_id="qa-answer")
-            ask_button.click(qa, [question, max_new_tokens, temperature], answer, api_name="qa", **generation)
-            question.submit(qa, [question, max_new_tokens, temperature], answer, api_name=False, **generation)
-
+            qa_tab(service, shown)
         with gr.Tab("Context QA"):
-            c_question = gr.Textbox(label="Question", elem_id="cqa-question")
-            with gr.Row():
-                c_context = gr.Textbox(label="Context (paste)", lines=8, elem_id="cqa-context")
-                c_file = gr.File(label="…or upload a file", file_types=[".txt", ".md", ".pdf", ".csv"], type="filepath")
-            with gr.Row():
-                c_mode = gr.Radio(
-                    list(CONTEXT_MODES),
-                    value=CONTEXT_MODES[1] if service.extractive_by_default else CONTEXT_MODES[0],
-                    label="Answer: written by the model, or quoted from the context (extractive)",
-                    elem_id="cqa-mode",
-                )
-                c_tokens = gr.Slider(1, 1024, value=256, step=1, label="Max new tokens")
-            c_button = gr.Button("Answer from the context", variant="primary", elem_id="cqa-button")
-            c_answer = gr.Textbox(label="Answer", lines=4, elem_id="cqa-answer")
-            c_support = gr.HighlightedText(label="Supporting sentences", elem_id="cqa-support")
-            c_button.click(
-                context_qa,
-                [c_question, c_context, c_file, c_tokens, c_mode],
-                [c_answer, c_support],
-                api_name="context_qa",
-                **generation,
-            )
-
+            context_qa_tab(service, shown)
         with gr.Tab("RAG"):
-            with gr.Row():
-                with gr.Column(scale=1):
-                    files = gr.File(
-                        label="Documents (.txt .md .pdf .csv)",
-                        file_count="multiple",
-                        file_types=[".txt", ".md", ".pdf", ".csv"],
-                        elem_id="rag-files",
-                    )
-                    ingest_button = gr.Button("Add to my collection", elem_id="rag-ingest")
-                    status = gr.Markdown(elem_id="rag-status")
-                    table = gr.Dataframe(
-                        headers=["source", "title", "chunks"],
-                        label="My documents",
-                        interactive=False,
-                        elem_id="rag-docs",
-                    )
-                    with gr.Row():
-                        doomed = gr.Textbox(label="Source to delete", scale=3)
-                        delete_button = gr.Button("Delete", scale=1)
-                with gr.Column(scale=2):
-                    r_question = gr.Textbox(label="Question", elem_id="rag-question")
-                    with gr.Row():
-                        mode = gr.Radio(
-                            list(MODES),
-                            value="extractive" if service.extractive_by_default else MODES[0],
-                            label="Mode",
-                            elem_id="rag-mode",
-                        )
-                        k = gr.Slider(1, 10, value=5, step=1, label="Chunks (k)")
-                        hybrid = gr.Checkbox(label="Hybrid (BM25 + dense)")
-                    r_tokens = gr.Slider(1, 1024, value=256, step=1, label="Max new tokens")
-                    rag_button = gr.Button("Answer from my documents", variant="primary", elem_id="rag-button")
-                    r_answer = gr.Textbox(label="Answer", lines=5, elem_id="rag-answer")
-                    r_sources = gr.Textbox(label="Citations", lines=3, elem_id="rag-sources")
-                    r_chunks = gr.Dataframe(
-                        headers=CHUNK_COLUMNS, label="Retrieved chunks", interactive=False, elem_id="rag-chunks"
-                    )
-            ingest_button.click(ingest, files, [status, table], api_name="ingest", **DOCUMENTS)
-            delete_button.click(delete_document, doomed, [status, table], api_name="delete_document", **DOCUMENTS)
-            rag_button.click(
-                rag,
-                [r_question, mode, k, hybrid, r_tokens],
-                [r_answer, r_sources, r_chunks],
-                api_name="rag",
-                **generation,
-            )
-            app.load(documents, None, table, api_name="documents", **DOCUMENTS)
-            app.unload(end_session)
-
+            rag_tab(service, shown, app)
         with gr.Tab("Model"):
-            with gr.Row():
-                repo = gr.Textbox(label="Adapter: Hub repo", placeholder="your-name/qa-run", scale=3, elem_id="repo")
-                list_button = gr.Button("List checkpoints", scale=1, elem_id="list-checkpoints")
-            with gr.Row():
-                checkpoint_table = gr.Dataframe(
-                    headers=CHECKPOINT_COLUMNS,
-                    label="Pushed checkpoints (click a row to pick it)",
-                    interactive=False,
-                    elem_id="checkpoints",
-                    scale=3,
-                )
-                loss_plot = gr.LinePlot(
-                    x="step", y="loss", color="series", title="Loss by step", elem_id="loss-plot", scale=2
-                )
-            with gr.Row():
-                revision = gr.Textbox(label="Revision: step, commit or branch", placeholder="main", scale=3)
-                load_button = gr.Button("Load adapter", scale=1, elem_id="load-adapter")
-            list_button.click(checkpoints, repo, [checkpoint_table, loss_plot], api_name="checkpoints", **DOCUMENTS)
-            checkpoint_table.select(pick_checkpoint, None, revision, api_name=False)
-            load_button.click(load_adapter, [repo, revision], info, api_name="load_adapter", **generation)
-            m_question = gr.Textbox(label="Question to compare", elem_id="cmp-question")
-            m_tokens = gr.Slider(1, 1024, value=128, step=1, label="Max new tokens")
-            compare_button = gr.Button("Compare base and fine-tuned", elem_id="cmp-button")
-            with gr.Row():
-                base_answer = gr.Textbox(label="Base model", lines=5, elem_id="cmp-base")
-                tuned_answer = gr.Textbox(label="Fine-tuned", lines=5, elem_id="cmp-tuned")
-            compare_button.click(
-                compare, [m_question, m_tokens], [base_answer, tuned_answer], api_name="compare", **generation
-            )
-            with gr.Accordion("Latest evaluation (python -m qa_core.evaluate)", open=False):
-                results = gr.Markdown(elem_id="results")
-            app.load(service.latest_results, None, results, api_name="results", **DOCUMENTS)
+            model_tab(service, shown, app, info)
     return app
 
 

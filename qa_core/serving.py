@@ -4,8 +4,7 @@
 directly. One `QAService` holds one loaded model (loaded once) and one Chroma client. Every
 generation goes through one `GenerationBatcher`: visitors who ask at the same time are answered
 in one batch (QA_MAX_BATCH_SIZE), each streaming their own answer. Documents a
-visitor uploads go into a collection of their own session, unless the operator configures a
-shared collection (QA_SHARED_COLLECTION).
+visitor uploads go into their own collection (`service.collections`, see `qa_core.visitors`).
 
     service = QAService(load_settings())
     print("".join(service.answer_stream("What is a bond?")))
@@ -13,11 +12,6 @@ shared collection (QA_SHARED_COLLECTION).
 
 from __future__ import annotations
 
-import hashlib
-import logging
-import threading
-import time
-from collections import OrderedDict
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -32,13 +26,9 @@ from qa_core.models import LoadedModel, attach_adapter_folder, load_model
 from qa_core.prompts import check_question
 from qa_core.qa import qa_prompt
 from qa_core.rag.answer import RagAnswer, RagOptions, prepare, quote
-from qa_core.rag.retrieval import Retriever
-from qa_core.rag.store import IngestReport, RagStore, StoreError, collection_exists, open_client
+from qa_core.rag.store import open_client
+from qa_core.visitors import VisitorCollections
 
-SESSION_PREFIX = "session-"  # the collections of visitors' sessions (swept when idle)
-USER_PREFIX = "user-"  # the collections of signed-in visitors (kept)
-RETRIEVER_CACHE = 256  # sessions whose retriever (and keyword index) stays in memory
-log = logging.getLogger("qa_toolkit.serving")
 CONTEXT_MODES = ("generate", "extractive")  # write an answer with the model, or quote the context
 
 
@@ -51,21 +41,13 @@ class QAService:
         # The untrained demo model writes noise: quote the documents instead, until a real model is set.
         self.extractive_by_default = self.loaded.is_demo
         self.batcher = self.loaded.backend.batcher(settings.max_batch_size)  # or the inference server's
-        self.chroma = open_client(settings)
         self.embedding = resolve_embedding_model(settings.embedding_model, settings)  # pinned once, for every visitor
-        # Bounded: a public app meets many sessions; a dropped retriever is rebuilt on its next use.
-        self._retrievers: OrderedDict[str, Retriever] = OrderedDict()
-        self._last_seen: dict[str, float] = {}  # collection -> when its session last did anything
-        self._started = time.monotonic()
-        self._stopping = threading.Event()
-        self._sweeper = threading.Thread(target=self._sweep_forever, name="session-sweeper", daemon=True)
-        self._sweeper.start()
+        self.collections = VisitorCollections(settings, open_client(settings), self.embedding)
 
     def close(self) -> None:
         """Stop the session sweeper and the generation batcher and join their threads (requests
         still waiting for an answer end with an error). Safe to call more than once."""
-        self._stopping.set()
-        self._sweeper.join()
+        self.collections.close()
         self.batcher.close()
 
     def __enter__(self) -> QAService:
@@ -140,120 +122,13 @@ class QAService:
         self.check_input("", text)
         return text
 
-    # --- documents and RAG ------------------------------------------------------------------
-    def collection_for(self, session: str, user: str | None = None) -> str:
-        """The collection a visitor reads and writes: the shared one; a signed-in `user`'s own (kept
-        across visits, with QA_LOGIN); or the browser session's (deleted when it ends)."""
-        if self.settings.shared_collection:
-            return self.settings.shared_collection
-        if user and self.settings.login:
-            return USER_PREFIX + hashlib.sha256(user.encode()).hexdigest()[:24]
-        return SESSION_PREFIX + hashlib.sha256(session.encode()).hexdigest()[:24]
-
-    def retriever(self, session: str, create: bool = False, user: str | None = None) -> Retriever | None:
-        """The retriever over the visitor's collection; None when it has none yet, unless `create`
-        (only an upload creates a collection: looking creates nothing)."""
-        name = self.collection_for(session, user)
-        if name not in self._retrievers:
-            if not create and not collection_exists(self.chroma, name):
-                return None  # remembers nothing: every page load of a stranger comes here
-            self._retrievers[name] = Retriever(RagStore(self.settings, name, self.chroma, self.embedding))
-            while len(self._retrievers) > RETRIEVER_CACHE:
-                self._retrievers.popitem(last=False)
-        self._retrievers.move_to_end(name)
-        self._last_seen[name] = time.monotonic()  # only for collections that exist (the sweep drops them)
-        return self._retrievers[name]
-
-    def ingest(self, session: str, paths: list[str], names: list[str], user: str | None = None) -> IngestReport:
-        """Ingest uploaded files (stored under their original `names`) into the session's collection,
-        creating it on the first upload.
-
-        Raises:
-            QAError: more files than QA_MAX_UPLOADS at once, or the collection would grow past
-                QA_MAX_SESSION_MB of text or QA_MAX_SESSION_CHUNKS chunks (then nothing is added).
-        """
-        if len(paths) > self.settings.max_uploads:
-            raise QAError(f"{len(paths)} files at once; the limit is {self.settings.max_uploads} (QA_MAX_UPLOADS)")
-        store = self.retriever(session, create=True, user=user).store
-        incoming, stored = sum(Path(p).stat().st_size for p in paths), store.text_bytes()
-        if stored + incoming > self.settings.max_session_mb * 1e6:
-            raise QAError(
-                f"your documents hold {stored / 1e6:.1f} MB and this upload {incoming / 1e6:.1f} MB: over this "
-                f"server's limit of {self.settings.max_session_mb:g} MB per visitor (QA_MAX_SESSION_MB); "
-                "delete documents first"
-            )
-        before = {entry["source"] for entry in store.sources()}
-        report = store.ingest(paths, names, progress=True)
-        if store.count() > self.settings.max_session_chunks:
-            for source in set(report.added) - before:
-                store.delete(source)
-            raise QAError(
-                f"this upload would bring your documents to more than {self.settings.max_session_chunks} chunks, "
-                "this server's limit per visitor (QA_MAX_SESSION_CHUNKS); it was not added"
-            )
-        return report
-
-    def documents(self, session: str, user: str | None = None) -> list[dict]:
-        retriever = self.retriever(session, user=user)
-        return retriever.store.sources() if retriever else []
-
-    def delete_document(self, session: str, source: str, user: str | None = None) -> int:
-        """Delete one of the session's documents; returns the chunks removed.
-
-        Raises:
-            StoreError: no such document.
-        """
-        retriever = self.retriever(session, user=user)
-        if retriever is None:
-            raise StoreError(f"no document {source!r}: you have not uploaded any")
-        return retriever.store.delete(source)
-
-    def end_session(self, session: str) -> None:
-        """Forget a visitor whose session ended: delete the session's collection (never the shared
-        one, nor a signed-in user's)."""
-        if not self.settings.shared_collection:
-            self._drop(self.collection_for(session))
-
-    def sweep(self) -> list[str]:
-        """Delete the collections of sessions idle for more than QA_SESSION_TTL_S (those whose end
-        was never signalled); a collection unseen since this server started counts from its start.
-
-        Returns:
-            The names of the collections deleted.
-        """
-        if self.settings.shared_collection:
-            return []
-        now, ttl = time.monotonic(), self.settings.session_ttl_s
-        idle = [
-            collection.name
-            for collection in self.chroma.list_collections()
-            if collection.name.startswith(SESSION_PREFIX)
-            and now - self._last_seen.get(collection.name, self._started) > ttl
-        ]
-        for name in idle:
-            self._drop(name)
-        return idle
-
-    def _drop(self, name: str) -> None:
-        self._retrievers.pop(name, None)
-        self._last_seen.pop(name, None)
-        if collection_exists(self.chroma, name):
-            self.chroma.delete_collection(name)
-
-    def _sweep_forever(self) -> None:
-        while not self._stopping.wait(min(60.0, max(0.5, self.settings.session_ttl_s / 4))):
-            try:
-                self.sweep()
-            except Exception:  # a failed sweep is tried again at the next round
-                log.exception("sweeping idle sessions failed")
-
     def rag_stream(
         self, session: str, question: str, options: RagOptions | None = None, user: str | None = None
     ) -> Iterator[tuple[str, RagAnswer]]:
         """Retrieve, then yield (answer so far, result) as the grounded answer is generated."""
         self.check_input(question)
         options = options or RagOptions()
-        retriever = self.retriever(session, user=user)
+        retriever = self.collections.retriever(session, user=user)
         if retriever is None or not retriever.store.count():  # none yet, all deleted, or an upload in flight
             raise QAError("your collection is empty: ingest documents first (upload them in the RAG tab)")
         if options.mode == "extractive":

@@ -49,7 +49,7 @@ def served(tmp_path_factory, hub_server, demo_dir):
 
 
 def visitor_collections(service: QAService) -> set[str]:
-    return {c.name for c in service.chroma.list_collections() if c.name.startswith("session-")}
+    return {c.name for c in service.collections.chroma.list_collections() if c.name.startswith("session-")}
 
 
 def test_every_tab_in_a_real_browser(served, tmp_path):
