@@ -330,9 +330,10 @@ def test_per_session_caps_refuse_an_upload_and_keep_what_was_stored(tmp_path, do
         service.collections.ingest("visitor", [str(docs[1])], [docs[1].name])
     assert [d["source"] for d in service.collections.documents("visitor")] == [docs[0].name]
     service.close()
-    with QAService(replace(settings, max_session_mb=0.00001), service.loaded) as small:
-        with pytest.raises(QAError, match=r"over this server's limit of 1e-05 MB per visitor \(QA_MAX_SESSION_MB\)"):
-            small.collections.ingest("visitor", [str(docs[1])], [docs[1].name])
+    limit = r"over this server's limit of 1e-05 MB per visitor \(QA_MAX_SESSION_MB\)"
+    small_cap = replace(settings, max_session_mb=0.00001)
+    with QAService(small_cap, service.loaded) as small, pytest.raises(QAError, match=limit):
+        small.collections.ingest("visitor", [str(docs[1])], [docs[1].name])
 
 
 def test_the_model_tab_lists_checkpoints_to_pick_from(served, client, tmp_path, demo_dir):
