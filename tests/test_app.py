@@ -24,6 +24,8 @@ from qa_core.serving import QAService
 from tests.conftest import HUB_TOKEN
 from tests.helpers import ROOT, make_adapter
 
+pytestmark = pytest.mark.slow  # see pyproject.toml: the fast tier is pytest -m "not slow"
+
 ENDPOINTS = {
     "/qa",
     "/context_qa",

@@ -47,6 +47,7 @@ def test_a_failing_request_fails_alone(demo, prompts):
     ]
 
 
+@pytest.mark.slow
 def test_a_short_answer_is_not_held_back_by_a_long_one(demo, prompts):
     long_settings = GenerationSettings(max_new_tokens=400)
     long_prompt = max(prompts, key=lambda p: len(generate(demo, [p], long_settings)[0]))
@@ -64,6 +65,7 @@ def test_a_short_answer_is_not_held_back_by_a_long_one(demo, prompts):
     assert batcher.largest_batch == 2 and finished["short"] < finished["long"]
 
 
+@pytest.mark.slow
 def test_a_newcomer_does_not_wait_for_a_long_answer_to_end(demo, prompts):
     """A visitor who asks while another's long answer is being generated joins that batch."""
     long_settings = GenerationSettings(max_new_tokens=400)

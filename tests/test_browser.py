@@ -21,6 +21,8 @@ from qa_core.serving import QAService
 from tests.conftest import HUB_TOKEN
 from tests.helpers import ROOT, free_port, make_adapter
 
+pytestmark = pytest.mark.slow  # see pyproject.toml: the fast tier is pytest -m "not slow"
+
 CHROMIUM = "/usr/bin/chromium"
 ARGS = [
     "--headless",

@@ -1,8 +1,13 @@
+"""The command line, run as users run it (`python -m qa_core ...` in a subprocess: the slow tier)."""
+
+import pytest
+
 from tests.helpers import run_cli
 
 SECRET = "hf_cli-secret-token-for-tests"
 
 
+@pytest.mark.slow
 def test_ask_prints_an_answer_and_the_demo_notice():
     result = run_cli("ask", "What is a bond?", "--max-new-tokens", "8", "--model", "demo")
     assert result.returncode == 0, result.stderr
@@ -11,6 +16,7 @@ def test_ask_prints_an_answer_and_the_demo_notice():
     assert "Traceback" not in result.stderr
 
 
+@pytest.mark.slow
 def test_ask_with_context_file_streaming(tmp_path):
     policy = tmp_path / "policy.txt"
     policy.write_text("Breaches must be reported within 72 hours.")
@@ -49,6 +55,7 @@ def test_help_explains_every_option():
         assert flag in result.stdout
 
 
+@pytest.mark.slow
 def test_token_from_env_file_never_printed(tmp_path):
     env = tmp_path / ".env"
     env.write_text(f"HF={SECRET}\nQA_BASE_MODEL=demo\n")
@@ -63,6 +70,7 @@ def test_token_from_env_file_never_printed(tmp_path):
         assert SECRET not in result.stdout + result.stderr
 
 
+@pytest.mark.slow
 def test_bad_input_is_one_line_error(tmp_path):
     missing = run_cli("ask", "hi", "--context-file", str(tmp_path / "nope.txt"))
     assert missing.returncode == 2 and "nope.txt" in missing.stderr and "Traceback" not in missing.stderr

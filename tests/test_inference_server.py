@@ -15,6 +15,8 @@ from qa_core.qa import qa_prompt
 from qa_core.serving import QAService
 from tests.helpers import ROOT, free_port, make_adapter, run_cli, transformers_serve
 
+pytestmark = pytest.mark.slow  # see pyproject.toml: the fast tier is pytest -m "not slow"
+
 QUESTIONS = [f"What was Northwind's revenue in fiscal {year}?" for year in range(2015, 2027)]
 SECRET = "sk-inference-server-secret"
 

@@ -271,6 +271,7 @@ def test_eval_of_a_csv_without_rows_is_a_clear_error(settings, tmp_path):
         evaluate_retrieval(settings, empty)
 
 
+@pytest.mark.slow
 def test_eval_cli_prints_json_last(tmp_path, corpus):
     env = {**os.environ, "PYTHONPATH": str(ROOT), "QA_CHROMA_PATH": str(tmp_path / "db")}
     result = subprocess.run(
@@ -352,6 +353,7 @@ def chroma_server(tmp_path_factory):
     process.wait(timeout=30)
 
 
+@pytest.mark.slow
 def test_server_mode(chroma_server, corpus):
     settings = load_settings(None, chroma_url=chroma_server)
     store = RagStore(settings, "server-test")

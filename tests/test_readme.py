@@ -15,6 +15,8 @@ import pytest
 from tests.conftest import HUB_TOKEN
 from tests.helpers import ROOT, write_pdf
 
+pytestmark = pytest.mark.slow  # see pyproject.toml: the fast tier is pytest -m "not slow"
+
 FENCE = re.compile(r"^```(bash|python)\n(.*?)^```", re.MULTILINE | re.DOTALL)
 # What cannot run here, and why: each is exercised elsewhere or needs what this machine lacks.
 SKIPPED = {

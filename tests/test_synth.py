@@ -27,6 +27,8 @@ from tests.helpers import ROOT
 from train_job.run import main as train_main
 from train_job.run import parse_args
 
+pytestmark = pytest.mark.slow  # see pyproject.toml: the fast tier is pytest -m "not slow"
+
 PRETRAIN = str(ROOT / "configs" / "tiny-cpu-pretrain.yaml")
 TINY = str(ROOT / "configs" / "tiny-cpu.yaml")
 CHUNK = (

@@ -29,6 +29,8 @@ from train_job.pushing import CheckpointPusher
 from train_job.run import main, parse_args, prompt_completion
 from train_job.sampling import GroupedSFTTrainer, LengthBucketSampler
 
+pytestmark = pytest.mark.slow  # see pyproject.toml: the fast tier is pytest -m "not slow"
+
 TINY = str(ROOT / "configs" / "tiny-cpu.yaml")
 
 
