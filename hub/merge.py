@@ -22,7 +22,7 @@ import torch
 from transformers import AutoConfig, AutoModelForCausalLM, PreTrainedModel, PreTrainedTokenizerBase
 
 from qa_core.config import Settings
-from qa_core.errors import QAError
+from qa_core.errors import MergeError
 from qa_core.hub.checkpoints import read_checkpoint_record
 from qa_core.hub.publish import DEFAULT_TOLERANCE, MERGE_INFO_FILE
 from qa_core.models import load_model, locate
@@ -32,10 +32,6 @@ VERIFY_PROMPTS = [
     "What was Northwind Capital's total revenue in fiscal 2024?",
     "Within how many hours must a personal data breach be reported to the regulator?",
 ]
-
-
-class MergeError(QAError):
-    """The merge was refused or its result does not match the adapter-attached model."""
 
 
 @dataclass

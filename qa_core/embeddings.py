@@ -18,8 +18,8 @@ from importlib.metadata import version
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from qa_core.errors import EmbeddingError, QAError
-from qa_core.hub.refs import ModelRef, RefError
+from qa_core.errors import EmbeddingError, QAError, RefError
+from qa_core.hub.refs import ModelRef
 
 if TYPE_CHECKING:
     import numpy as np

@@ -41,6 +41,10 @@ class StoreError(QAError):
     """The vector store cannot be opened or used (bad collection name, server unreachable ...)."""
 
 
+class RefError(QAError, ValueError):
+    """A name is neither an existing path nor a Hub repo id."""
+
+
 class HubError(QAError):
     """A Hub operation failed; the message says which repo, what happened and what to do."""
 

@@ -37,13 +37,13 @@ from transformers import (
 
 from qa_core.config import QUANTIZATIONS, Settings, load_settings
 from qa_core.demo_model import DEMO_NAME, ensure_demo_model
-from qa_core.errors import ModelLoadError
+from qa_core.errors import ModelLoadError, RefError
 from qa_core.generation import Backend
 from qa_core.generation.inference_server import InferenceServer
 from qa_core.generation.local import LocalBackend
 from qa_core.generation.server import ServerBackend
 from qa_core.hub.checkpoints import STEP, read_checkpoint_record, resolve_revision
-from qa_core.hub.refs import ModelRef, RefError
+from qa_core.hub.refs import ModelRef
 from qa_core.hub.snapshots import download_snapshot, require_adapter
 from qa_core.smollm2 import SMOLLM2_NAME, ensure_smollm2
 

@@ -12,10 +12,10 @@ from transformers import AutoModelForCausalLM
 
 import qa_core.hub.client
 from hub.cli import main as hub_main
-from hub.merge import MergeError, merge_adapter
+from hub.merge import merge_adapter
 from qa_core.config import load_settings
 from qa_core.demo_model import build_demo_model
-from qa_core.errors import HubError
+from qa_core.errors import HubError, MergeError
 from qa_core.generate import generate
 from qa_core.hub.checkpoints import list_checkpoints, pull, push_checkpoint, pushed_checkpoints, resolve_revision
 from qa_core.hub.client import push_folder

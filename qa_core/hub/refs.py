@@ -13,13 +13,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from qa_core.errors import QAError
+from qa_core.errors import RefError
 
 PATH_PREFIXES = ("/", ".", "~")
-
-
-class RefError(QAError, ValueError):
-    """A name is neither an existing path nor a Hub repo id."""
 
 
 @dataclass(frozen=True)
