@@ -32,6 +32,7 @@ except ImportError:  # anywhere else there is nothing to attach
 import functools
 import inspect
 import logging
+import signal
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -353,9 +354,19 @@ def main() -> int:
     except QAError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    # show_error=False: only the messages of gr.Error reach visitors (see `visible`).
-    create_app(service).launch(max_file_size=f"{service.settings.max_file_mb:g}mb", show_error=False)
+    # SIGTERM (a Space or container being stopped) ends the server as Ctrl-C does: Gradio stops
+    # taking requests and closes; then the visitors' temporary collections go and the threads stop.
+    signal.signal(signal.SIGTERM, interrupt)
+    try:
+        # show_error=False: only the messages of gr.Error reach visitors (see `friendly`).
+        create_app(service).launch(max_file_size=f"{service.settings.max_file_mb:g}mb", show_error=False)
+    finally:
+        service.close(end_sessions=True)
     return 0
+
+
+def interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
 
 
 if __name__ == "__main__":

@@ -26,7 +26,7 @@ from qa_core.models import LoadedModel, attach_adapter_folder, load_model
 from qa_core.prompts import check_question
 from qa_core.qa import qa_prompt
 from qa_core.rag.answer import RagAnswer, RagOptions, prepare, quote
-from qa_core.rag.store import open_client
+from qa_core.rag.store import open_client, store_errors
 from qa_core.visitors import VisitorCollections
 
 CONTEXT_MODES = ("generate", "extractive")  # write an answer with the model, or quote the context
@@ -44,11 +44,12 @@ class QAService:
         self.embedding = resolve_embedding_model(settings.embedding_model, settings)  # pinned once, for every visitor
         self.collections = VisitorCollections(settings, open_client(settings), self.embedding)
 
-    def close(self) -> None:
+    def close(self, end_sessions: bool = False) -> None:
         """Stop the session sweeper and the generation batcher and join their threads (requests
-        still waiting for an answer end with an error). Safe to call more than once."""
-        self.collections.close()
+        still waiting for an answer end with an error); with `end_sessions` (the server is shutting
+        down), delete the browser sessions' collections too. Safe to call more than once."""
         self.batcher.close()
+        self.collections.close(end_sessions)
 
     def __enter__(self) -> QAService:
         return self
@@ -129,13 +130,16 @@ class QAService:
         self.check_input(question)
         options = options or RagOptions()
         retriever = self.collections.retriever(session, user=user)
-        if retriever is None or not retriever.store.count():  # none yet, all deleted, or an upload in flight
-            raise QAError("your collection is empty: ingest documents first (upload them in the RAG tab)")
+        with store_errors(self.settings):  # the Chroma server may be down; generation needs no store
+            if retriever is None or not retriever.store.count():  # none yet, all deleted, or an upload in flight
+                raise QAError("your collection is empty: ingest documents first (upload them in the RAG tab)")
+            if options.mode == "extractive":
+                result = quote(retriever, question, options)
+            else:
+                result = prepare(self.loaded, retriever, question, options, self.batcher)
         if options.mode == "extractive":
-            result = quote(retriever, question, options)
             yield result.answer, result
             return
-        result = prepare(self.loaded, retriever, question, options, self.batcher)
         for text in self.batcher.stream(result.prompt, options.generation):
             result.answer = text
             yield text, result

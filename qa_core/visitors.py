@@ -23,7 +23,7 @@ from qa_core.config import Settings
 from qa_core.embeddings import EmbeddingModel
 from qa_core.errors import QAError, StoreError
 from qa_core.rag.retrieval import Retriever
-from qa_core.rag.store import IngestReport, RagStore, collection_exists
+from qa_core.rag.store import IngestReport, RagStore, collection_exists, store_errors
 
 SESSION_PREFIX = "session-"  # the collections of visitors' sessions (swept when idle)
 USER_PREFIX = "user-"  # the collections of signed-in visitors (kept)
@@ -41,14 +41,22 @@ class VisitorCollections:
         self._retrievers: OrderedDict[str, Retriever] = OrderedDict()
         self._last_seen: dict[str, float] = {}  # collection -> when its session last did anything
         self._started = time.monotonic()
+        self._lock = threading.Lock()  # the app's worker threads share the two maps above
         self._stopping = threading.Event()
         self._sweeper = threading.Thread(target=self._sweep_forever, name="session-sweeper", daemon=True)
         self._sweeper.start()
 
-    def close(self) -> None:
-        """Stop the sweeper and join its thread. Safe to call more than once."""
+    def close(self, end_sessions: bool = False) -> None:
+        """Stop the sweeper and join its thread; with `end_sessions` (the server is shutting down),
+        also delete every browser session's collection (signed-in users' and the shared one stay).
+        Safe to call more than once."""
         self._stopping.set()
         self._sweeper.join()
+        if end_sessions and not self.settings.shared_collection:
+            with store_errors(self.settings):
+                for collection in self.chroma.list_collections():
+                    if collection.name.startswith(SESSION_PREFIX):
+                        self._drop(collection.name)
 
     def collection_for(self, session: str, user: str | None = None) -> str:
         """The collection a visitor reads and writes: the shared one; a signed-in `user`'s own (kept
@@ -63,15 +71,20 @@ class VisitorCollections:
         """The retriever over the visitor's collection; None when it has none yet, unless `create`
         (only an upload creates a collection: looking creates nothing)."""
         name = self.collection_for(session, user)
-        if name not in self._retrievers:
-            if not create and not collection_exists(self.chroma, name):
-                return None  # remembers nothing: every page load of a stranger comes here
-            self._retrievers[name] = Retriever(RagStore(self.settings, name, self.chroma, self.embedding))
+        with self._lock:
+            retriever = self._retrievers.get(name)
+        if retriever is None:
+            with store_errors(self.settings):
+                if not create and not collection_exists(self.chroma, name):
+                    return None  # remembers nothing: every page load of a stranger comes here
+                retriever = Retriever(RagStore(self.settings, name, self.chroma, self.embedding))
+        with self._lock:
+            retriever = self._retrievers.setdefault(name, retriever)  # another thread may have made one
+            self._retrievers.move_to_end(name)
             while len(self._retrievers) > RETRIEVER_CACHE:
                 self._retrievers.popitem(last=False)
-        self._retrievers.move_to_end(name)
-        self._last_seen[name] = time.monotonic()  # only for collections that exist (the sweep drops them)
-        return self._retrievers[name]
+            self._last_seen[name] = time.monotonic()  # only for collections that exist (the sweep drops them)
+        return retriever
 
     def ingest(self, session: str, paths: list[str], names: list[str], user: str | None = None) -> IngestReport:
         """Ingest uploaded files (stored under their original `names`) into the session's collection,
@@ -84,6 +97,10 @@ class VisitorCollections:
         if len(paths) > self.settings.max_uploads:
             raise QAError(f"{len(paths)} files at once; the limit is {self.settings.max_uploads} (QA_MAX_UPLOADS)")
         store = self.retriever(session, create=True, user=user).store
+        with store_errors(self.settings):
+            return self._ingest_within_quota(store, paths, names)
+
+    def _ingest_within_quota(self, store: RagStore, paths: list[str], names: list[str]) -> IngestReport:
         incoming, stored = sum(Path(p).stat().st_size for p in paths), store.text_bytes()
         if stored + incoming > self.settings.max_session_mb * 1e6:
             raise QAError(
@@ -104,7 +121,8 @@ class VisitorCollections:
 
     def documents(self, session: str, user: str | None = None) -> list[dict]:
         retriever = self.retriever(session, user=user)
-        return retriever.store.sources() if retriever else []
+        with store_errors(self.settings):
+            return retriever.store.sources() if retriever else []
 
     def delete_document(self, session: str, source: str, user: str | None = None) -> int:
         """Delete one of the session's documents; returns the chunks removed.
@@ -115,13 +133,15 @@ class VisitorCollections:
         retriever = self.retriever(session, user=user)
         if retriever is None:
             raise StoreError(f"no document {source!r}: you have not uploaded any")
-        return retriever.store.delete(source)
+        with store_errors(self.settings):
+            return retriever.store.delete(source)
 
     def end_session(self, session: str) -> None:
         """Forget a visitor whose session ended: delete the session's collection (never the shared
         one, nor a signed-in user's)."""
         if not self.settings.shared_collection:
-            self._drop(self.collection_for(session))
+            with store_errors(self.settings):
+                self._drop(self.collection_for(session))
 
     def sweep(self) -> list[str]:
         """Delete the collections of sessions idle for more than QA_SESSION_TTL_S (those whose end
@@ -144,8 +164,9 @@ class VisitorCollections:
         return idle
 
     def _drop(self, name: str) -> None:
-        self._retrievers.pop(name, None)
-        self._last_seen.pop(name, None)
+        with self._lock:
+            self._retrievers.pop(name, None)
+            self._last_seen.pop(name, None)
         if collection_exists(self.chroma, name):
             self.chroma.delete_collection(name)
 

@@ -231,8 +231,10 @@ def test_resume_from_the_latest_local_checkpoint(tmp_path):
     assert resumed["log_history"][: len(state["log_history"])] == state["log_history"]  # continued, not restarted
 
 
-def test_hub_failures_during_training_are_reported_and_training_completes(hub_server, hub_settings, tmp_path, capsys):
-    hub_server.fail_next(4, route="/commit/")  # the first checkpoint's commit fails on every retry
+def test_a_hub_outage_during_training_delays_the_pushes_and_loses_none(hub_server, hub_settings, tmp_path, capsys):
+    """The Hub answers 503 to more tries than one push makes: the push keeps trying (--push_patience),
+    training goes on, and every checkpoint lands, in order, once the Hub is back."""
+    hub_server.fail_next(9, route="/commit/")
     record = train(
         tmp_path,
         "--push-to-hub",
@@ -242,13 +244,15 @@ def test_hub_failures_during_training_are_reported_and_training_completes(hub_se
         "10",
         "--max_steps",
         "30",
+        "--push_patience",
+        "60",
         server=hub_server,
     )
     out = capsys.readouterr().out
-    assert record["step"] == 30
-    assert "warning: push of step 10 failed, training goes on" in out
-    assert "pushed 2 checkpoint(s) to tester/flaky, 1 push(es) failed: step 10:" in out
-    assert [c.step for c in list_checkpoints("tester/flaky", hub_settings)] == [30, 20]
+    assert record["step"] == 30 and record["push_failures"] == 0
+    assert "pushed 3 checkpoint(s) to tester/flaky" in out and "failed" not in out
+    assert [c.step for c in list_checkpoints("tester/flaky", hub_settings)] == [30, 20, 10]
+    assert hub_server.failures_left == 0  # the outage really outlasted one push's own retries
 
 
 def test_a_run_whose_pushes_fail_exits_3_and_says_how_to_push_later(pushed, hub_server, hub_settings, tmp_path):

@@ -5,8 +5,8 @@ written into the folder as `checkpoint.json`, so a local checkpoint says how it 
 With a `CheckpointPusher`, the folder is then copied aside (the trainer may delete it while it
 uploads) and handed to a separate push process (`train_job.push_worker`), which pushes the copies
 in order. At most `max_pending` copies wait; beyond that, training waits for the uploads instead of
-filling the disk. A failed push is retried (`qa_core.hub.client`), then reported, and training goes
-on; `finish()` waits for the rest.
+filling the disk. A failed push is retried (`qa_core.hub.client`), through an outage of the Hub for
+`--push-patience` seconds, then reported, and training goes on; `finish()` waits for the rest.
 """
 
 from __future__ import annotations
@@ -59,7 +59,9 @@ class CheckpointPusher:
     """Pushes checkpoint folders to `repo_id` from a separate process, in the order given.
 
     `card(record)` gives the README.md pushed with each checkpoint; steps up to `skip_through`
-    (those already on the repo, when a run resumes from it) are not pushed again.
+    (those already on the repo, when a run resumes from it) are not pushed again. While the Hub is
+    unavailable, a push keeps trying for `patience` seconds; meanwhile at most `max_pending`
+    checkpoints wait, then training waits too.
     """
 
     def __init__(
@@ -69,6 +71,7 @@ class CheckpointPusher:
         card: Callable[[dict], str],
         skip_through: int = -1,
         max_pending: int = 2,
+        patience: float = 0.0,
     ) -> None:
         self.repo_id, self.card, self.skip_through = repo_id, card, skip_through
         self.report = PushReport()
@@ -83,6 +86,7 @@ class CheckpointPusher:
             "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])),
         }
         limits = ["--retries", str(hub_client.RETRIES), "--backoff", str(hub_client.BACKOFF_SECONDS)]
+        limits += ["--patience", str(patience)]
         self._worker = subprocess.Popen(
             [sys.executable, "-m", "train_job.push_worker", repo_id, *limits],
             stdin=subprocess.PIPE,

@@ -28,6 +28,7 @@ which is saved and pushed with the final checkpoint.
 
 from __future__ import annotations
 
+import functools
 import json
 import shutil
 import sys
@@ -141,6 +142,13 @@ class PublishArguments:
     hub_endpoint: str | None = field(default=None, metadata={"help": "Hub endpoint (default: HF_ENDPOINT)."})
     push_every: int | None = field(
         default=None, metadata={"help": "Push a checkpoint every N steps (default: save_steps); always at the end."}
+    )
+    push_patience: float = field(
+        default=600.0,
+        metadata={
+            "help": "Seconds a checkpoint push keeps trying while the Hub is unavailable (HTTP 429/5xx, no "
+            "connection), checkpoints waiting in order; then it is reported and training goes on."
+        },
     )
     resume: bool = field(default=False, metadata={"help": "Continue from the latest checkpoint in output_dir."})
     resume_from_hub: str | None = field(
@@ -470,7 +478,8 @@ def main(
     if push and is_main:  # write access is checked before any compute is spent
         repo = publish_args.hub_repo
         check_write_access(repo, settings)
-        pusher = CheckpointPusher(repo, settings, lambda record: adapter_card(repo, record), already_pushed)
+        card = functools.partial(adapter_card, repo)
+        pusher = CheckpointPusher(repo, settings, card, already_pushed, patience=publish_args.push_patience)
     trainer = GroupedSFTTrainer(
         model=model,
         args=training_args,

@@ -22,10 +22,11 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import chromadb
+import httpx
 from chromadb.api import ClientAPI
 from chromadb.api.models.Collection import Collection
 from chromadb.api.types import Documents, EmbeddingFunction, Embeddings
-from chromadb.errors import NotFoundError
+from chromadb.errors import InternalError, NotFoundError
 from tqdm.auto import tqdm
 
 from qa_core.chunking import (
@@ -106,6 +107,33 @@ def temporary_store(settings: Settings, embedding: EmbeddingModel | None = None)
         yield store
     finally:
         store.client.delete_collection(store.name)
+
+
+def store_failure(exc: BaseException, settings: Settings) -> str | None:
+    """What went wrong, in words, when `exc` says the store itself failed (its server stopped
+    answering, its disk is full); None for anything else."""
+    if isinstance(exc, httpx.TransportError):
+        return f"the Chroma server at {settings.chroma_url} does not answer ({type(exc).__name__})"
+    if isinstance(exc, (InternalError, OSError)) and re.search(r"disk|space|too large|I/O", str(exc), re.IGNORECASE):
+        return f"the store's disk is full or over a file size limit ({str(exc).strip()[:120]})"
+    return None
+
+
+@contextmanager
+def store_errors(settings: Settings) -> Iterator[None]:
+    """Turn a failure of the store itself into one `StoreError` line (try again later) instead of
+    a traceback; any other exception passes through.
+
+    Raises:
+        StoreError: the Chroma server does not answer, or the disk is full.
+    """
+    try:
+        yield
+    except Exception as exc:
+        what = store_failure(exc, settings)
+        if what is None:
+            raise
+        raise StoreError(f"{what}: try again in a moment") from exc
 
 
 def open_client(settings: Settings) -> ClientAPI:
@@ -280,12 +308,39 @@ class RagStore:
             elif versions:
                 report.replaced.append(file.source)
             pending.append((file.source, fingerprint, [chunk for chunk in chunks if chunk.id not in ids]))
-        self._add([chunk for _, _, chunks in pending for chunk in chunks], progress)
+        new = [chunk for _, _, chunks in pending for chunk in chunks]
+        try:
+            self._add(new, progress)
+        except Exception as exc:
+            raise self._roll_back([chunk.id for chunk in new], exc) from exc
         for source, fingerprint, chunks in pending:  # only once every new chunk is stored
             self.collection.delete(where={"$and": [{"source": source}, {"file_hash": {"$ne": fingerprint}}]})
             self.changes += 1
             report.added[source] = len(chunks)
         return report
+
+    def _roll_back(self, ids: list[str], exc: Exception) -> Exception:
+        """Remove the chunks of an ingest that failed part-way, so the collection is as it was
+        before it (older versions of its files are removed only after a complete ingest).
+
+        Returns:
+            The error to raise: a `StoreError` that says whether the rollback worked, when the
+            store itself failed; else `exc`.
+        """
+        what = store_failure(exc, self.settings)
+        try:
+            self.collection.delete(ids=ids)
+        except Exception:
+            if what is None:
+                return exc
+            return StoreError(
+                f"{what}: the upload stopped part-way and may be partly stored; upload the same files "
+                "again once the store is back to complete them"
+            )
+        self.changes += 1
+        if what is None:
+            return exc
+        return StoreError(f"{what}: nothing of this upload was kept; the collection is as it was before it")
 
     def add_documents(self, source: str, docs: list[Document], fingerprint: str) -> int:
         """Store documents that did not come from a file (e.g. CSV cells in an evaluation).
