@@ -583,6 +583,7 @@ class HubServer(ThreadingHTTPServer):
         self.state = HubState(Path(data_dir), token, read_token)
         self.page_size = page_size
         self.failures_left, self.failing_route, self.failing_status = 0, "", 503
+        self.down_until = 0.0  # time.monotonic() before which every request gets 503
         self._failures_lock = threading.Lock()
 
     def fail_next(self, count: int, route: str = "", status: int = 503) -> None:
@@ -591,8 +592,14 @@ class HubServer(ThreadingHTTPServer):
         with self._failures_lock:
             self.failures_left, self.failing_route, self.failing_status = count, route, status
 
+    def fail_for(self, seconds: float) -> None:
+        """Answer every request with HTTP 503 for `seconds`, as a Hub outage would."""
+        self.down_until = time.monotonic() + seconds
+
     def take_failure(self, path: str) -> int | None:
         """The status to fail this request with, or None to serve it."""
+        if time.monotonic() < self.down_until:
+            return 503
         with self._failures_lock:
             if self.failures_left > 0 and self.failing_route in path:
                 self.failures_left -= 1

@@ -1,5 +1,6 @@
 import json
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -8,6 +9,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from pathlib import Path
 
+import chromadb
 import pytest
 from gradio_client import Client, handle_file
 from gradio_client.exceptions import AppError
@@ -22,7 +24,7 @@ from qa_core.models import load_model
 from qa_core.qa import ask, qa_prompt
 from qa_core.serving import QAService
 from tests.conftest import HUB_TOKEN
-from tests.helpers import ROOT, make_adapter
+from tests.helpers import ROOT, free_port, make_adapter
 
 pytestmark = pytest.mark.slow  # see pyproject.toml: the fast tier is pytest -m "not slow"
 
@@ -362,3 +364,29 @@ def test_an_app_that_cannot_start_says_why_in_one_line(hub_server, tmp_path):
     assert result.returncode == 2 and "Traceback" not in result.stderr
     assert result.stderr.strip().splitlines()[-1].startswith("error: Qwen/Qwen2.5-0.5B-Instruct: repository not found")
     assert "QA_BASE_MODEL" in result.stderr and HUB_TOKEN not in result.stderr + result.stdout
+
+
+def test_sigterm_stops_the_app_cleanly_and_ends_the_visitors_sessions(tmp_path, docs):
+    """A Space or container being stopped sends SIGTERM: the app stops taking requests, deletes the
+    browser sessions' collections and exits 0 (it used to die with the signal, leaving them)."""
+    port = free_port()
+    env = {**os.environ, "QA_BASE_MODEL": "demo", "QA_CHROMA_PATH": str(tmp_path / "db")}
+    env["GRADIO_SERVER_PORT"] = str(port)
+    quiet = {"stdout": subprocess.DEVNULL, "stderr": subprocess.DEVNULL}
+    app = subprocess.Popen([sys.executable, "app.py"], cwd=ROOT, env=env, **quiet)
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 180
+    while True:
+        try:
+            visitor = Client(url, verbose=False)
+            break
+        except Exception:
+            assert app.poll() is None and time.monotonic() < deadline, "the app did not start"
+            time.sleep(0.5)
+    visitor.predict([handle_file(str(docs[0]))], api_name="/ingest")
+    database = chromadb.PersistentClient(path=str(tmp_path / "db"))
+    assert [c.name for c in database.list_collections() if c.name.startswith("session-")]
+    app.send_signal(signal.SIGTERM)
+    assert app.wait(timeout=30) == 0
+    database = chromadb.PersistentClient(path=str(tmp_path / "db"))
+    assert not [c.name for c in database.list_collections() if c.name.startswith("session-")]

@@ -4,6 +4,7 @@
 import os
 import random
 import re
+import resource
 import signal
 import subprocess
 import sys
@@ -133,6 +134,39 @@ def test_ingest_killed_part_way_ends_like_a_clean_ingest(tmp_path):
     assert 0 < after_first_kill < len(clean)  # the kill left files half-stored
     assert killed == clean
     assert "partly stored file(s) completed" in completed
+
+
+def test_an_ingest_that_hits_a_full_disk_leaves_the_collection_as_it_was(tmp_path):
+    """The disk fills part-way through an upload (a file size limit, RLIMIT_FSIZE, in the ingesting
+    process): one clear error line, exit 2, and none of the upload's chunks stay behind."""
+    env = {**os.environ, "QA_CHROMA_PATH": str(tmp_path / "db"), "PYTHONPATH": str(ROOT)}
+    first = tmp_path / "first"
+    first.mkdir()
+    (first / "a.md").write_text("# A\n\n" + " ".join(WORDS) + ".\n")
+    ingest(first, "full", env).finish()
+    database = chromadb.PersistentClient(path=str(tmp_path / "db"))
+    before = set(database.get_collection("full").get(include=[])["ids"])
+    limit = max(path.stat().st_size for path in (tmp_path / "db").rglob("*") if path.is_file()) + 100_000
+
+    def limit_file_size() -> None:
+        resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
+
+    corpus = write_corpus(tmp_path / "docs", files=4, paragraphs=24)
+    argv = [sys.executable, "-m", "qa_core.rag", "ingest", str(corpus), "--collection", "full"]
+    result = subprocess.run(
+        [*argv, "--chunk-tokens", "32", "--overlap-tokens", "8"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        preexec_fn=limit_file_size,
+        timeout=600,
+    )
+    errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+    assert result.returncode == 2 and len(errors) == 1, result.stderr[-2000:]
+    assert "disk is full or over a file size limit" in errors[0] and "nothing of this upload was kept" in errors[0]
+    after = set(chromadb.PersistentClient(path=str(tmp_path / "db")).get_collection("full").get(include=[])["ids"])
+    assert after == before
 
 
 def test_training_killed_between_checkpoints_resumes_without_duplicate_pushes(hub_server, hub_settings, tmp_path):

@@ -12,12 +12,14 @@ import torch
 from qa_core.config import load_settings
 from qa_core.demo_model import sample_data_path
 from qa_core.documents import Document, safe_source_name
+from qa_core.embeddings import resolve_embedding_model
 from qa_core.errors import DataError, EmbeddingError, QAError
 from qa_core.rag.answer import RagAnswer, RagOptions, answer
 from qa_core.rag.cli import main as rag_main
 from qa_core.rag.evaluate import evaluate_retrieval
 from qa_core.rag.retrieval import KEYWORD_WEIGHT, Hit, Retriever
-from qa_core.rag.store import ChromaEmbedding, RagStore, StoreError
+from qa_core.rag.store import ChromaEmbedding, RagStore, StoreError, open_client
+from qa_core.visitors import VisitorCollections
 from tests.helpers import ROOT, free_port, write_pdf
 
 
@@ -320,37 +322,56 @@ def test_cli_ingest_query_list_delete(corpus, tmp_path, monkeypatch, capsys):
     assert answered["answer"] == "Keep CCTV footage for no longer than 30 days. [1]" and answered["cited"] == [1]
 
 
-@pytest.fixture(scope="module")
-def chroma_server(tmp_path_factory):
-    port = free_port()
+def start_chroma(path: Path, port: int) -> subprocess.Popen:
+    """`chroma run` on `path` and `port`, once it answers."""
     chroma = Path(sys.executable).parent / "chroma"
-    process = subprocess.Popen(
-        [
-            str(chroma),
-            "run",
-            "--path",
-            str(tmp_path_factory.mktemp("chroma-server")),
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
+    argv = [str(chroma), "run", "--path", str(path), "--host", "127.0.0.1", "--port", str(port)]
+    process = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.time() + 60
     while True:
         try:
             chromadb.HttpClient(host="127.0.0.1", port=port).heartbeat()
-            break
+            return process
         except Exception:
             if time.time() > deadline or process.poll() is not None:
                 process.kill()
                 pytest.fail("chroma run did not start")
             time.sleep(0.3)
+
+
+@pytest.fixture(scope="module")
+def chroma_server(tmp_path_factory):
+    port = free_port()
+    process = start_chroma(tmp_path_factory.mktemp("chroma-server"), port)
     yield f"http://127.0.0.1:{port}"
     process.terminate()
     process.wait(timeout=30)
+
+
+@pytest.mark.slow
+def test_a_chroma_server_that_dies_and_comes_back(tmp_path, corpus):
+    """Killed while the app serves: visitors get one clear line, not the generic error; restarted on
+    the same folder, the same service works again and nothing acknowledged before is missing."""
+    port = free_port()
+    server = start_chroma(tmp_path / "db", port)
+    settings = load_settings(None, chroma_url=f"http://127.0.0.1:{port}")
+    collections = VisitorCollections(settings, open_client(settings), resolve_embedding_model(None, settings))
+    collections.ingest("visitor", [str(corpus / "faq.csv")], ["faq.csv"])
+    stored = collections.documents("visitor")
+    server.kill()
+    server.wait()
+    down = rf"the Chroma server at http://127.0.0.1:{port} does not answer \(ConnectError\): try again in a moment"
+    with pytest.raises(StoreError, match=down):
+        collections.documents("visitor")
+    with pytest.raises(StoreError, match=down):
+        collections.ingest("visitor", [str(corpus / "harbor.txt")], ["harbor.txt"])
+    server = start_chroma(tmp_path / "db", port)
+    assert collections.documents("visitor") == stored and stored[0]["chunks"] == 2
+    collections.ingest("visitor", [str(corpus / "harbor.txt")], ["harbor.txt"])
+    assert len(collections.documents("visitor")) == 2
+    collections.close()
+    server.terminate()
+    server.wait(timeout=30)
 
 
 @pytest.mark.slow

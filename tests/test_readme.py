@@ -21,7 +21,7 @@ FENCE = re.compile(r"^```(bash|python)\n(.*?)^```", re.MULTILINE | re.DOTALL)
 # What cannot run here, and why: each is exercised elsewhere or needs what this machine lacks.
 SKIPPED = {
     r"^pip install": "installs packages (.ci/run does)",
-    r"^bash tests/setup\.sh": "the test suite itself",
+    r"^bash tests/setup\.sh|^python -m pytest": "the test suite itself",
     r"python app\.py": "serves until stopped (tests/test_app.py starts the app)",
     r"^docker ": "no Docker engine on these machines",
     r"^vllm ": "vLLM needs a GPU",

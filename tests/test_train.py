@@ -451,3 +451,11 @@ def test_two_processes_with_accelerate(tmp_path):
     assert result.returncode == 0, result.stderr[-3000:]
     assert "with 2 process(es): 4 steps" in result.stdout
     assert json.loads((tmp_path / "checkpoint-2" / "trainer_state.json").read_text())["global_step"] == 2
+
+
+def test_the_apps_adapter_setting_does_not_leak_into_training(tmp_path, monkeypatch, demo_dir):
+    """QA_ADAPTER (set for the app, e.g. in .env) is not where a run starts: that is --init-adapter.
+    It made the trainer refuse a model that already had an adapter."""
+    monkeypatch.setenv("QA_ADAPTER", str(make_adapter(demo_dir, tmp_path / "adapter")))
+    record = train(tmp_path / "run", "--max_steps", "2", "--eval_strategy", "no", "--save_strategy", "no")
+    assert record["step"] == 2 and "init_adapter" not in record

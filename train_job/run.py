@@ -33,7 +33,7 @@ import json
 import shutil
 import sys
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import torch
@@ -462,6 +462,7 @@ def main(
     the number of checkpoint pushes that failed for good)."""
     started = time.time()
     settings = load_settings(hf_endpoint=publish_args.hub_endpoint, hf_token=training_args.hub_token)
+    settings = replace(settings, adapter=None)  # QA_ADAPTER is the app's; a run starts from --init-adapter
     push, is_main = training_args.push_to_hub, training_args.process_index == 0
     check_options(data_args, publish_args, push, settings)
 

@@ -1,0 +1,40 @@
+"""The soak benchmark, short: a real `python app.py`, four visitors at a time for a minute, with
+every fault of the full run at shorter intervals (benchmarks/soak.py; the 10-minute figures are
+in benchmarks/README.md)."""
+
+import re
+import subprocess
+import sys
+
+import pytest
+
+from tests.helpers import ROOT
+
+pytestmark = pytest.mark.slow  # see pyproject.toml: the fast tier is pytest -m "not slow"
+
+LAST_LINE = re.compile(
+    r"^requests=(\d+) errors=(\d+) unexpected_errors=(\d+) lost_chunks=(\d+) rss_growth=([\d.]+) "
+    r"fd_growth=(-?\d+) thread_growth=(-?\d+) leftover_collections=(\d+) p95_ms=(\d+)$"
+)
+
+
+def test_a_short_soak_with_faults_loses_nothing_and_leaks_nothing():
+    command = [sys.executable, "-m", "benchmarks.soak", "--minutes", "1", "--clients", "4", "--ttl", "10"]
+    result = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=1200)
+    out = result.stdout
+    assert result.returncode == 0, result.stderr[-3000:]
+    fields = LAST_LINE.match(out.strip().splitlines()[-1])
+    assert fields, out[-2000:]
+    requests, errors, unexpected, lost, rss, fds, threads, leftover, _ = fields.groups()
+    assert int(unexpected) == 0, out[-3000:]
+    assert int(lost) == 0 and int(leftover) == 0
+    assert int(requests) > 50 and int(errors) > 0  # bad requests were made, and refused
+    assert float(rss) <= 1.25 and int(fds) <= 5 and int(threads) <= 2
+    # Every fault happened, and the app came through each as the issue asks:
+    assert "fault 1: Chroma is back" in out
+    assert re.search(r"fault 2: exit 2, error: the store's disk is full .* nothing of this upload was kept", out)
+    assert re.search(
+        r"fault 3: training exited 0 \([1-9]\d* pushes tried again\); checkpoints, newest first: \[20, 10\]", out
+    )
+    assert re.search(r"fault 4: SIGTERM: exit 0 in [\d.]+ s, 0 session collections left", out)
+    assert "restarted: answers again" in out
