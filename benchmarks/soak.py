@@ -365,12 +365,13 @@ def disk_full(folder: Path, env: dict, tally: Tally, started: float) -> None:
     second.mkdir(exist_ok=True)
     rng = random.Random(1)
     (first / "a.md").write_text(" ".join(rng.choice(WORDS) for _ in range(300)) + ".\n")
-    for n in range(12):  # about 150 chunks: several hundred kB in the database, past the limit below
-        (second / f"b{n}.md").write_text("\n\n".join(" ".join(rng.choice(WORDS) for _ in range(60)) for _ in range(12)))
+    for n in range(4):  # over a thousand small chunks: the database grows past the limit below
+        paragraphs = [" ".join(rng.choice(WORDS) for _ in range(50)) + "." for _ in range(24)]
+        (second / f"b{n}.md").write_text(f"# Report {n}\n\n" + "\n\n".join(paragraphs) + "\n")
     db = folder / "db"
     child_env = {**env, "QA_CHROMA_PATH": str(db)}
     child_env.pop("QA_CHROMA_URL", None)
-    command = [sys.executable, "-m", "qa_core.rag", "ingest"]
+    command = [sys.executable, "-m", "qa_core.rag", "ingest", "--chunk-tokens", "32", "--overlap-tokens", "8"]
     subprocess.run([*command, str(first), "--collection", "disk"], cwd=ROOT, env=child_env, capture_output=True)
     before = set(chromadb.PersistentClient(path=str(db)).get_collection("disk").get(include=[])["ids"])
     limit = max(p.stat().st_size for p in db.rglob("*") if p.is_file()) + 100_000
@@ -385,6 +386,7 @@ def disk_full(folder: Path, env: dict, tally: Tally, started: float) -> None:
         capture_output=True,
         text=True,
         preexec_fn=limit_file_size,
+        timeout=600,
     )
     after = set(chromadb.PersistentClient(path=str(db)).get_collection("disk").get(include=[])["ids"])
     errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
