@@ -35,7 +35,6 @@ import json
 import os
 import random
 import re
-import resource
 import signal
 import socket
 import subprocess
@@ -56,7 +55,7 @@ from qa_core.config import load_settings
 from qa_core.demo_model import ensure_demo_model
 from qa_core.hub.checkpoints import list_checkpoints, write_record
 from qa_core.visitors import SESSION_PREFIX
-from tests.helpers import make_adapter
+from tests.helpers import make_adapter, run_with_file_size_limit
 from tests.hub_server import HubServer
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -375,19 +374,7 @@ def disk_full(folder: Path, env: dict, tally: Tally, started: float) -> None:
     subprocess.run([*command, str(first), "--collection", "disk"], cwd=ROOT, env=child_env, capture_output=True)
     before = set(chromadb.PersistentClient(path=str(db)).get_collection("disk").get(include=[])["ids"])
     limit = max(p.stat().st_size for p in db.rglob("*") if p.is_file()) + 100_000
-
-    def limit_file_size() -> None:
-        resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
-
-    result = subprocess.run(
-        [*command, str(second), "--collection", "disk"],
-        cwd=ROOT,
-        env=child_env,
-        capture_output=True,
-        text=True,
-        preexec_fn=limit_file_size,
-        timeout=600,
-    )
+    result = run_with_file_size_limit([*command, str(second), "--collection", "disk"], child_env, limit)
     after = set(chromadb.PersistentClient(path=str(db)).get_collection("disk").get(include=[])["ids"])
     errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
     clear = result.returncode == 2 and len(errors) == 1 and "disk" in errors[0]

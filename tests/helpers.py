@@ -1,13 +1,22 @@
 """Helpers shared by tests."""
 
 import os
+import resource
 import subprocess
 import sys
 from pathlib import Path
 
 from benchmarks.serving import free_port, transformers_serve  # shared with the serving benchmark
 
-__all__ = ["ROOT", "free_port", "make_adapter", "run_cli", "transformers_serve", "write_pdf"]
+__all__ = [
+    "ROOT",
+    "free_port",
+    "make_adapter",
+    "run_cli",
+    "run_with_file_size_limit",
+    "transformers_serve",
+    "write_pdf",
+]
 ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -75,3 +84,15 @@ def make_adapter(base_dir: Path, out: Path, seed: int = 0, train_head: bool = Fa
             head.add_(torch.randn_like(head) * 0.5)
     model.save_pretrained(out)
     return out
+
+
+def run_with_file_size_limit(argv: list[str], env: dict, limit: int) -> subprocess.CompletedProcess:
+    """Run `argv` (text output captured) with no file it writes allowed past `limit` bytes
+    (RLIMIT_FSIZE), as on a full disk: writes fail with EFBIG (Python ignores SIGXFSZ)."""
+
+    def limit_file_size() -> None:
+        resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
+
+    return subprocess.run(
+        argv, cwd=ROOT, env=env, capture_output=True, text=True, preexec_fn=limit_file_size, timeout=600
+    )

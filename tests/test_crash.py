@@ -4,7 +4,6 @@
 import os
 import random
 import re
-import resource
 import signal
 import subprocess
 import sys
@@ -18,7 +17,7 @@ import pytest
 from qa_core.hub.checkpoints import list_checkpoints
 from qa_core.rag.store import EMBED_BLOCK
 from tests.conftest import HUB_TOKEN
-from tests.helpers import ROOT
+from tests.helpers import ROOT, run_with_file_size_limit
 
 pytestmark = pytest.mark.slow  # see pyproject.toml: the fast tier is pytest -m "not slow"
 
@@ -148,20 +147,9 @@ def test_an_ingest_that_hits_a_full_disk_leaves_the_collection_as_it_was(tmp_pat
     before = set(database.get_collection("full").get(include=[])["ids"])
     limit = max(path.stat().st_size for path in (tmp_path / "db").rglob("*") if path.is_file()) + 100_000
 
-    def limit_file_size() -> None:
-        resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
-
     corpus = write_corpus(tmp_path / "docs", files=4, paragraphs=24)
     argv = [sys.executable, "-m", "qa_core.rag", "ingest", str(corpus), "--collection", "full"]
-    result = subprocess.run(
-        [*argv, "--chunk-tokens", "32", "--overlap-tokens", "8"],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        preexec_fn=limit_file_size,
-        timeout=600,
-    )
+    result = run_with_file_size_limit([*argv, "--chunk-tokens", "32", "--overlap-tokens", "8"], env, limit)
     errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
     assert result.returncode == 2 and len(errors) == 1, result.stderr[-2000:]
     assert "disk is full or over a file size limit" in errors[0] and "nothing of this upload was kept" in errors[0]
