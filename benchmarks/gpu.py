@@ -3,7 +3,8 @@ one at a time, bf16 and 4-bit), and sentence embedding for RAG ingest (batched v
 
     bash benchmarks/gpu.sh                      # one GPU, no network: Llama-2-7B architecture
     bash benchmarks/gpu.sh --tiny               # the same steps on a tiny model, on a CPU, in about a minute
-    bash benchmarks/gpu.sh --parts generation   # only some of qlora, generation, embedding
+    bash benchmarks/gpu.sh --parts generation   # only some of qlora, vs-unsloth, generation, embedding
+    bash benchmarks/gpu.sh --parts vs-unsloth   # the toolkit vs Unsloth on the same card, one after the other
 
 The model is built from Llama-2-7B's configuration with random weights (nothing is downloaded; speed
 and memory do not depend on the weights) and saved once, then loaded through the toolkit like any
@@ -14,6 +15,9 @@ fails prints `<part>_error=...` and the others still run, so one device run yiel
 from __future__ import annotations
 
 import argparse
+import json
+import subprocess
+import sys
 import tempfile
 import time
 import traceback
@@ -95,6 +99,42 @@ def qlora(figures: Figures, folder: Path, tiny: bool, work: Path) -> None:
         figures.add(f"qlora_{key}_over_max_length", speeds[key] / speeds["max_length"])
 
 
+def vs_unsloth(figures: Figures, folder: Path, tiny: bool, work: Path) -> None:
+    """The toolkit (`train_job/run.py`, batching and kernels `auto`) and Unsloth (its own loader and
+    TRL's packing, padding-free collator) on the same model, data (the mixed-length sample), LoRA (r 16
+    on every linear layer, alpha 32, dropout 0), nf4 with double quantization, gradient checkpointing,
+    max_length 1024, batch 4, 23 steps (3 of warm-up among them, the same for both), one after the other."""
+    data = mixed_length_data(work / "mixed.csv")
+    steps = "4" if tiny else "23"
+    if torch.cuda.is_available():
+        torch.cuda.reset_peak_memory_stats()
+    args = ["--model", str(folder), "--data", str(data), "--quantization", "4bit", "--batching", "auto"]
+    args += ["--kernels", "auto", "--lora_r", "16", "--lora_alpha", "32", "--lora_dropout", "0"]
+    args += ["--lora_target_modules", "q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
+    args += ["--max_length", "1024", "--gradient_checkpointing", "true", "--max_steps", steps]
+    args += ["--per_device_train_batch_size", "4", "--logging_steps", "1", "--eval_strategy", "no"]
+    args += ["--save_strategy", "no", "--report_to", "none", "--prompt_style", "qa", "--seed", "0"]
+    args += ["--output_dir", str(work / "ours"), "--learning_rate", "2e-4"]
+    args += ["--bf16", "false", "--use_cpu", "true"] if tiny else ["--bf16", "true"]
+    record = train(*parse_args(args))
+    ours = {"tokens_s": record["train_tokens"] / record["train_runtime"], "peak_gib": peak_gib()}
+    figures.add("ours_batching", record["batching"])
+    figures.add("ours_kernels", record["kernels"])
+    figures.add("ours_tokens_s", ours["tokens_s"])
+    figures.add("ours_peak_gib", ours["peak_gib"])
+    if not torch.cuda.is_available():
+        figures.add("unsloth", "skipped: Unsloth needs a CUDA GPU (its kernels are Triton); ours measured alone")
+        return
+    command = [sys.executable, "-m", "benchmarks.unsloth_train", "--model", str(folder), "--data", str(data)]
+    command += ["--steps", steps, "--out", str(work / "unsloth")]
+    result = subprocess.run(command, capture_output=True, text=True, check=True)
+    theirs = json.loads(result.stdout.strip().splitlines()[-1])
+    figures.add("unsloth_tokens_s", theirs["tokens_s"])
+    figures.add("unsloth_peak_gib", theirs["peak_gib"])
+    figures.add("tokens_ratio", ours["tokens_s"] / theirs["tokens_s"])
+    figures.add("memory_ratio", ours["peak_gib"] / theirs["peak_gib"])
+
+
 def generation(figures: Figures, folder: Path) -> None:
     """Seconds for the same greedy answers, batched vs one at a time, in bf16 and in 4-bit."""
     questions = load_qa_data(sample_data_path())["question"][:16]
@@ -144,7 +184,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--tiny", action="store_true", help="a tiny model on the CPU, to check the script")
     parser.add_argument("--out", type=Path, default=Path("benchmarks/gpu-figures.txt"), help="where the figures go")
-    parser.add_argument("--parts", default="qlora,generation,embedding", help="comma-separated parts to run")
+    parser.add_argument(
+        "--parts", default="qlora,generation,embedding", help="some of qlora, vs-unsloth, generation, embedding"
+    )
     parser.add_argument("--embedding-model", help="a sentence-transformers folder (default: the bundled MiniLM)")
     args = parser.parse_args()
     device = "cuda" if torch.cuda.is_available() and not args.tiny else "cpu"
@@ -153,15 +195,16 @@ def main() -> None:
     figures = Figures(args.out)
     figures.add("device", torch.cuda.get_device_name() if device == "cuda" else "cpu (tiny check)")
     parts = args.parts.split(",")
-    if unknown := set(parts) - {"qlora", "generation", "embedding"}:
+    if unknown := set(parts) - {"qlora", "vs-unsloth", "generation", "embedding"}:
         parser.error(f"--parts: unknown part(s) {', '.join(sorted(unknown))}")
     with tempfile.TemporaryDirectory() as work:
-        if {"qlora", "generation"} & set(parts):
+        if {"qlora", "vs-unsloth", "generation"} & set(parts):
             started = time.perf_counter()
             folder = build_model(Path(work) / "llama", args.tiny, device)
             figures.add("build_model_s", time.perf_counter() - started)
         runs = {
             "qlora": lambda: qlora(figures, folder, args.tiny, Path(work)),
+            "vs-unsloth": lambda: vs_unsloth(figures, folder, args.tiny, Path(work)),
             "generation": lambda: generation(figures, folder),
             "embedding": lambda: embedding(figures, device, args.embedding_model),
         }

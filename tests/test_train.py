@@ -459,3 +459,13 @@ def test_the_apps_adapter_setting_does_not_leak_into_training(tmp_path, monkeypa
     monkeypatch.setenv("QA_ADAPTER", str(make_adapter(demo_dir, tmp_path / "adapter")))
     record = train(tmp_path / "run", "--max_steps", "2", "--eval_strategy", "no", "--save_strategy", "no")
     assert record["step"] == 2 and "init_adapter" not in record
+
+
+def test_kernels_are_liger_only_where_they_run(tmp_path):
+    """`auto` takes Liger's Triton kernels on a CUDA GPU only: on a CPU nothing may change results."""
+    record = train(tmp_path / "auto", "--max_steps", "1", "--eval_strategy", "no", "--save_strategy", "no")
+    assert record["kernels"] == "none"
+    with pytest.raises(QAError, match=r"--kernels liger needs a CUDA GPU and the liger-kernel package"):
+        train(tmp_path / "liger", "--kernels", "liger", "--max_steps", "1")
+    with pytest.raises(QAError, match=r"--kernels 'fast': choose auto, liger, none"):
+        train(tmp_path / "bad", "--kernels", "fast")

@@ -29,6 +29,7 @@ which is saved and pushed with the final checkpoint.
 from __future__ import annotations
 
 import functools
+import importlib.util
 import json
 import shutil
 import sys
@@ -59,6 +60,7 @@ from train_job.pushing import CheckpointCallback, CheckpointPusher, PushReport, 
 from train_job.sampling import GroupedSFTTrainer
 
 BATCHINGS = ("auto", "packed", "grouped", "max-length")
+KERNELS = ("auto", "liger", "none")
 TASKS = ("sft", "pretrain")
 LOSS_CURVE = "loss.png"
 PUSH_FAILED = 3  # exit status: training completed, but some checkpoint pushes failed for good
@@ -132,6 +134,14 @@ class ModelArguments:
         metadata={"help": "Module names that get LoRA layers."},
     )
     train_head: bool = field(default=False, metadata={"help": "Also train lm_head (saved with the adapter)."})
+    kernels: str = field(
+        default="auto",
+        metadata={
+            "help": "auto: liger on a CUDA GPU when liger-kernel is installed, else none | liger: Liger's Triton "
+            "kernels (fused linear cross-entropy, RMSNorm, SwiGLU, RoPE; TRL's use_liger_kernel) | none: "
+            "transformers' own. A CPU always gets none: nothing there may change results."
+        },
+    )
 
 
 @dataclass
@@ -177,8 +187,12 @@ def check_target_modules(model, targets: list[str]) -> None:
         raise QAError(f"lora_target_modules {missing} are not modules of this model; linear layers are: {linear}")
 
 
-def check_options(data_args: DataArguments, publish_args: PublishArguments, push: bool, settings: Settings) -> None:
+def check_options(
+    data_args: DataArguments, model_args: ModelArguments, publish_args: PublishArguments, push: bool, settings: Settings
+) -> None:
     """Fail on options that cannot work, before loading anything."""
+    if model_args.kernels not in KERNELS:
+        raise QAError(f"--kernels {model_args.kernels!r}: choose {', '.join(KERNELS)}")
     if data_args.batching not in BATCHINGS:
         raise QAError(f"--batching {data_args.batching!r}: choose {', '.join(BATCHINGS)}")
     if data_args.task not in TASKS:
@@ -270,9 +284,23 @@ def resolve_batching(batching: str, model) -> str:
     return "packed" if on_gpu or "flash" in (model.config._attn_implementation or "") else "grouped"
 
 
-def configure_trainer(training_args: SFTConfig, publish_args: PublishArguments, batching: str) -> None:
+def resolve_kernels(kernels: str, model) -> str:
+    """`auto` is `liger` on a CUDA GPU when liger-kernel is installed, else `none`.
+
+    Raises:
+        QAError: `liger` asked for without a CUDA GPU or without the package (its kernels are Triton).
+    """
+    usable = model.device.type == "cuda" and importlib.util.find_spec("liger_kernel") is not None
+    if kernels == "auto":
+        return "liger" if usable else "none"
+    if kernels == "liger" and not usable:
+        raise QAError("--kernels liger needs a CUDA GPU and the liger-kernel package (pip install liger-kernel)")
+    return kernels
+
+
+def configure_trainer(training_args: SFTConfig, publish_args: PublishArguments, batching: str, kernels: str) -> None:
     """Every SFTConfig field this script derives from its own options, set in one place (`batching`:
-    resolved by `resolve_batching`, or `wrapped` for raw text)."""
+    resolved by `resolve_batching`, or `wrapped` for raw text; `kernels` by `resolve_kernels`)."""
     # The trainer pickles its arguments into every checkpoint: keep the token out of them, and keep
     # it from pushing on its own (this script pushes one commit per checkpoint).
     training_args.hub_token, training_args.push_to_hub = None, False
@@ -280,6 +308,7 @@ def configure_trainer(training_args: SFTConfig, publish_args: PublishArguments, 
         training_args.include_num_input_tokens_seen = "non_padding"
     if publish_args.push_every:
         training_args.save_strategy, training_args.save_steps = "steps", publish_args.push_every
+    training_args.use_liger_kernel = kernels == "liger"
     training_args.packing = training_args.padding_free = batching == "packed"
     if batching == "wrapped":  # raw text: concatenated and cut into full max_length blocks, no padding at all
         training_args.packing, training_args.packing_strategy = True, "wrapped"
@@ -464,15 +493,17 @@ def main(
     settings = load_settings(hf_endpoint=publish_args.hub_endpoint, hf_token=training_args.hub_token)
     settings = replace(settings, adapter=None)  # QA_ADAPTER is the app's; a run starts from --init-adapter
     push, is_main = training_args.push_to_hub, training_args.process_index == 0
-    check_options(data_args, publish_args, push, settings)
+    check_options(data_args, model_args, publish_args, push, settings)
 
     parts = load_data(data_args, settings, training_args.seed)
     loaded, model, lora, init_record = load_trainable_model(model_args, training_args, settings)
     style, batching, train, test = prepare_examples(data_args, parts, loaded.tokenizer, model, init_record)
-    configure_trainer(training_args, publish_args, batching)
+    kernels = resolve_kernels(model_args.kernels, model)
+    configure_trainer(training_args, publish_args, batching, kernels)
     resume_from, already_pushed = find_resume_point(publish_args, training_args, settings)
 
     extra = {**run_facts(loaded, data_args, model_args, lora), "prompt_style": style, "batching": batching}
+    extra["kernels"] = kernels
     if init_record:
         extra["init_adapter"] = init_record["adapter"]
     pusher = None
