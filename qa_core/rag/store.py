@@ -26,7 +26,7 @@ import httpx
 from chromadb.api import ClientAPI
 from chromadb.api.models.Collection import Collection
 from chromadb.api.types import Documents, EmbeddingFunction, Embeddings
-from chromadb.errors import InternalError, NotFoundError
+from chromadb.errors import ChromaError, InternalError, NotFoundError
 from tqdm.auto import tqdm
 
 from qa_core.chunking import (
@@ -116,6 +116,10 @@ def store_failure(exc: BaseException, settings: Settings) -> str | None:
         return f"the Chroma server at {settings.chroma_url} does not answer ({type(exc).__name__})"
     if isinstance(exc, (InternalError, OSError)) and re.search(r"disk|space|too large|I/O", str(exc), re.IGNORECASE):
         return f"the store's disk is full or over a file size limit ({str(exc).strip()[:120]})"
+    if isinstance(exc, NotFoundError):  # deleted under a request: an idle session swept, or another tab
+        return "the collection was deleted while this request used it (upload the documents again)"
+    if isinstance(exc, ChromaError) and settings.chroma_url:  # e.g. a server still starting up
+        return f"the Chroma server at {settings.chroma_url} failed ({type(exc).__name__})"
     return None
 
 
