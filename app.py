@@ -46,7 +46,7 @@ from qa_core.errors import QAError
 from qa_core.generate import GenerationSettings
 from qa_core.rag import MODES
 from qa_core.rag.answer import RagAnswer, RagOptions
-from qa_core.serving import CONTEXT_MODES, QAService
+from qa_core.serving import CONTEXT_MODES, QAService, limit_malloc_arenas
 
 DOCUMENTS = {"concurrency_id": "documents", "concurrency_limit": 4}  # retrieval never waits behind it
 CHUNK_COLUMNS = ["#", "source", "page/row", "score", "text"]
@@ -349,6 +349,7 @@ def create_app(service: QAService) -> gr.Blocks:
 def main() -> int:
     """Serve until stopped; returns 2 with one `error:` line, as the command lines do, when the
     settings or the model cannot be used (the messages are redacted where they are made)."""
+    limit_malloc_arenas()  # before the model and the worker threads allocate
     try:
         service = QAService(load_settings())
     except QAError as exc:

@@ -10,7 +10,9 @@ models never meet in one collection (`qa_core.rag.store` hands Chroma these embe
 
 from __future__ import annotations
 
+import copy
 import hashlib
+import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -25,11 +27,14 @@ if TYPE_CHECKING:
     import numpy as np
     import torch
     from sentence_transformers import SentenceTransformer
+    from transformers import PreTrainedTokenizerBase
 
     from qa_core.config import Settings
 
 DEFAULT_EMBEDDING_MODEL = "all-MiniLM-L6-v2"
 WEIGHT_FILES = ("*.safetensors", "*.bin")
+# Beside a tuned model: what its tuning found for retrieval ({"keyword_weight": w, ...}).
+RETRIEVAL_FILE = "retrieval.json"
 
 
 def bundled_model_path() -> str:
@@ -64,6 +69,14 @@ def _folder_model(folder: Path, weights: tuple[tuple[str, int, int], ...]) -> Em
             while block := f.read(1 << 22):
                 digest.update(block)
     return EmbeddingModel(str(folder), "sha256:" + digest.hexdigest()[:16], str(folder))
+
+
+def tuned_keyword_weight(model: EmbeddingModel) -> float | None:
+    """The hybrid keyword weight chosen when `model` was tuned (its folder's `retrieval.json`), or None."""
+    path = Path(model.location) / RETRIEVAL_FILE
+    if not path.is_file():
+        return None
+    return float(json.loads(path.read_text())["keyword_weight"])
 
 
 def resolve_embedding_model(spec: str | None, settings: Settings) -> EmbeddingModel:
@@ -120,6 +133,15 @@ def _load_folder(location: str) -> SentenceTransformer:  # cached by folder: the
         raise EmbeddingError(f"cannot load embedding model {location!r}: {exc}") from exc
 
 
+@lru_cache(maxsize=4)
+def counting_tokenizer(location: str) -> PreTrainedTokenizerBase:
+    """A copy of the model's tokenizer, for counting word pieces and cutting chunks. A fast tokenizer
+    keeps padding and truncation in its Rust backend and each call sets them: shared with the encoder,
+    which pads, a count in another thread could switch padding off between the encoder's setting it
+    and its encoding ("Unable to create tensor ... activate padding", seen under load in the app)."""
+    return copy.deepcopy(load_sentence_model(location).tokenizer)
+
+
 class SentenceEmbedding:
     """Normalised sentence vectors from a pinned sentence-transformers model.
 
@@ -161,4 +183,4 @@ class SentenceEmbedding:
         return self.model.max_seq_length
 
     def count_tokens(self, text: str) -> int:
-        return len(self.model.tokenizer.tokenize(text))
+        return len(counting_tokenizer(self.pinned.location).tokenize(text))

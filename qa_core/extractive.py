@@ -4,7 +4,9 @@ No language model writes anything, so nothing is made up: the answer is a senten
 context (or of the retrieved chunks), with its citation. Sentences are ranked by the meaning of
 question and sentence (the embedding model's cosine similarity) plus two cheap signals: how many of
 the question's content words the sentence contains, and, for questions asking for an amount or a
-date, whether the sentence holds a number.
+date, whether the sentence holds a number. A table (lines that mostly end in a figure, as text
+taken from a PDF or a Markdown table lays rows out) is split into its rows, so that the answer to
+"What was the capital expenditure?" is one row, not the whole table.
 
     >>> best_sentences("How fast must breaches be reported?",
     ...                ["Breaches must be reported within 72 hours. Lunch is at noon."])[0].text
@@ -18,7 +20,9 @@ from dataclasses import dataclass
 
 from qa_core.embeddings import EmbeddingModel, load_sentence_model
 
-SENTENCE = re.compile(r"(?<=[.!?])\s+|\n{2,}")
+SENTENCE = re.compile(r"(?<=[.!?])\s+")
+BLOCK = re.compile(r"\n\s*\n")
+ROW_END = re.compile(r"(?:\d\)?|%|\|)$")  # a figure, a negative one in parentheses, a percentage, a Markdown cell
 WORD = re.compile(r"[a-z0-9]+(?:[.,][0-9]+)?")
 NUMBER = re.compile(r"\d")
 QUANTITY_QUESTION = re.compile(
@@ -33,9 +37,22 @@ STOPWORDS = frozenset(_STOPWORD_TEXT.split())
 WORD_WEIGHT, NUMBER_WEIGHT = 0.5, 0.1
 
 
-def split_sentences(text: str) -> list[str]:
-    """The sentences of `text` (split after . ! ? and at blank lines), blank ones dropped."""
-    return [s.strip() for s in SENTENCE.split(text) if s.strip()]
+def _is_table(lines: list[str]) -> bool:
+    rows = sum(1 for line in lines if ROW_END.search(line))
+    return rows >= 2 and rows * 2 >= len(lines)
+
+
+def split_sentences(text: str, table_rows: bool = True) -> list[str]:
+    """The sentences of `text` (split after . ! ? and at blank lines), and with `table_rows` each
+    line of a table its own; blank ones dropped."""
+    units = []
+    for block in BLOCK.split(text):
+        lines = [line.strip() for line in block.splitlines() if line.strip()]
+        if table_rows and _is_table(lines):
+            units += lines
+        else:
+            units += [s.strip() for s in SENTENCE.split(block) if s.strip()]
+    return units
 
 
 def content_words(text: str) -> set[str]:
@@ -52,11 +69,16 @@ class Sentence:
 
 
 def best_sentences(
-    question: str, passages: list[str], top: int = 1, embedding: EmbeddingModel | None = None
+    question: str,
+    passages: list[str],
+    top: int = 1,
+    embedding: EmbeddingModel | None = None,
+    table_rows: bool = True,
 ) -> list[Sentence]:
-    """The `top` sentences of `passages` that best answer `question`, best first, scored with the
-    sentence-embedding model `embedding` (default: the bundled MiniLM)."""
-    candidates = [(text, n) for n, passage in enumerate(passages) for text in split_sentences(passage)]
+    """The `top` sentences (or table rows, see `split_sentences`) of `passages` that best answer
+    `question`, best first, scored with the sentence-embedding model `embedding` (default: the
+    bundled MiniLM)."""
+    candidates = [(text, n) for n, passage in enumerate(passages) for text in split_sentences(passage, table_rows)]
     if not candidates:
         return []
     model = load_sentence_model((embedding or EmbeddingModel()).location)

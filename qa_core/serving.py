@@ -12,6 +12,8 @@ visitor uploads go into their own collection (`service.collections`, see `qa_cor
 
 from __future__ import annotations
 
+import ctypes
+import os
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -28,6 +30,28 @@ from qa_core.qa import qa_prompt
 from qa_core.rag.answer import RagAnswer, RagOptions, prepare, quote
 from qa_core.rag.store import open_client, store_errors
 from qa_core.visitors import VisitorCollections
+
+M_ARENA_MAX = -8  # glibc's mallopt parameter, as MALLOC_ARENA_MAX sets it
+SERVER_ARENAS = 2
+
+
+def limit_malloc_arenas(arenas: int = SERVER_ARENAS) -> bool:
+    """Cap glibc's malloc arenas, as MALLOC_ARENA_MAX does, for a server that runs for days: each
+    thread that allocates gets an arena of its own (up to 8 per core), and memory freed in them is
+    seldom handed back, so the resident size creeps up under many visitors' threads (the soak,
+    3 minutes x 8 visitors: memory growth 1.145 without the cap, 1.051 with 2 arenas).
+
+    Returns:
+        Whether the cap was set (not where MALLOC_ARENA_MAX already says, or without glibc).
+    """
+    if os.environ.get("MALLOC_ARENA_MAX"):
+        return False
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+    except OSError:
+        return False
+    return libc.mallopt(M_ARENA_MAX, arenas) == 1
+
 
 CONTEXT_MODES = ("generate", "extractive")  # write an answer with the model, or quote the context
 

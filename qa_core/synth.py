@@ -41,7 +41,7 @@ from pathlib import Path
 from tqdm.auto import tqdm
 
 from qa_core import metrics
-from qa_core.chunking import DEFAULT_CHUNK_TOKENS, DEFAULT_OVERLAP_TOKENS, Chunk, chunk_documents
+from qa_core.chunking import DEFAULT_CHUNK_TOKENS, DEFAULT_OVERLAP_TOKENS, Chunk, ChunkOptions, chunk_documents
 from qa_core.cli import MODEL_OVERRIDES, add_model_options, load_model_for_cli, new_parser, run
 from qa_core.config import Settings
 from qa_core.documents import read_sources
@@ -111,7 +111,7 @@ def read_chunks(
     embedder = SentenceEmbedding(resolve_embedding_model(settings.embedding_model, settings))  # as ingest
     chunks: list[Chunk] = []
     for file, docs in read_sources(paths, settings.max_file_bytes, problems):
-        chunks += chunk_documents(docs, embedder, file.fingerprint(), chunk_tokens, overlap_tokens)
+        chunks += chunk_documents(docs, embedder, file.fingerprint(), ChunkOptions(chunk_tokens, overlap_tokens))
     if not chunks:
         raise QAError(f"no text to generate pairs from in {', '.join(paths)}: " + "; ".join(problems or ["empty"]))
     return chunks, embedder

@@ -1,22 +1,27 @@
+import csv
 import json
 import os
+import re
 import subprocess
 import sys
 import time
 from pathlib import Path
 
 import chromadb
+import numpy as np
 import pytest
 import torch
 
+from qa_core.chunking import chunk_documents, chunk_header
 from qa_core.config import load_settings
 from qa_core.demo_model import sample_data_path
 from qa_core.documents import Document, safe_source_name
-from qa_core.embeddings import resolve_embedding_model
+from qa_core.embeddings import SentenceEmbedding, resolve_embedding_model
 from qa_core.errors import DataError, EmbeddingError, QAError
+from qa_core.extractive import split_sentences
 from qa_core.rag.answer import RagAnswer, RagOptions, answer
 from qa_core.rag.cli import main as rag_main
-from qa_core.rag.evaluate import evaluate_retrieval
+from qa_core.rag.evaluate import KEYWORD_WEIGHTS, evaluate_retrieval
 from qa_core.rag.retrieval import KEYWORD_WEIGHT, Hit, Retriever
 from qa_core.rag.store import ChromaEmbedding, RagStore, StoreError, open_client
 from qa_core.visitors import VisitorCollections
@@ -395,3 +400,121 @@ def test_server_mode(chroma_server, corpus):
 def test_server_unreachable_is_a_clear_error():
     with pytest.raises(StoreError, match=r"cannot reach the Chroma server at http://127.0.0.1:9"):
         RagStore(load_settings(None, chroma_url="http://127.0.0.1:9"))
+
+
+class Interleaved:
+    """A fast tokenizer's Rust backend that runs `interleave` once, just before the next encoding:
+    what another thread may run there when the interpreter switches threads (seen under load)."""
+
+    def __init__(self, backend, interleave) -> None:
+        self.__dict__.update(_backend=backend, _interleave=interleave)
+
+    def __getattr__(self, name):
+        return getattr(self._backend, name)
+
+    def encode_batch(self, *args, **kwargs):
+        interleave, self.__dict__["_interleave"] = self._interleave, lambda: None
+        interleave()
+        return self._backend.encode_batch(*args, **kwargs)
+
+
+def test_counting_and_chunking_in_another_thread_cannot_unpad_the_encoder():
+    embedder = SentenceEmbedding()
+    tokenizer = embedder.model.tokenizer
+    backend = tokenizer._tokenizer
+    texts = ["short", "a much longer text that needs padding next to the short one " * 3]
+    expected = embedder(texts)
+    embedder.count_tokens("loads what counting uses before the backend is wrapped")
+    for other_thread in (
+        lambda: embedder.count_tokens("a question being counted"),
+        lambda: chunk_documents([Document("A page. " * 50, "page.txt", "")], embedder, "v1"),
+    ):
+        tokenizer._tokenizer = Interleaved(backend, other_thread)
+        try:
+            vectors = embedder(texts)
+        finally:
+            tokenizer._tokenizer = backend
+        assert np.allclose(np.stack(vectors), np.stack(expected), atol=1e-5)
+
+
+def long_page() -> str:
+    """A page of a filing three or more chunks long: a heading, a table under its column header, notes."""
+    rows = "\n".join(f"Line item number {n} of the statement {100 + n:,} {90 + n:,}" for n in range(40))
+    return (
+        "Contoso Energy | Annual Report on Form 10-K\n\nItem 8. Financial Statements\n\n"
+        "CONSOLIDATED STATEMENTS OF CASH FLOWS\n(in millions)\nYear ended December 31, 2023 2022\n"
+        f"{rows}\nPurchases of property and equipment (515) (488)\nDividends paid (512) (440)\n\n"
+        + "Amounts may not sum due to rounding. "
+        * 30
+    )
+
+
+def test_every_chunk_of_a_long_page_carries_its_headings_and_column_header(settings):
+    store = RagStore(settings)
+    chunks = chunk_documents([Document(long_page(), "cf.txt", "CONTOSO_2023_10K")], store.embedder, "v1")
+    assert len(chunks) >= 3
+    first, later = chunks[0], chunks[1:]
+    assert first.header == "Document: CONTOSO_2023_10K\n"  # its text starts above every heading
+    for chunk in later:
+        assert "CASH FLOWS" not in chunk.text and "Year ended" not in chunk.text
+        assert chunk.header == (
+            "Document: CONTOSO_2023_10K\n"
+            "Section: Item 8. Financial Statements > CONSOLIDATED STATEMENTS OF CASH FLOWS\n"
+            "Year ended December 31, 2023 2022\n"
+        )
+        assert store.embedder.count_tokens(chunk.indexed_text) <= store.embedder.max_tokens - 2
+    assert [c.header for c in chunks] == [chunk_header(c.metadata) for c in chunks]  # what reindex and BM25 rebuild
+    store.add_documents("cf.txt", [Document(long_page(), "cf.txt", "CONTOSO_2023_10K")], "v1")
+    found = Retriever(store, per_page=False).keyword("cash flows dividends", 1)[0]  # words of the heading and a row
+    assert "Dividends paid" in found.text and "CASH FLOWS" not in found.text
+
+
+def test_results_keep_the_best_chunk_of_each_page(settings):
+    store = RagStore(settings)
+    store.add_documents("cf.txt", [Document(long_page(), "cf.txt", "CONTOSO_2023_10K")], "v1")
+    others = [Document(f"Fabrikam's board met in month {n} to discuss the weather.", f"m{n}.txt", "") for n in range(3)]
+    for doc in others:
+        store.add_documents(doc.source, [doc], "v1")
+    question = "What were Contoso's cash flow statement line items?"
+    per_chunk = Retriever(store, per_page=False).search(question, 3)
+    per_page = Retriever(store).search(question, 3)
+    assert [hit.source for hit in per_chunk] == ["cf.txt"] * 3  # the long page takes every place
+    assert per_page[0] == per_chunk[0] and len({hit.label for hit in per_page}) == 3
+
+
+def test_tune_hybrid_picks_a_keyword_weight_on_held_out_questions_and_keeps_it_on_the_collection(
+    settings, tmp_path, capsys, monkeypatch
+):
+    codes = ["QX7", "ZB4", "KM9", "TR2", "HL5", "WD8"]  # exact tokens: what keywords catch and embeddings blur
+    evidence = "Reference {}. The committee met on Tuesday and reviewed the quarterly facilities report."
+    held_out, corpus = tmp_path / "held_out.csv", tmp_path / "corpus.csv"
+    for path, rows in (
+        (held_out, [(f"Was contract {code} approved by the board?", evidence.format(code)) for code in codes]),
+        (corpus, [("", f"The board approved contract number {n} for the new office.") for n in range(12)]),
+    ):
+        with path.open("w", newline="") as f:
+            csv.writer(f).writerows([("question", "evidence_text"), *rows])
+    monkeypatch.setenv("QA_CHROMA_PATH", str(settings.chroma_path))
+    RagStore(settings, "contracts")  # the user's collection, built with the same (default) model
+    tune = ["eval", "--csv", str(held_out), "--corpus", str(corpus), "--tune-hybrid", "--collection", "contracts"]
+    assert rag_main([*tune, "--json"]) == 0
+    out = capsys.readouterr().out
+    assert len(re.findall(r"^keyword weight [\d.]+: recall@1=", out, re.MULTILINE)) == len(KEYWORD_WEIGHTS)
+    chosen = json.loads(out.strip().splitlines()[-1])
+    dense = re.search(r"^keyword weight 0: recall@1=([\d.]+)", out, re.MULTILINE).group(1)
+    assert chosen["keyword_weight"] > 0 and chosen["recall@1"] > float(dense)  # keywords win here...
+    assert f"contracts: hybrid search now weighs keywords {chosen['keyword_weight']:g}" in out
+    assert Retriever(RagStore(settings, "contracts")).keyword_weight == chosen["keyword_weight"]  # ...and are kept
+    assert Retriever(RagStore(settings, "others")).keyword_weight == KEYWORD_WEIGHT  # untuned: the default
+
+
+def test_an_extractive_answer_quotes_one_table_row_with_its_column_header(settings):
+    store = RagStore(settings)
+    store.add_documents("cf.txt", [Document(long_page(), "cf.txt", "CONTOSO_2023_10K")], "v1")
+    result = answer(None, Retriever(store), "How much did Contoso pay in dividends?", RagOptions(mode="extractive"))
+    assert result.answer.startswith("Dividends paid (512) (440) (columns: Year ended December 31, 2023 2022) [")
+    rows = split_sentences("Cash flows\nNet income 1,466 1,632\nDividends paid (512) (440)\n\nIt rose. It fell.")
+    assert rows == ["Cash flows", "Net income 1,466 1,632", "Dividends paid (512) (440)", "It rose.", "It fell."]
+    assert split_sentences("Net income 1,466 1,632\nDividends paid (512) (440)", table_rows=False) == [
+        "Net income 1,466 1,632\nDividends paid (512) (440)"  # before: a table was one "sentence"
+    ]

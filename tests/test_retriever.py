@@ -16,6 +16,7 @@ from qa_core.config import load_settings
 from qa_core.embeddings import EmbeddingModel, load_sentence_model, resolve_embedding_model
 from qa_core.errors import EmbeddingError
 from qa_core.rag.cli import main as rag_main
+from qa_core.rag.evaluate import KEYWORD_WEIGHTS
 from qa_core.rag.retrieval import Retriever
 from qa_core.rag.store import RagStore
 from tests.conftest import HUB_TOKEN
@@ -49,8 +50,13 @@ def test_tuning_lifts_held_out_recall_and_is_published(tuned, hub_server):
     assert f"| recall@5 | {before['recall@5']:.3f} | {after['recall@5']:.3f} |" in card
     api = HfApi(endpoint=hub_server.url, token=HUB_TOKEN)
     files = set(api.list_repo_files("tester/filings-retriever"))
-    assert {"modules.json", "model.safetensors", "README.md", "loss.png", "config_sentence_transformers.json"} <= files
+    assert {"modules.json", "model.safetensors", "README.md", "loss.png", "retrieval.json"} <= files
+    assert "config_sentence_transformers.json" in files
     assert "![training loss](loss.png)" in card
+    chosen = json.loads((Path(tuned["output_dir"]) / "retrieval.json").read_text())
+    assert chosen["keyword_weight"] == tuned["keyword_weight"] in KEYWORD_WEIGHTS
+    assert chosen["hybrid"]["recall@5"] >= after["recall@5"]  # weight 0 (dense) was a candidate: never worse
+    assert f"keyword weight, chosen on the same questions: {tuned['keyword_weight']:g}" in card
     assert api.list_repo_commits("tester/filings-retriever")[0].commit_id == tuned["commit"]
 
 
@@ -92,9 +98,11 @@ def test_collections_are_pinned_to_their_model_and_reindexed(tuned, tmp_path, ca
     assert [c.name for c in client.list_collections()] == ["filings"]  # no staging or retired copy left
     metadata = client.get_collection("filings").metadata
     pinned = resolve_embedding_model(folder, settings)
-    assert metadata == {"embedding_model": pinned.name, "embedding_revision": pinned.revision}
+    weight = tuned["keyword_weight"]  # the tuned model's own hybrid weight goes with it
+    assert metadata == {"embedding_model": pinned.name, "embedding_revision": pinned.revision, "keyword_weight": weight}
     assert pinned.revision.startswith("sha256:") and pinned.name.endswith("model")
     store = RagStore(settings, embedding=pinned)
+    assert Retriever(store).keyword_weight == weight
     hits = Retriever(store).search("Northwind capex 2022", 1)
     assert hits[0].text.startswith("Northwind Industrial capital expenditure") and 0 < hits[0].score <= 1
     with pytest.raises(EmbeddingError, match="built with .*model@sha256"):

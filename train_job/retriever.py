@@ -15,7 +15,9 @@ MultipleNegativesRankingLoss: the other chunks of a batch are the negatives. Bat
 two pairs from the same document, whose chunks would be false negatives for each other;
 `--hard-negatives` adds, for each question, the chunk of another document that the base model
 ranks highest. A split of the questions is held out (`--test-size`), and recall@1/5/10 and MRR of
-their evidence, among the evidence of every question, are printed before and after tuning.
+their evidence, among the evidence of every question, are printed before and after tuning; hybrid
+search's keyword weight is chosen on them too (`retrieval.json` in the folder: collections built
+with the model take it).
 
 The result is an ordinary sentence-transformers folder with a model card; point
 `QA_EMBEDDING_MODEL` or `--embedding-model` at it (or at the Hub repo it was pushed to). Every
@@ -25,6 +27,7 @@ option of sentence-transformers' training arguments can be set too (`--help`), o
 
 from __future__ import annotations
 
+import json
 import random
 import sys
 from dataclasses import dataclass, field
@@ -39,16 +42,30 @@ from sentence_transformers.sentence_transformer.losses import MultipleNegativesR
 from sentence_transformers.sentence_transformer.training_args import SentenceTransformerTrainingArguments
 from trl import TrlParser
 
-from qa_core.chunking import DEFAULT_CHUNK_TOKENS, DEFAULT_OVERLAP_TOKENS, chunk_documents
+from qa_core.chunking import DEFAULT_CHUNK_TOKENS, DEFAULT_OVERLAP_TOKENS, ChunkOptions, chunk_documents
 from qa_core.config import load_settings
 from qa_core.data import load_qa_data, parse_columns, split_qa_data
 from qa_core.documents import Document
-from qa_core.embeddings import DEFAULT_EMBEDDING_MODEL, EmbeddingModel, SentenceEmbedding, resolve_embedding_model
+from qa_core.embeddings import (
+    DEFAULT_EMBEDDING_MODEL,
+    RETRIEVAL_FILE,
+    EmbeddingModel,
+    SentenceEmbedding,
+    resolve_embedding_model,
+)
 from qa_core.errors import DataError, QAError
 from qa_core.hub.client import push_folder
 from qa_core.hub.publish import check_push_options, check_write_access
 from qa_core.hub.refs import public_name
-from qa_core.rag.evaluate import EvidenceRow, format_metrics, retrieval_metrics
+from qa_core.rag.evaluate import (
+    EvidenceRow,
+    evidence_store,
+    format_metrics,
+    rank_evidence,
+    retrieval_metrics,
+    tune_keyword_weight,
+)
+from qa_core.rag.retrieval import Retriever
 from qa_core.reports import write_loss_curve
 
 
@@ -139,7 +156,7 @@ def training_pairs(
     questions, chunks, groups = [], [], []
     for row in rows:
         document = Document(row.evidence, row.source, row.title)
-        for chunk in chunk_documents([document], embedder, row.source, chunk_tokens, overlap_tokens):
+        for chunk in chunk_documents([document], embedder, row.source, ChunkOptions(chunk_tokens, overlap_tokens)):
             questions.append(row.question)
             chunks.append(chunk.indexed_text)
             groups.append(row.title or row.source)
@@ -208,10 +225,15 @@ def main(script_args: RetrieverScriptArguments, args: RetrieverTrainingArguments
     folder = Path(args.output_dir)
     model.save_pretrained(str(folder))
     tuned = resolve_embedding_model(str(folder), settings)
-    after, _ = retrieval_metrics(settings, held_out, everything, tuned, progress=True)
+    with evidence_store(settings, [*held_out, *everything], tuned, progress=True) as (store, _):
+        after = rank_evidence(Retriever(store), held_out, progress=True)
+        # Hybrid search's keyword weight, chosen on the same held-out questions (0 if keywords do not help).
+        weight, tried = tune_keyword_weight(store, held_out, progress=True)
     print(f"held-out ({len(held_out)} questions), tuned: {format_metrics(after)}", flush=True)
+    print(f"hybrid, keyword weight {weight:g} (chosen on them): {format_metrics(tried[weight])}", flush=True)
+    (folder / RETRIEVAL_FILE).write_text(json.dumps({"keyword_weight": weight, "hybrid": tried[weight]}, indent=1))
     curve = write_loss_curve(trainer.state.log_history, folder / "loss.png", f"retriever: {public_name(base.name)}")
-    write_card_section(folder, base, before, after, len(held_out), len(questions), curve)
+    write_card_section(folder, base, before, after, len(held_out), len(questions), curve, weight)
 
     # 4. Publish.
     commit = None
@@ -219,13 +241,28 @@ def main(script_args: RetrieverScriptArguments, args: RetrieverTrainingArguments
         message = f"Tuned retriever: recall@5 {before['recall@5']:.3f} -> {after['recall@5']:.3f} on held-out questions"
         commit = push_folder(folder, script_args.hub_repo, settings, title=message)
         print(f"pushed {folder} to {script_args.hub_repo}@{commit[:12]}")
-    return {"before": before, "after": after, "pairs": len(questions), "output_dir": str(folder), "commit": commit}
+    return {
+        "before": before,
+        "after": after,
+        "keyword_weight": weight,
+        "pairs": len(questions),
+        "output_dir": str(folder),
+        "commit": commit,
+    }
 
 
 def write_card_section(
-    folder: Path, base: EmbeddingModel, before: dict, after: dict, held_out: int, pairs: int, curve: bool
+    folder: Path,
+    base: EmbeddingModel,
+    before: dict,
+    after: dict,
+    held_out: int,
+    pairs: int,
+    curve: bool,
+    keyword_weight: float,
 ) -> None:
-    """Add the before/after table (and the loss curve, when `curve`) to the card sentence-transformers wrote."""
+    """Add the before/after table, the hybrid weight chosen (and the loss curve, when `curve`) to the
+    card sentence-transformers wrote."""
     rows = "\n".join(
         f"| {key} | {before[key]:.3f} | {after[key]:.3f} |" for key in ("recall@1", "recall@5", "recall@10", "mrr")
     )
@@ -233,7 +270,9 @@ def write_card_section(
         f"\n## Retrieval on held-out questions\n\nTuned from `{base.name}` on {pairs} (question, evidence chunk) "
         f"pairs with `train_job/retriever.py`; measured on {held_out} held-out questions, every question's "
         f"evidence in the collection, chunked as `qa_core.rag ingest` chunks it.\n\n"
-        f"| metric | before | after |\n| --- | --- | --- |\n{rows}\n"
+        f"| metric | before | after |\n| --- | --- | --- |\n{rows}\n\n"
+        f"Hybrid search's keyword weight, chosen on the same questions: {keyword_weight:g} (in `{RETRIEVAL_FILE}`; "
+        "collections built with this model take it).\n"
     )
     if curve:
         section += "\n![training loss](loss.png)\n"

@@ -56,9 +56,12 @@ class LocalBackend(Backend):
         starts = range(0, len(order), batch_size)
         for start in tqdm(starts, desc="generating", unit="batch", disable=not show_progress):
             batch = order[start : start + batch_size]
-            encoded = self.tokenizer(
-                [prompts[i] for i in batch], return_tensors="pt", padding=True, padding_side="left"
-            ).to(self.model.device)
+            # Padded by `pad`, not by the tokenizer call: that would switch padding on in the shared
+            # fast tokenizer's backend, under other threads' unpadded calls (see qa_core.embeddings.counting_tokenizer).
+            ids = self.tokenizer([prompts[i] for i in batch])["input_ids"]
+            encoded = self.tokenizer.pad({"input_ids": ids}, return_tensors="pt", padding_side="left").to(
+                self.model.device
+            )
             output = self.model.generate(**encoded, generation_config=config)
             new_tokens = output[:, encoded["input_ids"].shape[1] :]
             for i, text in zip(batch, self.tokenizer.batch_decode(new_tokens, skip_special_tokens=True), strict=True):

@@ -16,6 +16,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
+from qa_core.chunking import column_header
 from qa_core.errors import QAError
 from qa_core.extractive import best_sentences
 from qa_core.generate import GenerationSettings, generate, prompt_budget
@@ -161,8 +162,16 @@ def quote(retriever: Retriever, question: str, options: RagOptions | None = None
     check_question(question)
     hits = retrieve(retriever, question, options or RagOptions(mode="extractive"))
     best = best_sentences(question, [hit.text for hit in hits], embedding=retriever.store.embedder.pinned)
-    answer = f"{best[0].text} [{best[0].passage + 1}]" if best else ""
+    answer = f"{quoted(best[0].text, hits[best[0].passage])} [{best[0].passage + 1}]" if best else ""
     return RagAnswer(question=question, prompt="", hits=hits, query=question, answer=answer)
+
+
+def quoted(sentence: str, hit: Hit) -> str:
+    """`sentence` of `hit` as quoted: a table row with its table's column header, which says which
+    figure is which year ("Dividends paid (512) (440) (columns: Year ended December 31, 2023 2022)")."""
+    above = hit.metadata.get("context", "") + hit.text[: max(hit.text.find(sentence), 0)]
+    columns = column_header(above)
+    return f"{sentence} (columns: {columns})" if columns and sentence != columns else sentence
 
 
 def answer(

@@ -6,6 +6,7 @@
     python -m qa_core.rag ask "What was the CET1 ratio?" [--mode answer-then-retrieve] [--model ID]
     python -m qa_core.rag list | delete --source reports/q3.pdf | reset
     python -m qa_core.rag eval --csv qa_core/resources/sample_qa.csv --title-col doc_name --json
+    python -m qa_core.rag eval --csv held_out.csv --title-col doc_name --tune-hybrid --collection filings
     python -m qa_core.rag reindex --collection filings --embedding-model runs/retriever
 
 The database is the folder QA_CHROMA_PATH (default ./chroma_db), or the Chroma server at
@@ -108,8 +109,23 @@ def cmd_reset(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_eval(args: argparse.Namespace, settings: Settings) -> int:
-    from qa_core.rag.evaluate import evaluate_retrieval, format_metrics
+    from qa_core.rag.evaluate import evaluate_retrieval, format_metrics, tune_hybrid
 
+    embedded = settings.embedding_model or DEFAULT_EMBEDDING_MODEL
+    if args.tune_hybrid:
+        columns = (args.question_col, args.evidence_col, args.title_col)
+        weight, tried = tune_hybrid(settings, args.csv, *columns, args.distractors, args.corpus, True)
+        for tried_weight, metrics in tried.items():
+            print(f"keyword weight {tried_weight:g}: {format_metrics(metrics)}")
+        print(f"{args.csv} ({embedded}, {tried[weight]['n']} questions): best keyword weight {weight:g}")
+        if args.collection:
+            RagStore(settings, args.collection).record_keyword_weight(weight)
+            print(f"{args.collection}: hybrid search now weighs keywords {weight:g}")
+        else:
+            print("to use it, run again with --collection NAME: that collection's hybrid search then takes it")
+        if args.json:
+            print(json.dumps({"keyword_weight": weight, **tried[weight]}))
+        return 0
     metrics, report = evaluate_retrieval(
         settings,
         args.csv,
@@ -124,7 +140,6 @@ def cmd_eval(args: argparse.Namespace, settings: Settings) -> int:
     for problem in report.problems:
         print(f"skipped distractor: {problem}", file=sys.stderr)
     mode = "hybrid" if args.hybrid else "dense"
-    embedded = settings.embedding_model or DEFAULT_EMBEDDING_MODEL
     print(f"{args.csv} ({mode}, {embedded}, {metrics['n']} questions): {format_metrics(metrics)}")
     if args.json:
         print(json.dumps(metrics))
@@ -203,6 +218,11 @@ def build_parser() -> argparse.ArgumentParser:
         "--corpus", nargs="*", default=[], metavar="CSV", help="CSVs whose evidence is indexed too (same columns)"
     )
     evaluate.add_argument("--hybrid", action="store_true", help="fuse keyword (BM25) and dense rankings")
+    evaluate.add_argument(
+        "--tune-hybrid",
+        action="store_true",
+        help="choose hybrid search's keyword weight on these (held-out) questions; with --collection, keep it there",
+    )
     evaluate.add_argument("--json", action="store_true", help="last line: one JSON object of the metrics")
     evaluate.set_defaults(run=cmd_eval)
     return parser

@@ -20,10 +20,12 @@ import bm25s
 import numpy as np
 import torch
 
-from qa_core.chunking import document_header
+from qa_core.chunking import chunk_header
 from qa_core.rag.store import RagStore
 
 KEYWORD_WEIGHT = 0.1
+PER_PAGE = True  # results keep one chunk per page (benchmarks/chunking.py measures both ways)
+PAGE_POOL = 4  # chunks looked at per page asked for, when results keep one chunk per page
 # Words, and numbers with their separators kept ("1,240", "13.8", "2025"), lower-cased.
 TOKEN = re.compile(r"\w+(?:[.,]\d+)*")
 
@@ -75,7 +77,7 @@ class _Index:
         changes = store.changes
         stored = store.collection.get(include=["documents", "metadatas", "embeddings"])
         corpus = [
-            keyword_tokens(document_header(meta["title"]) + text)
+            keyword_tokens(chunk_header(meta) + text)
             for text, meta in zip(stored["documents"], stored["metadatas"], strict=True)
         ]
         bm25, vectors = None, torch.empty(0, 0)
@@ -112,8 +114,12 @@ class Retriever:
     with the collection (4 ms at 50,000 chunks), so a folder database is only counted after its
     file changed (anyone's write to any collection); a server's collection is counted every time."""
 
-    def __init__(self, store: RagStore) -> None:
+    def __init__(self, store: RagStore, keyword_weight: float | None = None, per_page: bool = PER_PAGE) -> None:
+        """`keyword_weight`: BM25's weight in hybrid search (default: the one tuned for the
+        collection, else `KEYWORD_WEIGHT`); `per_page`: one chunk per page in results."""
         self.store = store
+        self.keyword_weight = next(w for w in (keyword_weight, store.keyword_weight, KEYWORD_WEIGHT) if w is not None)
+        self.per_page = per_page
         self._index: _Index | None = None
         self._stamp: tuple[int, int] | None = None  # the database file as the last check saw it
 
@@ -151,16 +157,27 @@ class Retriever:
         return [index.hit(i, scores[i]) for i in _top(scores, k) if scores[i] > 0]
 
     def search(self, query: str, k: int = 5, hybrid: bool = False) -> list[Hit]:
-        """The `k` best chunks for `query`, best first."""
-        if not hybrid:
-            return self.dense(query, k)
+        """The `k` best chunks for `query`, best first: with `per_page`, the best chunk of each of
+        the `k` best pages (a chunk's page: its file's page or row, or its file)."""
+        pool = k * PAGE_POOL if self.per_page else k
+        hits = self._hybrid(query, pool) if hybrid else self.dense(query, pool)
+        if self.per_page:
+            best: dict[str, Hit] = {}  # the first (best) chunk of each page, in order
+            for hit in hits:
+                best.setdefault(hit.label, hit)
+            hits = list(best.values())
+        return hits[:k]
+
+    def _hybrid(self, query: str, k: int) -> list[Hit]:
         index = self.index()
         if not index.ids:
             return []
         similarity = (index.vectors @ self.store.embedder.embed_query(query)).numpy()
+        if not self.keyword_weight:
+            return [index.hit(i, similarity[i]) for i in _top(similarity, k)]
         bm25 = index.keyword_scores(query)
         pool = max(4 * k, 20)
         candidates = np.union1d(_top(similarity, pool), _top(bm25, pool)[: np.count_nonzero(bm25)])
         best_keyword = float(bm25[candidates].max()) or 1.0
-        fused = similarity[candidates] + KEYWORD_WEIGHT * bm25[candidates] / best_keyword
+        fused = similarity[candidates] + self.keyword_weight * bm25[candidates] / best_keyword
         return [index.hit(candidates[j], fused[j]) for j in _top(fused, k)]

@@ -33,12 +33,13 @@ from qa_core.chunking import (
     DEFAULT_CHUNK_TOKENS,
     DEFAULT_OVERLAP_TOKENS,
     Chunk,
+    ChunkOptions,
     chunk_documents,
-    document_header,
+    chunk_header,
 )
 from qa_core.config import Settings
 from qa_core.documents import Document, read_sources
-from qa_core.embeddings import EmbeddingModel, SentenceEmbedding, resolve_embedding_model
+from qa_core.embeddings import EmbeddingModel, SentenceEmbedding, resolve_embedding_model, tuned_keyword_weight
 from qa_core.errors import EmbeddingError, StoreError
 
 # Chunks embedded per call: enough that length-sorting leaves little padding, few enough that
@@ -226,12 +227,15 @@ class RagStore:
 
     def _open_collection(self, name: str) -> Collection:
         pinned = self.embedder.pinned
+        metadata = {"embedding_model": pinned.name, "embedding_revision": pinned.revision}
+        if (weight := tuned_keyword_weight(pinned)) is not None:  # only a new collection takes it
+            metadata["keyword_weight"] = weight
         try:
             return self.client.get_or_create_collection(
                 name,
                 embedding_function=ChromaEmbedding(self.embedder),
                 configuration={"hnsw": {"space": "cosine"}},
-                metadata={"embedding_model": pinned.name, "embedding_revision": pinned.revision},
+                metadata=metadata,
             )
         except ValueError as exc:  # Chroma's embedding function conflict
             persisted = re.search(r"persisted: (\S+)", str(exc))
@@ -239,6 +243,17 @@ class RagStore:
                 f"collection {name!r} was built with another embedding function "
                 f"({persisted.group(1) if persisted else exc}): use another collection, or reset this one"
             ) from exc
+
+    @property
+    def keyword_weight(self) -> float | None:
+        """BM25's weight in hybrid search as tuned for this collection, or None if never tuned
+        (`python -m qa_core.rag eval --tune-hybrid`, or the tuned embedding model's own)."""
+        weight = (self.collection.metadata or {}).get("keyword_weight")
+        return None if weight is None else float(weight)
+
+    def record_keyword_weight(self, weight: float) -> None:
+        """Keep `weight` as this collection's hybrid keyword weight."""
+        self.collection.modify(metadata={**(self.collection.metadata or {}), "keyword_weight": weight})
 
     def count(self) -> int:
         """The chunks stored (Chroma counts them: the cost grows with the collection)."""
@@ -304,7 +319,7 @@ class RagStore:
             if set(versions) == {fingerprint} and expected in (count, None):  # None: stored before counts were
                 report.unchanged.append(file.source)
                 continue
-            chunks = chunk_documents(docs, self.embedder, fingerprint, chunk_tokens, overlap_tokens)
+            chunks = chunk_documents(docs, self.embedder, fingerprint, ChunkOptions(chunk_tokens, overlap_tokens))
             for chunk in chunks:
                 chunk.metadata["file_chunks"] = len(chunks)
             if fingerprint in versions:
@@ -346,13 +361,15 @@ class RagStore:
             return exc
         return StoreError(f"{what}: nothing of this upload was kept; the collection is as it was before it")
 
-    def add_documents(self, source: str, docs: list[Document], fingerprint: str) -> int:
+    def add_documents(
+        self, source: str, docs: list[Document], fingerprint: str, options: ChunkOptions | None = None
+    ) -> int:
         """Store documents that did not come from a file (e.g. CSV cells in an evaluation).
 
         Returns:
             The number of chunks stored.
         """
-        chunks = chunk_documents(docs, self.embedder, fingerprint)
+        chunks = chunk_documents(docs, self.embedder, fingerprint, options or ChunkOptions())
         self._add(chunks, progress=False)
         return len(chunks)
 
@@ -446,7 +463,7 @@ def reindex(
     store = RagStore(settings, staging, client, embedding)
     stored = old.get(include=["documents", "metadatas"])
     chunks = [
-        Chunk(id_, text, document_header(meta.get("title", "")), meta)
+        Chunk(id_, text, chunk_header(meta), meta)
         for id_, text, meta in zip(stored["ids"], stored["documents"], stored["metadatas"], strict=True)
     ]
     store._add(chunks, progress)
