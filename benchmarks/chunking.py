@@ -35,7 +35,7 @@ class Setting:
 
 SETTINGS = [
     Setting("512/32, no context (former default)", ChunkOptions(512, 32, context=False)),
-    Setting("512/32, context", ChunkOptions(512, 32)),
+    Setting("512/32, context", ChunkOptions(512, 32, context=True)),
     Setting("512/0, context", ChunkOptions(512, 0)),
     Setting("512/64, context", ChunkOptions(512, 64)),
     Setting("128/32, context", ChunkOptions(128, 32)),
