@@ -19,6 +19,7 @@ import argparse
 import csv
 
 from benchmarks import long_filings
+from benchmarks.chunking import rows_of
 from qa_core.config import load_settings
 from qa_core.demo_model import sample_data_path
 from qa_core.extractive import best_sentences
@@ -55,8 +56,8 @@ def main() -> None:
         sample = list(csv.DictReader(f))
     questions, pages = long_filings.build(args.companies, 4)
     corpora = {
-        "sample data": (sample, [EvidenceRow("", r["evidence_text"], r["doc_name"]) for r in sample]),
-        "long filings": (questions, [EvidenceRow("", p["evidence_text"], p["doc_name"]) for p in pages]),
+        "sample data": (sample, rows_of(sample, questions=False)),
+        "long filings": (questions, rows_of(pages, questions=False)),
     }
     print("| corpus | questions with a figure | split | right quote, retrieved (top 5) | right quote, own page |")
     print("| --- | --- | --- | --- | --- |")

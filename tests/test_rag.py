@@ -276,6 +276,10 @@ def test_eval_of_a_csv_without_rows_is_a_clear_error(settings, tmp_path):
     empty.write_text("question,evidence_text\n")
     with pytest.raises(DataError, match=r"empty\.csv: no rows to evaluate"):
         evaluate_retrieval(settings, empty)
+    corpus = tmp_path / "corpus.csv"  # a corpus row needs no question, but its evidence
+    corpus.write_text("question,evidence_text,doc_name\n,Some page.,A\n,,B\n")
+    with pytest.raises(DataError, match=r"corpus\.csv, line 3: empty evidence_text"):
+        evaluate_retrieval(settings, sample_data_path(), corpus_csv=[str(corpus)])
 
 
 @pytest.mark.slow

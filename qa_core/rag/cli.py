@@ -109,12 +109,13 @@ def cmd_reset(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_eval(args: argparse.Namespace, settings: Settings) -> int:
-    from qa_core.rag.evaluate import evaluate_retrieval, format_metrics, tune_hybrid
+    from qa_core.rag.evaluate import evaluate_retrieval, format_metrics, read_questions_and_corpus, tune_hybrid
 
     embedded = settings.embedding_model or DEFAULT_EMBEDDING_MODEL
     if args.tune_hybrid:
         columns = (args.question_col, args.evidence_col, args.title_col)
-        weight, tried = tune_hybrid(settings, args.csv, *columns, args.distractors, args.corpus, True)
+        questions, corpus = read_questions_and_corpus(args.csv, *columns, args.corpus)
+        weight, tried = tune_hybrid(settings, questions, corpus, args.distractors, True)
         for tried_weight, metrics in tried.items():
             print(f"keyword weight {tried_weight:g}: {format_metrics(metrics)}")
         print(f"{args.csv} ({embedded}, {tried[weight]['n']} questions): best keyword weight {weight:g}")

@@ -81,7 +81,7 @@ def read_evidence_rows(
     for where, row in rows:
         question, evidence = (row.get(question_col) or "").strip(), row[evidence_col].strip()
         if (questions and not question) or not evidence:
-            raise DataError(f"{where}: empty {question_col if not question else evidence_col}")
+            raise DataError(f"{where}: empty {evidence_col if not evidence else question_col}")
         found.append(EvidenceRow(question, evidence, row[title_col].strip() if title_col else ""))
     return found
 
@@ -207,23 +207,16 @@ def evaluate_retrieval(
 
 def tune_hybrid(
     settings: Settings,
-    csv_path: str | Path,
-    question_col: str = "question",
-    evidence_col: str = "evidence_text",
-    title_col: str | None = None,
+    questions: list[EvidenceRow],
+    corpus: list[EvidenceRow] = (),
     distractors: list[str] | None = None,
-    corpus_csv: list[str] = (),
     progress: bool = False,
 ) -> tuple[float, dict[float, dict[str, float]]]:
-    """Choose the hybrid keyword weight on the questions of `csv_path` (held-out questions: not
-    those a retriever was tuned on), indexed as `evaluate_retrieval` indexes them.
+    """Choose the hybrid keyword weight on `questions` (held-out questions: not those a retriever
+    was tuned on), indexed with `corpus` and `distractors` as `retrieval_metrics` indexes them.
 
     Returns:
         (the weight, {weight: its metrics} for every weight tried); see `tune_keyword_weight`.
-
-    Raises:
-        DataError: a CSV is malformed or lacks a named column.
     """
-    questions, corpus = read_questions_and_corpus(csv_path, question_col, evidence_col, title_col, corpus_csv)
     with evidence_store(settings, [*questions, *corpus], None, distractors, progress=progress) as (store, _):
         return tune_keyword_weight(store, questions, progress)
