@@ -42,7 +42,8 @@ def right_share(questions: list[dict[str, str]], pages: list[EvidenceRow], table
         retriever = Retriever(store)
         for row in questions:
             hits = retrieve(retriever, row["question"], RagOptions(mode="extractive"))
-            best = best_sentences(row["question"], [hit.text for hit in hits], table_rows=table_rows)[0]
+            texts, pages = [hit.text for hit in hits], [hit.label for hit in hits]
+            best = best_sentences(row["question"], texts, table_rows=table_rows, pages=pages)[0]
             retrieved += right(quoted(best.text, hits[best.passage]), row)
             own += right(best_sentences(row["question"], [row["evidence_text"]], table_rows=table_rows)[0].text, row)
     return retrieved / len(questions), own / len(questions)

@@ -92,8 +92,9 @@ def _is_column_header(line: str, next_line: str) -> bool:
 
 
 def _structure(text: str) -> Iterator[tuple[int, list[str], str]]:
-    """At each heading or column header of `text`: the offset just after its line, the path of
-    headings above that point, and the current table's column header ("" outside a table)."""
+    """At each heading, column header or end of a table (a blank line) in `text`: the offset just
+    after its line, the path of headings above that point, and the current table's column header
+    ("" outside a table)."""
     path: list[tuple[int, str]] = []  # (level, heading)
     columns = ""
     offset = 0
@@ -107,6 +108,8 @@ def _structure(text: str) -> Iterator[tuple[int, list[str], str]]:
             columns = ""
         elif line and _is_column_header(line, lines[number + 1].strip() if number + 1 < len(lines) else ""):
             columns = line
+        elif not line and columns and number + 1 < len(lines):  # the last "" only ends the text
+            columns = ""
         else:
             continue
         yield offset, [heading for _, heading in path], columns

@@ -4,7 +4,10 @@ No language model writes anything, so nothing is made up: the answer is a senten
 context (or of the retrieved chunks), with its citation. Sentences are ranked by the meaning of
 question and sentence (the embedding model's cosine similarity) plus two cheap signals: how many of
 the question's content words the sentence contains, and, for questions asking for an amount or a
-date, whether the sentence holds a number. A table (lines that mostly end in a figure, as text
+date, whether the sentence holds a number. The meaning is compared without the question's names
+and years: they found the passage, and inside it they match its running header ("Contoso Energy |
+Annual Report ... 2023") better than the row that answers (the shared words still count them, so a
+passage about several companies still gives the one asked about). A table (lines that mostly end in a figure, as text
 taken from a PDF or a Markdown table lays rows out) is split into its rows, so that the answer to
 "What was the capital expenditure?" is one row, not the whole table.
 
@@ -25,6 +28,8 @@ BLOCK = re.compile(r"\n\s*\n")
 ROW_END = re.compile(r"(?:\d\)?|%|\|)$")  # a figure, a negative one in parentheses, a percentage, a Markdown cell
 WORD = re.compile(r"[a-z0-9]+(?:[.,][0-9]+)?")
 NUMBER = re.compile(r"\d")
+# Names and years: capitalised words that do not open a sentence, "FY2023", "2023".
+NAME = re.compile(r"(?<![.!?]\s)(?<!^)\b(?:[A-Z][\w&'-]*|FY\d{2,4}|(?:19|20)\d{2})\b")
 QUANTITY_QUESTION = re.compile(
     r"^\s*(how (many|much|long|fast|often|soon)|when|what (year|date|percent|share|amount))", re.I
 )
@@ -68,21 +73,44 @@ class Sentence:
     score: float
 
 
+def what_is_asked(question: str) -> str:
+    """`question` without its names and years, which say where to look, not what to find.
+
+    >>> what_is_asked("What was Contoso Energy's net revenue in FY2023?")
+    'What was net revenue in ?'
+    """
+    return " ".join(NAME.sub(" ", question).split()) or question
+
+
+def _unrepeated(candidates: list[tuple[str, int]], pages: list[str]) -> list[tuple[str, int]]:
+    """The (sentence, passage) candidates less those that two pages or more state word for word
+    (`pages`: the page each passage comes from): a running header or footer, a standard note. Such
+    a line answers no question, yet it names the company and the year the question names. All of
+    them when every one repeats."""
+    pages_of: dict[str, set[str]] = {}
+    for text, passage in candidates:
+        pages_of.setdefault(text, set()).add(pages[passage])
+    return [c for c in candidates if len(pages_of[c[0]]) < 2] or candidates
+
+
 def best_sentences(
     question: str,
     passages: list[str],
     top: int = 1,
     embedding: EmbeddingModel | None = None,
     table_rows: bool = True,
+    pages: list[str] | None = None,
 ) -> list[Sentence]:
     """The `top` sentences (or table rows, see `split_sentences`) of `passages` that best answer
     `question`, best first, scored with the sentence-embedding model `embedding` (default: the
-    bundled MiniLM)."""
+    bundled MiniLM). `pages` names the page each passage comes from (default: each its own): a
+    sentence that several pages repeat is only a candidate when every one is repeated."""
     candidates = [(text, n) for n, passage in enumerate(passages) for text in split_sentences(passage, table_rows)]
+    candidates = _unrepeated(candidates, pages or [str(n) for n in range(len(passages))])
     if not candidates:
         return []
     model = load_sentence_model((embedding or EmbeddingModel()).location)
-    vectors = model.encode([question, *(text for text, _ in candidates)], normalize_embeddings=True)
+    vectors = model.encode([what_is_asked(question), *(text for text, _ in candidates)], normalize_embeddings=True)
     asked = content_words(question)
     wants_number = bool(QUANTITY_QUESTION.match(question))
     scored = []

@@ -18,8 +18,8 @@ from qa_core.demo_model import sample_data_path
 from qa_core.documents import Document, safe_source_name
 from qa_core.embeddings import SentenceEmbedding, resolve_embedding_model
 from qa_core.errors import DataError, EmbeddingError, QAError
-from qa_core.extractive import split_sentences
-from qa_core.rag.answer import RagAnswer, RagOptions, answer
+from qa_core.extractive import best_sentences, split_sentences
+from qa_core.rag.answer import RagAnswer, RagOptions, answer, quoted
 from qa_core.rag.cli import main as rag_main
 from qa_core.rag.evaluate import KEYWORD_WEIGHTS, evaluate_retrieval
 from qa_core.rag.retrieval import KEYWORD_WEIGHT, Hit, Retriever
@@ -459,13 +459,16 @@ def test_every_chunk_of_a_long_page_carries_its_headings_and_column_header(setti
     assert len(chunks) >= 3
     first, later = chunks[0], chunks[1:]
     assert first.header == "Document: CONTOSO_2023_10K\n"  # its text starts above every heading
+    section = (
+        "Document: CONTOSO_2023_10K\nSection: Item 8. Financial Statements > CONSOLIDATED STATEMENTS OF CASH FLOWS\n"
+    )
+    table_end = long_page().index("\n\n", long_page().index("Dividends paid"))  # a blank line ends the table
+    in_table = [chunk for chunk in later if chunk.metadata["start"] < table_end]
+    assert in_table and len(in_table) < len(later)  # chunks that start in the table, and in the notes after it
     for chunk in later:
         assert "CASH FLOWS" not in chunk.text and "Year ended" not in chunk.text
-        assert chunk.header == (
-            "Document: CONTOSO_2023_10K\n"
-            "Section: Item 8. Financial Statements > CONSOLIDATED STATEMENTS OF CASH FLOWS\n"
-            "Year ended December 31, 2023 2022\n"
-        )
+        columns = "Year ended December 31, 2023 2022\n" if chunk in in_table else ""
+        assert chunk.header == section + columns
         assert store.embedder.count_tokens(chunk.indexed_text) <= store.embedder.max_tokens - 2
     assert [c.header for c in chunks] == [chunk_header(c.metadata) for c in chunks]  # what reindex and BM25 rebuild
     store.add_documents("cf.txt", [Document(long_page(), "cf.txt", "CONTOSO_2023_10K")], "v1")
@@ -484,6 +487,10 @@ def test_results_keep_the_best_chunk_of_each_page(settings):
     per_page = Retriever(store).search(question, 3)
     assert [hit.source for hit in per_chunk] == ["cf.txt"] * 3  # the long page takes every place
     assert per_page[0] == per_chunk[0] and len({hit.label for hit in per_page}) == 3
+    alone = RagStore(settings, "one-file")  # one long file, no pages: its k best chunks, as per chunk
+    alone.add_documents("cf.txt", [Document(long_page(), "cf.txt", "CONTOSO_2023_10K")], "v1")
+    assert Retriever(alone).search(question, 3) == Retriever(alone, per_page=False).search(question, 3)
+    assert len(Retriever(alone).search(question, 3)) == 3
 
 
 def test_tune_hybrid_picks_a_keyword_weight_on_held_out_questions_and_keeps_it_on_the_collection(
@@ -517,6 +524,14 @@ def test_an_extractive_answer_quotes_one_table_row_with_its_column_header(settin
     store.add_documents("cf.txt", [Document(long_page(), "cf.txt", "CONTOSO_2023_10K")], "v1")
     result = answer(None, Retriever(store), "How much did Contoso pay in dividends?", RagOptions(mode="extractive"))
     assert result.answer.startswith("Dividends paid (512) (440) (columns: Year ended December 31, 2023 2022) [")
+    page = Hit("1", long_page(), 1.0, {"source": "cf.txt"})
+    assert quoted("Dividends paid (512) (440)", page).endswith(" (columns: Year ended December 31, 2023 2022)")
+    assert quoted("Amounts may not sum due to rounding.", page) == "Amounts may not sum due to rounding."  # after it
+    header = "Contoso Energy | Annual Report on Form 10-K for fiscal 2023"  # on top of every page
+    pages = [f"{header}\n\nRevenue grew on higher prices.", f"{header}\n\nWe paid dividends of $512 million."]
+    asked = "What does Contoso Energy's annual report on Form 10-K for fiscal 2023 say?"
+    assert best_sentences(asked, pages, pages=["p1", "p1"])[0].text == header  # one page: the header may answer
+    assert best_sentences(asked, pages, pages=["p1", "p2"])[0].text != header  # two pages repeat it: boilerplate
     rows = split_sentences("Cash flows\nNet income 1,466 1,632\nDividends paid (512) (440)\n\nIt rose. It fell.")
     assert rows == ["Cash flows", "Net income 1,466 1,632", "Dividends paid (512) (440)", "It rose.", "It fell."]
     assert split_sentences("Net income 1,466 1,632\nDividends paid (512) (440)", table_rows=False) == [

@@ -161,7 +161,8 @@ def quote(retriever: Retriever, question: str, options: RagOptions | None = None
     """
     check_question(question)
     hits = retrieve(retriever, question, options or RagOptions(mode="extractive"))
-    best = best_sentences(question, [hit.text for hit in hits], embedding=retriever.store.embedder.pinned)
+    pinned = retriever.store.embedder.pinned
+    best = best_sentences(question, [hit.text for hit in hits], embedding=pinned, pages=[hit.label for hit in hits])
     answer = f"{quoted(best[0].text, hits[best[0].passage])} [{best[0].passage + 1}]" if best else ""
     return RagAnswer(question=question, prompt="", hits=hits, query=question, answer=answer)
 

@@ -158,14 +158,15 @@ class Retriever:
 
     def search(self, query: str, k: int = 5, hybrid: bool = False) -> list[Hit]:
         """The `k` best chunks for `query`, best first: with `per_page`, the best chunk of each of
-        the `k` best pages (a chunk's page: its file's page or row, or its file)."""
+        the `k` best pages (a chunk's page: its file's page or row, or its file), then, where fewer
+        pages match, the next best chunks (so a single long file still gives `k` chunks)."""
         pool = k * PAGE_POOL if self.per_page else k
         hits = self._hybrid(query, pool) if hybrid else self.dense(query, pool)
         if self.per_page:
             best: dict[str, Hit] = {}  # the first (best) chunk of each page, in order
             for hit in hits:
                 best.setdefault(hit.label, hit)
-            hits = list(best.values())
+            hits = [*best.values(), *(hit for hit in hits if best[hit.label] is not hit)]
         return hits[:k]
 
     def _hybrid(self, query: str, k: int) -> list[Hit]:
