@@ -3,7 +3,10 @@
 ARG BASE=python:3.11-slim
 FROM ${BASE}
 
+# MALLOC_ARENA_MAX: from the first allocation on, which app.py's own cap (set once it runs) cannot
+# reach; benchmarks/README.md has the soak's memory growth either way.
 ENV PYTHONUNBUFFERED=1 \
+    MALLOC_ARENA_MAX=2 \
     GRADIO_SERVER_NAME=0.0.0.0 \
     GRADIO_SERVER_PORT=7860 \
     GRADIO_ANALYTICS_ENABLED=False \
