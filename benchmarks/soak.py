@@ -42,6 +42,7 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -346,6 +347,20 @@ def client_loop(url: str, seed: int, folder: Path, tally: Tally, deadline: float
 
 
 # --- faults --------------------------------------------------------------------------------
+def fault_thread(tally: Tally, started: float, fault: Callable, *args) -> threading.Thread:
+    """A thread that runs `fault`; should the fault itself fail, that is counted and logged rather
+    than lost on stderr (a fault that never reports would read as one that did not happen)."""
+
+    def run() -> None:
+        try:
+            fault(*args)
+        except Exception as exc:
+            tally.failed(f"{fault.__name__}: {type(exc).__name__}: {exc}")
+            log(started, f"{fault.__name__} failed: {type(exc).__name__}: {exc}")
+
+    return threading.Thread(target=run, name=fault.__name__)
+
+
 def chroma_outage(chroma: Process, port: int, seconds: float, started: float) -> None:
     log(started, f"fault 1: Chroma killed (SIGKILL) for {seconds:.0f} s")
     chroma.stop(signal.SIGKILL)
@@ -371,7 +386,11 @@ def disk_full(folder: Path, env: dict, tally: Tally, started: float) -> None:
     child_env = {**env, "QA_CHROMA_PATH": str(db)}
     child_env.pop("QA_CHROMA_URL", None)
     command = [sys.executable, "-m", "qa_core.rag", "ingest", "--chunk-tokens", "32", "--overlap-tokens", "8"]
-    subprocess.run([*command, str(first), "--collection", "disk"], cwd=ROOT, env=child_env, capture_output=True)
+    first_ingest = subprocess.run(
+        [*command, str(first), "--collection", "disk"], cwd=ROOT, env=child_env, capture_output=True, text=True
+    )
+    if first_ingest.returncode != 0:
+        raise RuntimeError(f"the ingest before the limit failed: {first_ingest.stderr[-300:]}")
     before = set(chromadb.PersistentClient(path=str(db)).get_collection("disk").get(include=[])["ids"])
     limit = max(p.stat().st_size for p in db.rglob("*") if p.is_file()) + 100_000
     result = run_with_file_size_limit([*command, str(second), "--collection", "disk"], child_env, limit)
@@ -486,10 +505,10 @@ def main(argv: list[str] | None = None) -> int:
         baseline = process_stats(app.popen.pid)
         log(started, f"baseline: rss {baseline[0] / 1024:.0f} MB, {baseline[1]} open files, {baseline[2]} threads")
         faults = [
-            threading.Thread(target=chroma_outage, args=(chroma, chroma_port, chroma_down, started)),
-            threading.Thread(target=disk_full, args=(work / "disk", env, tally, started)),
-            threading.Thread(
-                target=hub_outage_during_training, args=(hub, env, work / "train", hub_down, tally, started)
+            fault_thread(tally, started, chroma_outage, chroma, chroma_port, chroma_down, started),
+            fault_thread(tally, started, disk_full, work / "disk", env, tally, started),
+            fault_thread(
+                tally, started, hub_outage_during_training, hub, env, work / "train", hub_down, tally, started
             ),
         ]
         for fault in faults:
@@ -497,6 +516,9 @@ def main(argv: list[str] | None = None) -> int:
             time.sleep(max(1.0, (deadline - time.monotonic()) / 4))
         for thread in [*clients, *faults]:
             thread.join(max(1.0, deadline - time.monotonic() + REQUEST_TIMEOUT * 2))
+        for fault in faults:
+            if fault.is_alive():
+                tally.failed(f"{fault.name} did not finish in time")
         log(started, f"visitors done; waiting {args.ttl * 1.5:.0f} s for the idle sweep")
         time.sleep(args.ttl * 1.5)
         end = process_stats(app.popen.pid)

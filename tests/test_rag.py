@@ -23,7 +23,7 @@ from qa_core.rag.answer import RagAnswer, RagOptions, answer, quoted
 from qa_core.rag.cli import main as rag_main
 from qa_core.rag.evaluate import KEYWORD_WEIGHTS, evaluate_retrieval
 from qa_core.rag.retrieval import KEYWORD_WEIGHT, Hit, Retriever
-from qa_core.rag.store import ChromaEmbedding, RagStore, StoreError, open_client
+from qa_core.rag.store import ChromaEmbedding, RagStore, StoreError, open_client, store_failure
 from qa_core.visitors import VisitorCollections
 from tests.helpers import ROOT, free_port, write_pdf
 
@@ -404,6 +404,17 @@ def test_server_mode(chroma_server, corpus):
 def test_server_unreachable_is_a_clear_error():
     with pytest.raises(StoreError, match=r"cannot reach the Chroma server at http://127.0.0.1:9"):
         RagStore(load_settings(None, chroma_url="http://127.0.0.1:9"))
+
+
+def test_a_full_disk_is_told_in_one_line_whatever_the_store_says():
+    """The CLI prints one `error:` line; a database message over several lines must not split it
+    (the rest of the message, "nothing of this upload was kept", would fall off that line)."""
+    error = OSError("Query error: Database error:\n  error returned from database: (code: 13)\n  disk full")
+    what = store_failure(error, load_settings(None))
+    assert what == (
+        "the store's disk is full or over a file size limit "
+        "(Query error: Database error: error returned from database: (code: 13) disk full)"
+    )
 
 
 class Interleaved:

@@ -116,7 +116,8 @@ def store_failure(exc: BaseException, settings: Settings) -> str | None:
     if isinstance(exc, httpx.TransportError):
         return f"the Chroma server at {settings.chroma_url} does not answer ({type(exc).__name__})"
     if isinstance(exc, (InternalError, OSError)) and re.search(r"disk|space|too large|I/O", str(exc), re.IGNORECASE):
-        return f"the store's disk is full or over a file size limit ({str(exc).strip()[:120]})"
+        # one line: the CLI prints one `error:` line, and Chroma's messages can span several
+        return f"the store's disk is full or over a file size limit ({' '.join(str(exc).split())[:120]})"
     if isinstance(exc, NotFoundError):  # deleted under a request: an idle session swept, or another tab
         return "the collection was deleted while this request used it (upload the documents again)"
     if isinstance(exc, ChromaError) and settings.chroma_url:  # e.g. a server still starting up
