@@ -44,9 +44,10 @@ from qa_core.config import load_settings
 from qa_core.demo_model import DEMO_NOTICE
 from qa_core.errors import QAError
 from qa_core.generate import GenerationSettings
+from qa_core.memory import limit_malloc_arenas
 from qa_core.rag import MODES
 from qa_core.rag.answer import RagAnswer, RagOptions
-from qa_core.serving import CONTEXT_MODES, QAService, limit_malloc_arenas
+from qa_core.serving import CONTEXT_MODES, QAService
 
 DOCUMENTS = {"concurrency_id": "documents", "concurrency_limit": 4}  # retrieval never waits behind it
 CHUNK_COLUMNS = ["#", "source", "page/row", "score", "text"]

@@ -12,8 +12,6 @@ visitor uploads go into their own collection (`service.collections`, see `qa_cor
 
 from __future__ import annotations
 
-import ctypes
-import os
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -24,34 +22,13 @@ from qa_core.errors import QAError
 from qa_core.extractive import best_sentences, split_sentences
 from qa_core.generate import GenerationSettings
 from qa_core.hub.visitor_adapters import fetch_visitor_adapter, list_visitor_checkpoints
+from qa_core.memory import MemoryTrimmer
 from qa_core.models import LoadedModel, attach_adapter_folder, load_model
 from qa_core.prompts import check_question
 from qa_core.qa import qa_prompt
 from qa_core.rag.answer import RagAnswer, RagOptions, prepare, quote
 from qa_core.rag.store import open_client, store_errors
 from qa_core.visitors import VisitorCollections
-
-M_ARENA_MAX = -8  # glibc's mallopt parameter, as MALLOC_ARENA_MAX sets it
-SERVER_ARENAS = 2
-
-
-def limit_malloc_arenas(arenas: int = SERVER_ARENAS) -> bool:
-    """Cap glibc's malloc arenas, as MALLOC_ARENA_MAX does, for a server that runs for days: each
-    thread that allocates gets an arena of its own (up to 8 per core), and memory freed in them is
-    seldom handed back, so the resident size creeps up under many visitors' threads (the soak,
-    3 minutes x 8 visitors: memory growth 1.145 without the cap, 1.051 with 2 arenas).
-
-    Returns:
-        Whether the cap was set (not where MALLOC_ARENA_MAX already says, or without glibc).
-    """
-    if os.environ.get("MALLOC_ARENA_MAX"):
-        return False
-    try:
-        libc = ctypes.CDLL("libc.so.6")
-    except OSError:
-        return False
-    return libc.mallopt(M_ARENA_MAX, arenas) == 1
-
 
 CONTEXT_MODES = ("generate", "extractive")  # write an answer with the model, or quote the context
 
@@ -67,13 +44,16 @@ class QAService:
         self.batcher = self.loaded.backend.batcher(settings.max_batch_size)  # or the inference server's
         self.embedding = resolve_embedding_model(settings.embedding_model, settings)  # pinned once, for every visitor
         self.collections = VisitorCollections(settings, open_client(settings), self.embedding)
+        self.trimmer = MemoryTrimmer()  # memory freed between visitors goes back to the system
 
     def close(self, end_sessions: bool = False) -> None:
-        """Stop the session sweeper and the generation batcher and join their threads (requests
-        still waiting for an answer end with an error); with `end_sessions` (the server is shutting
-        down), delete the browser sessions' collections too. Safe to call more than once."""
+        """Stop the session sweeper, the generation batcher and the memory trimmer and join their
+        threads (requests still waiting for an answer end with an error); with `end_sessions` (the
+        server is shutting down), delete the browser sessions' collections too. Safe to call more
+        than once."""
         self.batcher.close()
         self.collections.close(end_sessions)
+        self.trimmer.close()
 
     def __enter__(self) -> QAService:
         return self

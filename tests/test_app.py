@@ -22,7 +22,7 @@ from qa_core.hub.checkpoints import push_checkpoint
 from qa_core.hub.client import push_folder
 from qa_core.models import load_model
 from qa_core.qa import ask, qa_prompt
-from qa_core.serving import QAService, limit_malloc_arenas
+from qa_core.serving import QAService
 from tests.conftest import HUB_TOKEN
 from tests.helpers import ROOT, free_port, make_adapter
 
@@ -390,10 +390,3 @@ def test_sigterm_stops_the_app_cleanly_and_ends_the_visitors_sessions(tmp_path, 
     assert app.wait(timeout=30) == 0
     database = chromadb.PersistentClient(path=str(tmp_path / "db"))
     assert not [c.name for c in database.list_collections() if c.name.startswith("session-")]
-
-
-def test_the_server_caps_malloc_arenas_unless_the_environment_does(monkeypatch):
-    monkeypatch.delenv("MALLOC_ARENA_MAX", raising=False)
-    assert limit_malloc_arenas() is True  # glibc took the cap (mallopt returned 1)
-    monkeypatch.setenv("MALLOC_ARENA_MAX", "4")
-    assert limit_malloc_arenas() is False  # the operator's own setting is left alone
