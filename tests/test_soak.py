@@ -29,7 +29,7 @@ def test_a_short_soak_with_faults_loses_nothing_and_leaks_nothing():
     assert int(unexpected) == 0, out[-3000:]
     assert int(lost) == 0 and int(leftover) == 0
     assert int(requests) > 50 and int(errors) > 0  # bad requests were made, and refused
-    assert float(rss) <= 1.25 and int(fds) <= 5 and int(threads) <= 2
+    assert float(rss) <= 1.15 and int(fds) <= 5 and int(threads) <= 2  # the issue's bound for 3 min x 8
     # Every fault happened, and the app came through each as the issue asks (on failure, the
     # benchmark's log and the end of its stderr: a fault thread's traceback lands there):
     told = out + result.stderr[-3000:]

@@ -349,7 +349,11 @@ class RagStore:
         """
         what = store_failure(exc, self.settings)
         try:
-            self.collection.delete(ids=ids)
+            # Only what was stored: after a failed write (a full disk) the database may refuse any
+            # further write for as long as this process lives, and most often nothing was stored.
+            stored = self.collection.get(ids=ids, include=[])["ids"]
+            if stored:
+                self.collection.delete(ids=stored)
         except Exception:
             if what is None:
                 return exc
