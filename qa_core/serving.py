@@ -52,8 +52,8 @@ class QAService:
         server is shutting down), delete the browser sessions' collections too. Safe to call more
         than once."""
         self.batcher.close()
-        self.collections.close(end_sessions)
         self.trimmer.close()
+        self.collections.close(end_sessions)  # last: may raise StoreError when Chroma is away
 
     def __enter__(self) -> QAService:
         return self
