@@ -59,6 +59,7 @@ def served(tmp_path_factory, hub_server):
     app.launch(server_name="127.0.0.1", prevent_thread_lock=True, quiet=True, show_error=False)
     yield app.local_url, service
     app.close()
+    service.close()
 
 
 @pytest.fixture
@@ -172,8 +173,10 @@ def test_load_an_adapter_by_step_and_compare(served, client, tmp_path, demo_dir)
 
 def test_the_operator_can_turn_adapter_loading_off(tmp_path):
     settings = load_settings(None, chroma_path=tmp_path, allow_adapter_load=False)
-    service = QAService(settings, load_model("demo", settings=settings))
-    with pytest.raises(QAError, match=r"turned off on this server \(QA_ALLOW_ADAPTER_LOAD=0\)"):
+    with (
+        QAService(settings, load_model("demo", settings=settings)) as service,
+        pytest.raises(QAError, match=r"turned off on this server \(QA_ALLOW_ADAPTER_LOAD=0\)"),
+    ):
         service.load_adapter("tester/app-run", "main")
     assert load_settings(None, allow_adapter_load=None).allow_adapter_load
 
@@ -204,8 +207,10 @@ def test_a_repo_that_is_not_an_adapter_or_too_large_is_refused_before_download(s
     cached = Path(os.environ["HF_HOME"]) / "hub" / "models--tester--not-an-adapter"
     assert not list(cached.rglob("model.safetensors"))
 
-    small = QAService(replace(service.settings, max_adapter_mb=0.001), service.loaded)
-    with pytest.raises(QAError, match=r"over this server's limit of 0.001 MB \(QA_MAX_ADAPTER_MB\)"):
+    with (
+        QAService(replace(service.settings, max_adapter_mb=0.001), service.loaded) as small,
+        pytest.raises(QAError, match=r"over this server's limit of 0.001 MB \(QA_MAX_ADAPTER_MB\)"),
+    ):
         small.load_adapter("tester/app-run", "10")
 
 
@@ -217,10 +222,10 @@ def test_the_operators_token_is_sent_only_for_the_operators_repos(served, tmp_pa
     push_checkpoint(make_adapter(demo_dir, tmp_path / "a", seed=6), "tester/public-run", {"step": 1}, service.settings)
     monkeypatch.setenv("HF_TOKEN", "hf_notTheServersToken0000000000")
     settings = replace(service.settings, hf_token="hf_notTheServersToken0000000000", adapter_repos=("tester/own-*",))
-    visitor_facing = QAService(settings, load_model("demo", settings=settings))
-    assert "adapter tester/public-run@" in visitor_facing.load_adapter("tester/public-run", "1")
-    with pytest.raises(QAError, match="rejected the token"):
-        visitor_facing.load_adapter("tester/own-run", "1")
+    with QAService(settings, load_model("demo", settings=settings)) as visitor_facing:
+        assert "adapter tester/public-run@" in visitor_facing.load_adapter("tester/public-run", "1")
+        with pytest.raises(QAError, match="rejected the token"):
+            visitor_facing.load_adapter("tester/own-run", "1")
 
 
 def test_overlong_input_is_refused_before_tokenising(client):

@@ -48,6 +48,7 @@ def served(tmp_path_factory, hub_server, demo_dir):
     app.launch(server_name="127.0.0.1", prevent_thread_lock=True, quiet=True)
     yield app.local_url, service
     app.close()
+    service.close()
 
 
 def visitor_collections(service: QAService) -> set[str]:

@@ -191,8 +191,8 @@ def test_a_trained_adapter_is_asked_the_way_it_was_trained(pushed, hub_settings,
     assert qa_prompt(tuned, "What is a bond?") == qa_prompt(local, "What is a bond?") == qa
     assert qa_prompt(tuned, "What is a bond?", style="chat-template") != qa  # an explicit style wins
 
-    service = QAService(hub_settings, loaded=load_model("demo"))
-    service.load_adapter("tester/tiny", "20")
+    with QAService(hub_settings, loaded=load_model("demo")) as service:
+        service.load_adapter("tester/tiny", "20")
     assert qa_prompt(service.loaded, "What is a bond?") == qa
 
     ask = ["ask", "What is a bond?", "--model", "demo", "--adapter", str(pushed / "final"), "--max-new-tokens", "2"]
