@@ -13,6 +13,7 @@ the running app gave back 520 MB. Without glibc (musl, macOS) both are no-ops.
 from __future__ import annotations
 
 import ctypes
+import functools
 import os
 import threading
 
@@ -21,6 +22,7 @@ SERVER_ARENAS = 2
 TRIM_EVERY_S = 30.0
 
 
+@functools.cache  # loaded once, not at every trim
 def _glibc() -> ctypes.CDLL | None:
     try:
         return ctypes.CDLL("libc.so.6")

@@ -3,6 +3,7 @@
 import subprocess
 import sys
 import threading
+import time
 
 from tqdm._monitor import TMonitor
 
@@ -48,5 +49,5 @@ def test_closing_a_service_stops_every_thread_it_started(tmp_path):
         assert {"generation-batcher", "session-sweeper", "memory-trimmer"} <= {thread.name for thread in started}
     assert not [thread for thread in started if thread.is_alive() and not isinstance(thread, TMonitor)]
     with MemoryTrimmer(every_s=0.01) as trimmer:  # trims over and over until closed
-        trimmer._stopping.wait(0.05)
+        time.sleep(0.05)
     assert not trimmer._thread.is_alive()
