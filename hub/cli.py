@@ -6,6 +6,9 @@
     python -m hub merge --base NousResearch/Llama-2-7b-chat-hf --adapter ckpt-40 --out merged \
         --dtype bfloat16 --push me/policy-qa-merged
     python -m hub push merged me/policy-qa-merged
+    python -m hub deploy me/domain-qa --var QA_BASE_MODEL=demo --var QA_ADAPTER=me/policy-qa-run@3f2a1c \
+        --secret HF_TOKEN --hardware cpu-basic [--dry-run]
+    python -m hub rehearse me/domain-qa                                       # build and start it here
 
 The endpoint and token come from --hub-endpoint / --hub-token, else HF_ENDPOINT / HF_TOKEN.
 """
@@ -13,6 +16,7 @@ The endpoint and token come from --hub-endpoint / --hub-token, else HF_ENDPOINT 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import sys
 from pathlib import Path
@@ -22,6 +26,9 @@ from qa_core.config import Settings
 from qa_core.hub.checkpoints import CHECKPOINT_FILE, list_checkpoints, pull, push_checkpoint, read_checkpoint_record
 from qa_core.hub.client import push_folder
 from qa_core.hub.publish import DEFAULT_TOLERANCE, MERGE_INFO_FILE, model_card
+from qa_core.hub.spaces import HARDWARE, deploy, plan_space
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent  # where app.py lives in a checkout
 
 
 def cmd_list(args: argparse.Namespace, settings: Settings) -> int:
@@ -85,6 +92,43 @@ def cmd_push(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def cmd_deploy(args: argparse.Namespace, settings: Settings) -> int:
+    plan = plan_space(
+        Path(args.app_dir),
+        args.space,
+        settings,
+        args.var,
+        args.secret,
+        args.hardware,
+        args.private or None,
+        args.env_file,
+    )
+    if args.dry_run:
+        print("\n".join(plan.describe()))
+        print("dry run: nothing was changed on the Hub", file=sys.stderr)
+        return 0
+    deployment = deploy(plan, settings)
+    print(f"deployed {len(plan.files)} files to {deployment.space_id}@{deployment.commit}", file=sys.stderr)
+    print(deployment.url)
+    print(f"commit {deployment.commit}")
+    return 0
+
+
+def cmd_rehearse(args: argparse.Namespace, settings: Settings) -> int:
+    from hub.rehearse import rehearse  # gradio_client and subprocesses: only for this command
+
+    done = rehearse(args.space, settings, args.workdir, args.revision, args.env_file, args.max_new_tokens)
+    if args.json:
+        print(json.dumps(dataclasses.asdict(done)))
+        return 0
+    installed = f"installed in {done.install_s:.0f} s" if done.install_s else "environment reused"
+    print(f"{done.space_id}@{done.commit}: {installed}, answered {done.start_s:.1f} s after start", file=sys.stderr)
+    for tab, answer in done.answers.items():
+        print(f"{tab}: {' '.join(str(answer).split())}")
+    print(f"public defaults: {'; '.join(done.checks)}")
+    return 0
+
+
 def shared_options(parser: argparse.ArgumentParser, default) -> None:
     parser.add_argument(
         "--hub-endpoint",
@@ -136,6 +180,40 @@ def build_parser() -> argparse.ArgumentParser:
     pushing.add_argument("folder")
     pushing.add_argument("repo")
     pushing.set_defaults(run=cmd_push)
+
+    deploying = add_command(
+        commands, "deploy", "create or update a Gradio Space with the files the app runs, in one commit", shared_options
+    )
+    deploying.add_argument("space", help="the Space's id, OWNER/NAME")
+    deploying.add_argument(
+        "--var", action="append", default=[], metavar="KEY=VALUE", help="a Space variable (repeatable)"
+    )
+    deploying.add_argument(
+        "--secret",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="a Space secret whose value is read from the environment or .env (repeatable)",
+    )
+    deploying.add_argument("--hardware", metavar="NAME", help=f"hardware to request: {', '.join(HARDWARE)}")
+    deploying.add_argument("--private", action="store_true", help="create the Space private")
+    deploying.add_argument("--dry-run", action="store_true", help="list the files and settings; change nothing")
+    deploying.add_argument(
+        "--app-dir", default=str(PROJECT_ROOT), help="the folder holding app.py (default: this checkout)"
+    )
+    deploying.set_defaults(run=cmd_deploy)
+
+    rehearsing = add_command(
+        commands, "rehearse", "build and start a deployed Space here and ask each tab a question", shared_options
+    )
+    rehearsing.add_argument("space", help="the Space's id, OWNER/NAME")
+    rehearsing.add_argument("--revision", help="the commit to rehearse (default: the Space's head)")
+    rehearsing.add_argument(
+        "--workdir", type=Path, help="folder for the files, environment and log (kept; reused while requirements match)"
+    )
+    rehearsing.add_argument("--max-new-tokens", type=int, default=16, help="answer length per tab (default 16)")
+    rehearsing.add_argument("--json", action="store_true", help="print one JSON object: commit, times, answers")
+    rehearsing.set_defaults(run=cmd_rehearse)
     return parser
 
 

@@ -55,3 +55,8 @@ class AdapterRefused(QAError):
 
 class MergeError(QAError):
     """The merge was refused or its result does not match the adapter-attached model."""
+
+
+class DeployError(QAError):
+    """A Space cannot be deployed or rehearsed: a bad option, a secret not set, a file too large, a
+    Space of another SDK, or a rehearsed Space that does not install, start or answer."""

@@ -3,8 +3,9 @@
 The unmodified `huggingface_hub` client works against it: whoami, create/delete repo, repo info
 at a revision, commit history (paginated), refs, tree, paths-info, validate-yaml, preupload,
 NDJSON commits (with the parentCommit check), LFS batch upload, and `resolve` downloads with the
-headers and Range support the client needs. Repositories are stored under `--data-dir`: every
-commit is a JSON snapshot of its file list, file contents are content-addressed blobs.
+headers and Range support the client needs; for Spaces, their SDK, variables, secrets (write-only,
+as on the Hub) and hardware requests. Repositories are stored under `--data-dir`: every commit is a
+JSON snapshot of its file list, file contents are content-addressed blobs.
 
     python -m tests.hub_server --port 8765 --data-dir /tmp/hub --token hf_local_test_token
     export HF_ENDPOINT=http://127.0.0.1:8765 HF_TOKEN=hf_local_test_token HF_HUB_DISABLE_XET=1
@@ -28,6 +29,7 @@ import os
 import re
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -53,6 +55,12 @@ LFS_SUFFIXES = (
     ".pkl",
 )
 LFS_MIN_SIZE = 10 * 1024 * 1024
+SPACE_SDKS = ("gradio", "docker", "static", "streamlit")
+# The flavors the Hub offers a Space (huggingface_hub's SpaceHardware lists the same names).
+SPACE_HARDWARE = (
+    "cpu-basic", "cpu-upgrade", "zero-a10g", "t4-small", "t4-medium", "l4x1", "l4x4", "l40sx1", "l40sx4",
+    "l40sx8", "a10g-small", "a10g-large", "a10g-largex2", "a10g-largex4", "a100-large", "a100x4", "a100x8",
+)  # fmt: skip
 GITATTRIBUTES = "".join(f"*{suffix} filter=lfs diff=lfs merge=lfs -text\n" for suffix in LFS_SUFFIXES).encode()
 
 
@@ -82,11 +90,14 @@ class Repo:
     commits: dict  # commit id -> {"id", "parents", "title", "message", "date", "files": {path: entry}}
     branches: dict  # name -> commit id
     order: list  # commit ids, oldest first
+    # private; for a Space: sdk, variables, secrets (name -> {"value", "description", "updatedAt"}), hardware
+    settings: dict
 
     def save(self) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         tmp = self.path.with_suffix(".tmp")
-        tmp.write_text(json.dumps({"commits": self.commits, "branches": self.branches, "order": self.order}))
+        state = {"commits": self.commits, "branches": self.branches, "order": self.order, "settings": self.settings}
+        tmp.write_text(json.dumps(state))
         tmp.replace(self.path)
 
     def resolve(self, revision: str) -> dict:
@@ -116,6 +127,8 @@ class HubState:
         self.data_dir, self.token, self.read_token, self.user = data_dir, token, read_token, user
         self.blobs = data_dir / "blobs"
         self.blobs.mkdir(parents=True, exist_ok=True)
+        # Repositories' files are data, never source: a data folder inside a git checkout stays out of it.
+        (data_dir / ".gitignore").write_text("*\n")
         self.lock = threading.RLock()
         self.secret = os.urandom(16)  # signs LFS upload links, as the Hub presigns storage URLs
 
@@ -130,7 +143,7 @@ class HubState:
         if not path.is_file():
             raise HubError(404, f"Repository not found: {repo_id}", "RepoNotFound")
         data = json.loads(path.read_text())
-        return Repo(path, repo_type, repo_id, data["commits"], data["branches"], data["order"])
+        return Repo(path, repo_type, repo_id, data["commits"], data["branches"], data["order"], data["settings"])
 
     def store_blob(self, content: bytes) -> str:
         oid = hashlib.sha256(content).hexdigest()
@@ -144,14 +157,27 @@ class HubState:
     def blob(self, oid: str) -> Path:
         return self.blobs / oid
 
-    def create(self, repo_type: str, repo_id: str) -> Repo:
+    def create(self, repo_type: str, repo_id: str, private: bool = False, sdk: str | None = None) -> Repo:
         with self.lock:
             path = self._repo_file(repo_type, repo_id)
             if path.exists():
                 raise HubError(409, f"You already created this {repo_type} repo")
-            repo = Repo(path, repo_type, repo_id, {}, {}, [])
+            settings: dict = {"private": private}
+            if repo_type == "space":
+                if sdk not in SPACE_SDKS:
+                    raise HubError(400, f"sdk must be one of {', '.join(SPACE_SDKS)}")
+                settings.update(sdk=sdk, variables={}, secrets={}, hardware={"current": None, "requested": None})
+            repo = Repo(path, repo_type, repo_id, {}, {}, [], settings)
             self.commit(repo, "main", "initial commit", "", {".gitattributes": GITATTRIBUTES}, [], None, new=True)
             return repo
+
+    def update_settings(self, repo: Repo, change: Callable[[dict], object]) -> dict:
+        """Apply `change` to the repo's settings under the lock and save them; returns the new settings."""
+        with self.lock:
+            repo = self.get(repo.repo_type, repo.repo_id)
+            change(repo.settings)
+            repo.save()
+            return repo.settings
 
     def delete(self, repo_type: str, repo_id: str) -> None:
         with self.lock:
@@ -221,6 +247,19 @@ class HubState:
 
 def _lfs_pointer(oid: str, size: int) -> bytes:
     return f"version https://git-lfs.github.com/spec/v1\noid sha256:{oid}\nsize {size}\n".encode()
+
+
+def _runtime(repo: Repo, settings: dict | None = None) -> dict:
+    """A Space's runtime as the Hub reports it. This server builds nothing: a Space with an app file
+    stays BUILDING (`python -m hub rehearse` is what builds and starts it here)."""
+    settings = settings or repo.settings
+    head = repo.commits[repo.branches["main"]]["files"] if repo.branches.get("main") else {}
+    return {
+        "stage": "BUILDING" if "app.py" in head else "NO_APP_FILE",
+        "hardware": settings["hardware"],
+        "storage": None,
+        "gcTimeout": None,
+    }
 
 
 def _entry(path: str, info: dict) -> dict:
@@ -379,7 +418,7 @@ class Handler(BaseHTTPRequestHandler):
             repo_id = f"{body.get('organization') or self.state.user}/{body['name']}"
             if s[2] == "create" and method == "POST":
                 try:
-                    self.state.create(repo_type, repo_id)
+                    self.state.create(repo_type, repo_id, bool(body.get("private")), body.get("sdk"))
                 except HubError as err:
                     if err.status == 409:
                         return self._send(409, {"error": err.message, "url": self._repo_url(repo_type, repo_id)})
@@ -413,15 +452,19 @@ class Handler(BaseHTTPRequestHandler):
     def _api_repo(self, repo_type: str, repo_id: str, rest: list[str]) -> None:
         repo = self.state.get(repo_type, repo_id)
         action = rest[0] if rest else ""
+        if repo_type == "space" and action in ("variables", "secrets", "hardware", "runtime"):
+            return self._space_setting(repo, action)
         if action in ("", "revision") and self.command == "GET":
             commit = repo.resolve(rest[1] if action else "main")
+            space = {"sdk": repo.settings["sdk"], "runtime": _runtime(repo)} if repo_type == "space" else {}
             return self._send(
                 200,
                 {
+                    **space,
                     "id": repo_id,
                     "modelId": repo_id,
                     "sha": commit["id"],
-                    "private": False,
+                    "private": repo.settings["private"],
                     "disabled": False,
                     "gated": False,
                     "lastModified": commit["date"],
@@ -452,6 +495,31 @@ class Handler(BaseHTTPRequestHandler):
         if action == "commit" and self.command == "POST":
             return self._commit(repo, rest[1])
         raise HubError(404, f"no route for {self.command} {self.path}")
+
+    def _space_setting(self, repo: Repo, action: str) -> None:
+        """A Space's variables and secrets (GET lists, POST sets one, DELETE removes one; a secret's
+        value is never sent back), its hardware request and its runtime, answered as the Hub does."""
+        method, body = self.command, self._json_body() if self.command in ("POST", "DELETE") else {}
+        if action == "runtime" and method == "GET":
+            return self._send(200, _runtime(repo))
+        if action == "hardware" and method == "POST":
+            if body.get("flavor") not in SPACE_HARDWARE:
+                raise HubError(400, f"Invalid hardware flavor {body.get('flavor')!r}")
+            settings = self.state.update_settings(repo, lambda s: s["hardware"].update(requested=body["flavor"]))
+            return self._send(200, _runtime(repo, settings))
+        if action in ("variables", "secrets") and method in ("GET", "POST", "DELETE"):
+            if method == "POST":
+                entry = {"value": body["value"], "description": body.get("description"), "updatedAt": _now()}
+                settings = self.state.update_settings(repo, lambda s: s[action].update({body["key"]: entry}))
+            elif method == "DELETE":
+                settings = self.state.update_settings(repo, lambda s: s[action].pop(body["key"], None))
+            else:
+                settings = repo.settings
+            shown = settings[action]
+            if action == "secrets":  # write-only: the Hub never answers with a secret's value
+                shown = {k: {key: v for key, v in entry.items() if key != "value"} for k, entry in shown.items()}
+            return self._send(200, shown)
+        raise HubError(404, f"no route for {method} {self.path}")
 
     def _commits(self, repo: Repo, revision: str) -> None:
         history = repo.history(repo.resolve(revision)["id"])

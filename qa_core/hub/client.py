@@ -157,9 +157,13 @@ def push_folder(
     private: bool | None = None,
     retries: int | None = None,
     backoff: float | None = None,
+    paths: list[str] | None = None,
+    repo_type: str = "model",
+    space_sdk: str | None = None,
 ) -> str:
-    """Push every file of `folder` (plus `extra_files`, path -> content) as one commit to `repo_id`,
-    creating the repo if needed; the same commit deletes the branch's other files.
+    """Push every file of `folder` (or only `paths`, relative to it; plus `extra_files`, path ->
+    content) as one commit to `repo_id`, creating the repo (a Space with `space_sdk`) if needed;
+    the same commit deletes the branch's other files.
 
     Returns:
         The new commit's sha.
@@ -169,7 +173,7 @@ def push_folder(
     """
     folder = Path(folder)
     operations = []
-    for path in _files(folder):
+    for path in _files(folder) if paths is None else [folder / name for name in paths]:
         name = path.relative_to(folder).as_posix()
         if name in (extra_files or {}):
             continue
@@ -182,18 +186,26 @@ def push_folder(
     if not operations:
         raise HubError(f"{folder}: nothing to push")
     hub = api(settings)
-    call(lambda: hub.create_repo(repo_id, private=private, exist_ok=True), settings, repo_id, None, retries, backoff)
+    call(
+        lambda: hub.create_repo(repo_id, private=private, exist_ok=True, repo_type=repo_type, space_sdk=space_sdk),
+        settings,
+        repo_id,
+        None,
+        retries,
+        backoff,
+    )
 
     def commit() -> str:
         # Listed right before committing, with that commit as the parent: a push in between fails
         # (HTTP 412) instead of leaving files of another checkpoint behind.
-        head = hub.repo_info(repo_id)
+        head = hub.repo_info(repo_id, repo_type=repo_type)
         kept = KEPT_FILES | {op.path_in_repo for op in operations}
         stale = sorted({f.rfilename for f in head.siblings or []} - kept)
         deletes = [CommitOperationDelete(name) for name in stale]
         return hub.create_commit(
             repo_id,
             operations + deletes,
+            repo_type=repo_type,
             commit_message=title,
             commit_description=description,
             parent_commit=head.sha,
