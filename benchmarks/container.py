@@ -153,18 +153,25 @@ def build(builder: Builder) -> float:
     return time.monotonic() - started
 
 
-def wait_for_answer(url: str, timeout: float = 600) -> str:
-    """Poll the app until /qa answers through gradio_client; returns the answer."""
+def wait_for_answer(builder: Builder, url: str, timeout: float = 600) -> str:
+    """Poll the app until /qa answers through gradio_client; returns the answer.
+
+    Raises:
+        SystemExit: the container stopped first (with its log's end), or nothing answered in time.
+    """
     from gradio_client import Client
 
     deadline = time.monotonic() + timeout
-    while True:
+    while time.monotonic() < deadline:
         try:
             return Client(url, verbose=False).predict("What is a bond?", 8, 0.0, api_name="/qa")
         except Exception:
-            if time.monotonic() > deadline:
-                raise
+            running = builder.run("inspect", "--format", "{{.State.Running}}", NAME, check=False).stdout.strip()
+            if running != "true":
+                log = builder.run("logs", NAME, check=False)
+                raise SystemExit(f"error: the container stopped:\n{(log.stdout + log.stderr)[-3000:]}") from None
             time.sleep(1)
+    raise SystemExit(f"error: the container did not answer on {url} within {timeout:.0f} s")
 
 
 def documents(url: str) -> list[str]:
@@ -187,7 +194,7 @@ def run_and_check(builder: Builder) -> dict[str, object]:
     started = time.monotonic()
     builder.run("run", "-d", "--name", NAME, *options, TAG)
     try:
-        answered = bool(wait_for_answer(url).strip())
+        answered = bool(wait_for_answer(builder, url).strip())
         first_answer_s = time.monotonic() - started
         with tempfile.TemporaryDirectory() as folder:
             report = Path(folder) / "annual-report.txt"
@@ -204,11 +211,8 @@ def run_and_check(builder: Builder) -> dict[str, object]:
         builder.run("stop", "-t", "30", NAME)
         stop_s = time.monotonic() - stopping
         builder.run("start", NAME)
-        wait_for_answer(url)
+        wait_for_answer(builder, url)
         kept = "annual-report.txt" in documents(url)
-    except Exception:
-        print(builder.run("logs", NAME, check=False).stdout[-3000:])
-        raise
     finally:
         builder.run("rm", "-f", NAME, check=False)
         builder.run("volume", "rm", "-f", VOLUME, check=False)

@@ -258,32 +258,32 @@ def rehearse(
     home = workdir / "home"
     home.mkdir(parents=True, exist_ok=True)
     hub = api(settings)
-    progress = tqdm(STEPS, desc=f"rehearsing {space_id}", unit="step", file=sys.stderr)
-    progress.set_postfix_str(STEPS[0])
-    commit = download_space(space_id, revision, settings, workdir / "space")
-    variables = {k: v.value for k, v in call(lambda: hub.get_space_variables(space_id), settings, space_id).items()}
-    names = call(lambda: hub.get_space_secrets(space_id), settings, space_id)
-    secrets = {name: read_secret(name, env_file) for name in names}
-    progress.update()
-    progress.set_postfix_str(STEPS[1])
-    install_s = fresh_environment(workdir / "space" / "requirements.txt", workdir / "venv")
-    progress.update()
-    progress.set_postfix_str(STEPS[2])
-    port = free_port()
-    env = space_environment(space_id, port, home, variables, secrets, settings)
-    started = time.monotonic()
-    process = start_app(workdir / "space", workdir / "venv" / "bin" / "python", env, workdir / "app.log", start_timeout)
-    try:
-        start_s = time.monotonic() - started
+    with tqdm(STEPS, desc=f"rehearsing {space_id}", unit="step", file=sys.stderr) as progress:
+        progress.set_postfix_str(STEPS[0])
+        commit = download_space(space_id, revision, settings, workdir / "space")
+        variables = {k: v.value for k, v in call(lambda: hub.get_space_variables(space_id), settings, space_id).items()}
+        names = call(lambda: hub.get_space_secrets(space_id), settings, space_id)
+        secrets = {name: read_secret(name, env_file) for name in names}
         progress.update()
-        progress.set_postfix_str(STEPS[3])
-        url = f"http://127.0.0.1:{port}/"
-        document = workdir / "annual-report.txt"
-        document.write_text(DOCUMENT)
-        answers = ask_each_tab(url, document, max_new_tokens)
-        checks = check_public_defaults(url, variables, secrets)
+        progress.set_postfix_str(STEPS[1])
+        install_s = fresh_environment(workdir / "space" / "requirements.txt", workdir / "venv")
         progress.update()
-    finally:
-        stop_app(process)
-        progress.close()
+        progress.set_postfix_str(STEPS[2])
+        port = free_port()
+        env = space_environment(space_id, port, home, variables, secrets, settings)
+        started = time.monotonic()
+        python = workdir / "venv" / "bin" / "python"
+        process = start_app(workdir / "space", python, env, workdir / "app.log", start_timeout)
+        try:
+            start_s = time.monotonic() - started
+            progress.update()
+            progress.set_postfix_str(STEPS[3])
+            url = f"http://127.0.0.1:{port}/"
+            document = workdir / "annual-report.txt"
+            document.write_text(DOCUMENT)
+            answers = ask_each_tab(url, document, max_new_tokens)
+            checks = check_public_defaults(url, variables, secrets)
+            progress.update()
+        finally:
+            stop_app(process)
     return Rehearsal(space_id, commit, install_s, start_s, answers, checks)

@@ -86,7 +86,7 @@ def space_files(root: Path) -> list[str]:
     chosen = list(filter_repo_objects(found, ignore_patterns=NEVER_DEPLOYED))
     for needed in (APP_FILE, "requirements.txt", "README.md", "qa_core/__init__.py"):
         if needed not in chosen:
-            raise DeployError(f"{root / needed} is missing: a Space needs it")
+            raise DeployError(f"{root / needed} is missing: a Space needs it (is {root} the folder holding app.py?)")
     for name in chosen:
         size_mb = (root / name).stat().st_size / 2**20
         if size_mb > MAX_FILE_MB:
