@@ -142,7 +142,7 @@ def _files(folder: Path) -> list[Path]:
     )
 
 
-def _check_for_token(name: str, content: bytes, settings: Settings) -> None:
+def check_for_token(name: str, content: bytes, settings: Settings) -> None:
     if settings.hf_token and settings.hf_token.encode() in content:
         raise HubError(f"{name} contains the Hugging Face token; refusing to push it")
 
@@ -177,11 +177,11 @@ def push_folder(
         name = path.relative_to(folder).as_posix()
         if name in (extra_files or {}):
             continue
-        _check_for_token(name, path.read_bytes(), settings)
+        check_for_token(name, path.read_bytes(), settings)
         operations.append(CommitOperationAdd(name, str(path)))
     for name, content in (extra_files or {}).items():
         data = content.encode() if isinstance(content, str) else content
-        _check_for_token(name, data, settings)
+        check_for_token(name, data, settings)
         operations.append(CommitOperationAdd(name, data))
     if not operations:
         raise HubError(f"{folder}: nothing to push")
