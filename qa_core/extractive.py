@@ -11,6 +11,12 @@ passage about several companies still gives the one asked about). A table (lines
 taken from a PDF or a Markdown table lays rows out) is split into its rows, so that the answer to
 "What was the capital expenditure?" is one row, not the whole table.
 
+Sentences end where NLTK's Punkt tokenizer says, told the abbreviations of finance and policy text
+("U.S.", "Inc.", "No.", "approx.", "Dr."): a full stop after one does not end a sentence, so a
+quoted answer never begins mid-sentence. Punkt is already installed (rouge-score needs NLTK) and
+needs no download when given its abbreviations; pysbd, the other small splitter, cut after
+"approx." and rewrites whitespace unless told not to.
+
     >>> best_sentences("How fast must breaches be reported?",
     ...                ["Breaches must be reported within 72 hours. Lunch is at noon."])[0].text
     'Breaches must be reported within 72 hours.'
@@ -21,10 +27,22 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from nltk.tokenize.punkt import PunktParameters, PunktSentenceTokenizer
+
 from qa_core.embeddings import EmbeddingModel, load_sentence_model
 
-SENTENCE = re.compile(r"(?<=[.!?])\s+")
+# Lower case, without the last full stop, as Punkt looks them up. Not "etc.": it mostly ends one.
+_ABBREVIATION_TEXT = """
+u.s u.k u.n e.u e.g i.e vs approx inc corp co ltd llc plc bros dept govt univ assn
+no nos art sec para ch fig figs vol pp p ref cf al mr mrs ms dr prof sr jr st rev gen hon
+jan feb mar apr jun jul aug sep sept oct nov dec mon tue wed thu fri
+"""
+ABBREVIATIONS = frozenset(_ABBREVIATION_TEXT.split())
+_PUNKT = PunktParameters()
+_PUNKT.abbrev_types = set(ABBREVIATIONS)
+SENTENCES = PunktSentenceTokenizer(_PUNKT)
 BLOCK = re.compile(r"\n\s*\n")
+LINE = re.compile(r"[^\n]+")
 ROW_END = re.compile(r"(?:\d\)?|%|\|)$")  # a figure, a negative one in parentheses, a percentage, a Markdown cell
 WORD = re.compile(r"[a-z0-9]+(?:[.,][0-9]+)?")
 NUMBER = re.compile(r"\d")
@@ -47,17 +65,32 @@ def _is_table(lines: list[str]) -> bool:
     return rows >= 2 and rows * 2 >= len(lines)
 
 
+def sentence_spans(text: str, table_rows: bool = True) -> list[tuple[int, int]]:
+    """The (start, end) offsets in `text` of its sentences (see `split_sentences`), in order; what
+    lies between two spans is whitespace."""
+    spans, start = [], 0
+    block_ends = [(m.start(), m.end()) for m in BLOCK.finditer(text)] + [(len(text), len(text))]
+    for end, next_start in block_ends:
+        block = text[start:end]
+        lines = [m.span() for m in LINE.finditer(block) if m.group().strip()]
+        pieces = lines if table_rows and _is_table([block[a:b] for a, b in lines]) else SENTENCES.span_tokenize(block)
+        for a, b in pieces:
+            piece = block[a:b]
+            if piece.strip():  # offsets of the piece without its surrounding whitespace
+                lead = len(piece) - len(piece.lstrip())
+                spans.append((start + a + lead, start + a + len(piece.rstrip())))
+        start = next_start
+    return spans
+
+
 def split_sentences(text: str, table_rows: bool = True) -> list[str]:
-    """The sentences of `text` (split after . ! ? and at blank lines), and with `table_rows` each
-    line of a table its own; blank ones dropped."""
-    units = []
-    for block in BLOCK.split(text):
-        lines = [line.strip() for line in block.splitlines() if line.strip()]
-        if table_rows and _is_table(lines):
-            units += lines
-        else:
-            units += [s.strip() for s in SENTENCE.split(block) if s.strip()]
-    return units
+    """The sentences of `text` (split at blank lines and after . ! ? that do not close an
+    abbreviation), and with `table_rows` each line of a table its own; blank ones dropped.
+
+    >>> split_sentences("Returns on U.S. stocks were 9.6% approx. in 2005. Bonds did less.")
+    ['Returns on U.S. stocks were 9.6% approx. in 2005.', 'Bonds did less.']
+    """
+    return [text[start:end] for start, end in sentence_spans(text, table_rows)]
 
 
 def content_words(text: str) -> set[str]:

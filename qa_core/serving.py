@@ -19,7 +19,7 @@ from qa_core.config import Settings
 from qa_core.documents import SourceFile, read_documents
 from qa_core.embeddings import resolve_embedding_model
 from qa_core.errors import QAError
-from qa_core.extractive import best_sentences, split_sentences
+from qa_core.extractive import best_sentences, sentence_spans, split_sentences
 from qa_core.generate import GenerationSettings
 from qa_core.hub.visitor_adapters import fetch_visitor_adapter, list_visitor_checkpoints
 from qa_core.memory import MemoryTrimmer
@@ -31,6 +31,20 @@ from qa_core.rag.store import open_client, store_errors
 from qa_core.visitors import VisitorCollections
 
 CONTEXT_MODES = ("generate", "extractive")  # write an answer with the model, or quote the context
+
+
+def marked_sentences(context: str, support: set[str]) -> list[tuple[str, str | None]]:
+    """`context` whole, cut into its sentences, each marked "support" when in `support` (else None),
+    and the whitespace between them kept as it was (unmarked)."""
+    pieces: list[tuple[str, str | None]] = []
+    end = 0
+    for start, stop in sentence_spans(context):
+        if start > end:
+            pieces.append((context[end:start], None))
+        sentence = context[start:stop]
+        pieces.append((sentence, "support" if sentence in support else None))
+        end = stop
+    return pieces + ([(context[end:], None)] if end < len(context) else [])
 
 
 class QAService:
@@ -114,7 +128,7 @@ class QAService:
             for answer in self.answer_stream(question, context, generation):
                 yield answer, [(context, None)]
             support = set(self.supporting_sentences(question, answer, context))
-        yield answer, [(sentence, "support" if sentence in support else None) for sentence in split_sentences(context)]
+        yield answer, marked_sentences(context, support)
 
     def read_context_file(self, path: str, name: str) -> str:
         """The text of an uploaded .txt, .md, .pdf or .csv file, for context QA.

@@ -22,7 +22,7 @@ from qa_core.hub.checkpoints import push_checkpoint
 from qa_core.hub.client import push_folder
 from qa_core.models import load_model
 from qa_core.qa import ask, qa_prompt
-from qa_core.serving import QAService
+from qa_core.serving import QAService, marked_sentences
 from tests.conftest import HUB_TOKEN
 from tests.helpers import ROOT, free_port, make_adapter
 
@@ -395,3 +395,11 @@ def test_sigterm_stops_the_app_cleanly_and_ends_the_visitors_sessions(tmp_path, 
     assert app.wait(timeout=30) == 0
     database = chromadb.PersistentClient(path=str(tmp_path / "db"))
     assert not [c.name for c in database.list_collections() if c.name.startswith("session-")]
+
+
+def test_supporting_sentences_keep_the_context_whole():
+    context = "Revenue was £38.2 million.  The company employs\n400 people.\n\nNo. 2 plant, Dr. Smith."
+    pieces = marked_sentences(context, {"Revenue was £38.2 million."})
+    assert "".join(text for text, _ in pieces) == context  # before: "million.The company"
+    assert [text for text, mark in pieces if mark] == ["Revenue was £38.2 million."]
+    assert [text for text, _ in pieces if text.strip()][-1] == "No. 2 plant, Dr. Smith."

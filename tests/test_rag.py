@@ -548,3 +548,18 @@ def test_an_extractive_answer_quotes_one_table_row_with_its_column_header(settin
     assert split_sentences("Net income 1,466 1,632\nDividends paid (512) (440)", table_rows=False) == [
         "Net income 1,466 1,632\nDividends paid (512) (440)"  # before: a table was one "sentence"
     ]
+
+
+def test_an_extractive_answer_quotes_a_sentence_whole_across_abbreviations(settings):
+    text = (
+        "Long-run returns were studied by Dr. Smith of Contoso Inc. in 2006. "
+        "The average annual return for U.S. stocks from 1900 to 2005 is 14 percent. "
+        "Bonds, No. 2 in the ranking, returned approx. 5 percent."
+    )
+    store = RagStore(settings)
+    store.add_documents("returns.txt", [Document(text, "returns.txt", "returns")], "v1")
+    asked = "What is the average annual return for U.S. stocks from 1900 to 2005?"
+    result = answer(None, Retriever(store), asked, RagOptions(mode="extractive"))
+    assert result.answer.startswith("The average annual return for U.S. stocks from 1900 to 2005 is 14 percent. [")
+    assert split_sentences(text)[0] == "Long-run returns were studied by Dr. Smith of Contoso Inc. in 2006."
+    assert split_sentences(text)[2] == "Bonds, No. 2 in the ranking, returned approx. 5 percent."
