@@ -21,6 +21,7 @@ from qa_core.errors import DataError, IngestError
 
 SUPPORTED = (".txt", ".md", ".pdf", ".csv")
 TEXT_COLUMNS = ("text", "content", "body", "evidence_text", "document")
+NO_TEXT_COLUMN = "no text column found"
 TITLE_COLUMNS = ("title", "doc_name", "document_name", "name")
 
 
@@ -149,8 +150,9 @@ def _read_csv(file: SourceFile) -> list[Document]:
     text_col = _pick(file.options.get("text_column"), TEXT_COLUMNS, header, file.source, "text")
     faq = text_col is None and {"question", "answer"} <= set(header)  # a FAQ: index question and answer
     if text_col is None and not faq:
-        raise IngestError(
-            f"{file.source}: no text column found (columns: {', '.join(header)}); choose one with --text-column"
+        raise IngestError(  # no option to name: the app has none (the CLI adds its --text-column)
+            f"{file.source}: {NO_TEXT_COLUMN} (columns: {', '.join(header)}); name the text column "
+            f"{' or '.join(TEXT_COLUMNS)}, or give the file question and answer columns"
         )
     title_col = _pick(file.options.get("title_column"), TITLE_COLUMNS, header, file.source, "title")
     fallback = _title_from_name(file.source)

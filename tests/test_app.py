@@ -263,6 +263,12 @@ def test_bad_input_is_a_friendly_message(client, docs, tmp_path):
     broken.write_bytes(b"%PDF-1.4 nothing")
     status, _ = client.predict([handle_file(str(broken))], api_name="/ingest")
     assert "skipped: broken.pdf: not a readable PDF" in status
+    columns = tmp_path / "prices.csv"
+    columns.write_text("ticker,price\nACME,12.5\n")
+    status, _ = client.predict([handle_file(str(columns))], api_name="/ingest")
+    # advice the page can follow: the app has no --text-column
+    assert "skipped: prices.csv: no text column found (columns: ticker, price); name the text column text or" in status
+    assert "--text-column" not in status
     with pytest.raises(AppError, match="limit of 2048 tokens"):  # the model's limit, when the model writes
         client.predict("Why?", "word " * 3000, None, 8, "generate", api_name="/context_qa")
 

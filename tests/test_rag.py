@@ -324,6 +324,9 @@ def test_cli_ingest_query_list_delete(corpus, tmp_path, monkeypatch, capsys):
     assert "error: no document 'nope'" in capsys.readouterr().err
     assert rag_main(["--collection", "cli-test", "ingest", str(tmp_path / "nothing")]) == 1
     capsys.readouterr()
+    (tmp_path / "prices.csv").write_text("ticker,price\nACME,12.5\n")
+    assert rag_main(["--collection", "cli-test", "ingest", str(tmp_path / "prices.csv")]) == 1
+    assert capsys.readouterr().err.endswith("tip: name a CSV's text column with --text-column\n")
     # Quoting needs no language model: a model that cannot be loaded is never asked for.
     ask = ["ask", "How long may CCTV footage be kept?", "--mode", "extractive", "--collection", "cli-test"]
     assert rag_main([*ask, "--model", "nobody/no-such-model", "--json"]) == 0

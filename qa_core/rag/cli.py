@@ -24,6 +24,7 @@ import sys
 from qa_core.chunking import DEFAULT_CHUNK_TOKENS, DEFAULT_OVERLAP_TOKENS
 from qa_core.cli import MODEL_OVERRIDES, add_command, add_model_options, load_model_for_cli, new_parser, run
 from qa_core.config import Settings
+from qa_core.documents import NO_TEXT_COLUMN
 from qa_core.embeddings import DEFAULT_EMBEDDING_MODEL
 from qa_core.rag import MODES
 from qa_core.rag.store import RagStore
@@ -41,6 +42,8 @@ def cmd_ingest(args: argparse.Namespace, settings: Settings) -> int:
     )
     for problem in report.problems:
         print(f"skipped: {problem}", file=sys.stderr)
+    if any(NO_TEXT_COLUMN in problem for problem in report.problems):
+        print("tip: name a CSV's text column with --text-column", file=sys.stderr)
     print(f"{store.name}: {report.summary()}; {store.count()} chunks stored")
     return 1 if report.problems and not (report.added or report.unchanged) else 0
 
