@@ -70,8 +70,13 @@ def run(parser: argparse.ArgumentParser, argv: list[str] | None, overrides: tupl
         return args.run(args, settings)
     except QAError as exc:
         message = settings.redact(str(exc)) if settings else str(exc)
-        print(f"error: {message}", file=sys.stderr)
+        print(f"error: {one_line(message)}", file=sys.stderr)
         return 2
+
+
+def one_line(message: str) -> str:
+    """`message` on one line: a library's message that runs over several is joined, not cut."""
+    return " ".join(line.strip() for line in message.splitlines() if line.strip())
 
 
 def add_model_options(parser: argparse.ArgumentParser) -> None:
@@ -119,6 +124,9 @@ def _read_context(args: argparse.Namespace) -> str | None:
 
 
 def cmd_ask(args: argparse.Namespace, settings: Settings) -> int:
+    from qa_core.prompts import check_question
+
+    check_question(args.question)  # before torch is imported and the model loaded, which take seconds
     from qa_core.generate import GenerationSettings, generate, stream
     from qa_core.qa import qa_prompt
 

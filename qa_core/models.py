@@ -43,8 +43,8 @@ from qa_core.generation.inference_server import InferenceServer
 from qa_core.generation.local import LocalBackend
 from qa_core.generation.server import ServerBackend
 from qa_core.hub.checkpoints import STEP, read_checkpoint_record, resolve_revision
-from qa_core.hub.refs import ModelRef
-from qa_core.hub.snapshots import download_snapshot, require_adapter
+from qa_core.hub.refs import ModelRef, public_name
+from qa_core.hub.snapshots import ADAPTER_CONFIG, download_snapshot, require_adapter
 from qa_core.smollm2 import SMOLLM2_NAME, ensure_smollm2
 
 # Small (0.5 B parameters, about 1 GB in bfloat16), Apache-2.0, not gated, with a chat template,
@@ -269,7 +269,7 @@ def _locate_base(name: str, by_default: bool, settings: Settings, weights: bool 
     `demo` stands in for a `smollm2` that cannot be prepared (no package index, say); online, a
     failure also says how to name one (a reachable endpoint such as a local Hub server lacks the default)."""
     try:
-        return locate(name, settings, weights)
+        folder, name, commit = locate(name, settings, weights)
     except ModelLoadError as exc:
         if not by_default:
             raise
@@ -280,6 +280,11 @@ def _locate_base(name: str, by_default: bool, settings: Settings, weights: bool 
             f"{exc} ({name} is the default when no model is named and the Hub answers: "
             "name one with --model or QA_BASE_MODEL, e.g. smollm2 to run offline)"
         ) from exc
+    if not (folder / "config.json").is_file():  # else transformers fails on the tokenizer, in five lines
+        if (folder / ADAPTER_CONFIG).is_file():
+            raise ModelLoadError(f"{name}: a LoRA adapter, not a model: give it as --adapter (QA_ADAPTER)")
+        raise ModelLoadError(f"{name}: not a model folder (no config.json in {folder})")
+    return folder, name, commit
 
 
 def _load_for_server(name: str, by_default: bool, adapter: str | None, settings: Settings) -> LoadedModel:
@@ -322,9 +327,18 @@ def attach_adapter_folder(loaded: LoadedModel, folder: Path, name: str, commit: 
         ModelLoadError: not a PEFT adapter, or it does not fit the base.
     """
     require_adapter(folder, name)
+    record = read_checkpoint_record(folder)
+    trained_on = record.get("base_model")
     try:
         loaded.backend.attach(folder, name)
     except ModelLoadError as exc:
+        if trained_on and trained_on != public_name(loaded.name):
+            raise ModelLoadError(
+                f"adapter {name} was trained on {trained_on}, and the model loaded is {loaded.name}: "
+                f"load it with its base (--model {trained_on}, or QA_BASE_MODEL={trained_on} for the app)"
+            ) from exc
         raise ModelLoadError(f"{exc} (base model {loaded.name})") from exc
+    if trained_on and trained_on != public_name(loaded.name):  # e.g. a chat model's adapter on its base model
+        logger.warning("adapter %s was trained on %s; attached to %s", name, trained_on, loaded.name)
     loaded.adapter, loaded.adapter_commit, loaded.adapter_path = name, commit, folder
-    loaded.prompt_style = read_checkpoint_record(folder).get("prompt_style")
+    loaded.prompt_style = record.get("prompt_style")

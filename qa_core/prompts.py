@@ -13,10 +13,12 @@ continues. Training uses the same function, so a model is always asked the way i
 from __future__ import annotations
 
 from collections.abc import Callable
-
-from transformers import PreTrainedTokenizerBase
+from typing import TYPE_CHECKING
 
 from qa_core.errors import PromptError
+
+if TYPE_CHECKING:  # transformers takes a second to import: `ask ""` is refused before that
+    from transformers import PreTrainedTokenizerBase
 
 DEFAULT_SYSTEM = (
     "You are a careful assistant for finance and policy questions. Answer concisely. "

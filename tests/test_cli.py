@@ -72,6 +72,11 @@ def test_token_from_env_file_never_printed(tmp_path):
 
 @pytest.mark.slow
 def test_bad_input_is_one_line_error(tmp_path):
+    empty = run_cli("ask", "  ", "--model", "demo")  # refused before the model loads (which says "model: demo")
+    assert (empty.returncode, empty.stderr) == (2, "error: the question is empty\n")
+    no_model = run_cli("ask", "hi", "--model", str(tmp_path))
+    assert no_model.returncode == 2
+    assert no_model.stderr == f"error: {tmp_path}: not a model folder (no config.json in {tmp_path})\n"
     missing = run_cli("ask", "hi", "--context-file", str(tmp_path / "nope.txt"))
     assert missing.returncode == 2 and "nope.txt" in missing.stderr and "Traceback" not in missing.stderr
     bad = tmp_path / "bad.csv"

@@ -1,7 +1,9 @@
+import shutil
 from pathlib import Path
 
 import pytest
 import torch
+from peft import PeftModel
 from transformers import LlamaForCausalLM
 
 from qa_core.config import load_settings
@@ -9,7 +11,7 @@ from qa_core.demo_model import build_demo_model
 from qa_core.errors import ModelLoadError, PromptError, RefError
 from qa_core.generate import GenerationSettings, generate, stream
 from qa_core.hub.refs import ModelRef
-from qa_core.models import load_model, resolve_model_name
+from qa_core.models import attach_adapter_folder, load_model, resolve_model_name
 from qa_core.prompts import build_prompt
 from tests.helpers import make_adapter
 
@@ -142,3 +144,29 @@ def test_model_ref_parse(tmp_path, monkeypatch):
         ModelRef.parse("me/adapter@v1")
     with pytest.raises(RefError, match="not a Hub repo id"):
         ModelRef.parse("a/b/c")
+
+
+def test_an_adapter_trained_on_another_base_is_one_line_naming_both(smollm2, adapter_dir, tmp_path):
+    adapter_dir = shutil.copytree(adapter_dir, tmp_path / "facts-qa")
+    (adapter_dir / "checkpoint.json").write_text('{"step": 16, "base_model": "demo"}')
+    with pytest.raises(ModelLoadError) as refused:
+        attach_adapter_folder(smollm2, adapter_dir, "tester/facts-qa")
+    message = str(refused.value)
+    assert message.startswith("adapter tester/facts-qa was trained on demo, and the model loaded is smollm2: ")
+    assert "--model demo" in message and "size mismatch" not in message and "\n" not in message
+    assert not isinstance(smollm2.model, PeftModel) and smollm2.adapter is None  # refused before PEFT touched it
+    assert not any("lora" in name for name, _ in smollm2.model.named_modules())
+    (adapter_dir / "checkpoint.json").unlink()  # no record (neither checkpoint.json nor a card): the layer is named
+    (adapter_dir / "README.md").unlink()
+    with pytest.raises(
+        ModelLoadError, match=r"layers\.0\.self_attn\.[kqvo]_proj has 128 inputs where this model's has 576"
+    ):
+        attach_adapter_folder(smollm2, adapter_dir, "tester/facts-qa")
+
+
+def test_a_folder_without_a_model_is_one_line(tmp_path, adapter_dir):
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(ModelLoadError, match=r"empty: not a model folder \(no config.json in "):
+        load_model(str(tmp_path / "empty"))
+    with pytest.raises(ModelLoadError, match="a LoRA adapter, not a model: give it as --adapter"):
+        load_model(str(adapter_dir))

@@ -8,6 +8,7 @@ padding; streaming runs `generate` in a thread and yields text as tokens arrive.
 from __future__ import annotations
 
 import contextlib
+import re
 import uuid
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -15,6 +16,7 @@ from threading import Event, Thread
 
 import torch
 from peft import PeftModel
+from safetensors import safe_open
 from tqdm.auto import tqdm
 from transformers import (
     PreTrainedModel,
@@ -28,6 +30,9 @@ from qa_core.errors import ModelLoadError
 from qa_core.generation.backend import Backend
 from qa_core.generation.batching import GenerationBatcher
 from qa_core.generation.settings import GenerationSettings
+
+# A LoRA weight as PEFT saves it: base_model.model.<layer path>.lora_A.weight (or lora_B).
+LORA_WEIGHT = re.compile(r"base_model\.model\.(.+)\.lora_([AB])\.weight")
 
 
 class LocalBackend(Backend):
@@ -105,6 +110,10 @@ class LocalBackend(Backend):
         return contextlib.nullcontext()
 
     def attach(self, folder: Path, name: str) -> None:
+        # Checked first: PEFT would change the model's layers before finding that its weights do not fit.
+        misfit = adapter_misfit(self.model, folder)
+        if misfit:
+            raise ModelLoadError(f"cannot attach adapter {name}: {misfit}")
         try:
             if isinstance(self.model, PeftModel):
                 previous, fresh = self.model.active_adapter, f"adapter_{uuid.uuid4().hex[:8]}"
@@ -119,6 +128,31 @@ class LocalBackend(Backend):
 
     def batcher(self, max_batch_size: int) -> GenerationBatcher:
         return GenerationBatcher(self, max_batch_size)
+
+
+def adapter_misfit(model: PreTrainedModel | PeftModel, folder: Path) -> str | None:
+    """The first LoRA weight of the adapter in `folder` whose shape does not fit `model`'s layer,
+    said in words, or None when all fit (or the weights are not in safetensors form)."""
+    weights = folder / "adapter_model.safetensors"
+    if not weights.is_file():
+        return None
+    base = model.get_base_model() if isinstance(model, PeftModel) else model
+    with safe_open(weights, "pt") as tensors:
+        for key in tensors.keys():  # noqa: SIM118 (a safetensors file is not iterable)
+            match = LORA_WEIGHT.fullmatch(key)
+            if not match:
+                continue
+            path, which = match.groups()
+            try:
+                layer = base.get_submodule(path)
+            except AttributeError:
+                return f"it adapts a layer {path} that this model does not have"
+            shape = tensors.get_slice(key).get_shape()
+            side, size = ("inputs", shape[1]) if which == "A" else ("outputs", shape[0])
+            expected = getattr(layer, "in_features" if which == "A" else "out_features", size)
+            if size != expected:
+                return f"its layer {path} has {size} {side} where this model's has {expected}"
+    return None
 
 
 class _StopWhenSet(StoppingCriteria):
