@@ -24,7 +24,7 @@ from pathlib import Path
 from qa_core.cli import add_command, new_parser, run
 from qa_core.config import Settings
 from qa_core.hub.checkpoints import CHECKPOINT_FILE, list_checkpoints, pull, push_checkpoint, read_checkpoint_record
-from qa_core.hub.client import push_folder
+from qa_core.hub.client import push_folder, require_reachable
 from qa_core.hub.publish import DEFAULT_TOLERANCE, MERGE_INFO_FILE, model_card
 from qa_core.hub.spaces import HARDWARE, deploy, plan_space
 
@@ -32,6 +32,7 @@ PROJECT_ROOT = Path(__file__).resolve().parent.parent  # where app.py lives in a
 
 
 def cmd_list(args: argparse.Namespace, settings: Settings) -> int:
+    require_reachable(args.repo, settings)
     checkpoints = list_checkpoints(args.repo, settings)
     if args.json:
         print(json.dumps([{"commit": c.commit, "date": c.date.isoformat(), **c.info} for c in checkpoints]))
@@ -48,6 +49,7 @@ def cmd_list(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_pull(args: argparse.Namespace, settings: Settings) -> int:
+    require_reachable(args.repo, settings)
     commit = pull(args.repo, args.revision, args.out, settings)
     print(f"{args.repo}@{commit} -> {args.out}")
     return 0
@@ -87,6 +89,7 @@ def cmd_merge(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_push(args: argparse.Namespace, settings: Settings) -> int:
+    require_reachable(args.repo, settings)
     commit = _push(Path(args.folder), args.repo, settings)
     print(f"{args.folder} -> {args.repo}@{commit}")
     return 0

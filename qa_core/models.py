@@ -19,13 +19,11 @@ from __future__ import annotations
 import contextlib
 import importlib.util
 import logging
-import socket
 from dataclasses import dataclass
 from pathlib import Path
-from urllib.parse import urlsplit
 
 import torch
-from huggingface_hub import constants, try_to_load_from_cache
+from huggingface_hub import try_to_load_from_cache
 from transformers import (
     AutoConfig,
     AutoModelForCausalLM,
@@ -43,6 +41,7 @@ from qa_core.generation.inference_server import InferenceServer
 from qa_core.generation.local import LocalBackend
 from qa_core.generation.server import ServerBackend
 from qa_core.hub.checkpoints import STEP, read_checkpoint_record, resolve_revision
+from qa_core.hub.client import unreachable_reason
 from qa_core.hub.refs import ModelRef, public_name
 from qa_core.hub.snapshots import ADAPTER_CONFIG, download_snapshot, require_adapter
 from qa_core.smollm2 import SMOLLM2_NAME, ensure_smollm2
@@ -98,19 +97,6 @@ def _with_commit(name: str, commit: str | None) -> str:
     return f"{name}@{commit[:12]}" if commit else name
 
 
-def hub_reachable(endpoint: str, timeout: float = 2.0) -> bool:
-    """Return True when a TCP connection to the Hub endpoint opens within `timeout` seconds."""
-    if constants.HF_HUB_OFFLINE:
-        return False
-    url = urlsplit(endpoint)
-    port = url.port or (443 if url.scheme == "https" else 80)
-    try:
-        with socket.create_connection((url.hostname, port), timeout=timeout):
-            return True
-    except OSError:
-        return False
-
-
 def resolve_model_name(name: str | None, settings: Settings) -> str:
     """Return the model to use: `name`, else QA_BASE_MODEL, else the online default or, offline,
     `smollm2` (`load_model` falls back to `demo` where smollm2 cannot be prepared).
@@ -122,7 +108,7 @@ def resolve_model_name(name: str | None, settings: Settings) -> str:
     if settings.base_model:
         return settings.base_model
     cached = try_to_load_from_cache(DEFAULT_ONLINE_MODEL, "config.json")
-    if isinstance(cached, str) or hub_reachable(settings.hf_endpoint):
+    if isinstance(cached, str) or unreachable_reason(settings.hf_endpoint, timeout=2.0) is None:
         return DEFAULT_ONLINE_MODEL
     return SMOLLM2_NAME
 

@@ -1,4 +1,5 @@
 import json
+import os
 import subprocess
 import sys
 import time
@@ -19,6 +20,7 @@ from qa_core.errors import HubError, MergeError
 from qa_core.generate import generate
 from qa_core.hub.checkpoints import list_checkpoints, pull, push_checkpoint, pushed_checkpoints, resolve_revision
 from qa_core.hub.client import push_folder
+from qa_core.hub.visitor_adapters import list_visitor_checkpoints
 from qa_core.models import load_model
 from tests.conftest import HUB_TOKEN
 from tests.helpers import ROOT, free_port, make_adapter
@@ -172,6 +174,24 @@ def test_remote_errors_are_one_clear_line(run, hub_server, hub_settings, tmp_pat
     down = load_settings(None, hf_endpoint=f"http://127.0.0.1:{free_port()}", hf_token=HUB_TOKEN)
     with pytest.raises(HubError, match=r"cannot reach the Hub at http://127\.0\.0\.1:\d+ .*gave up after retrying"):
         resolve_revision(run["repo"], "main", down)
+
+
+def test_an_unreachable_hub_is_one_line_at_once_for_commands_people_wait_on():
+    """Before: huggingface_hub's five retries (23 s, ten stderr lines), then the error line."""
+    refused = f"http://127.0.0.1:{free_port()}"
+    for endpoint, why in ((refused, "connection refused"), ("http://hub.invalid", "hub.invalid does not resolve")):
+        listed = subprocess.run(
+            [sys.executable, "-m", "hub", "list", "tester/facts-qa"],
+            cwd=ROOT,
+            env={**os.environ, "HF_ENDPOINT": endpoint},
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert listed.returncode == 2
+        assert listed.stderr == f"error: tester/facts-qa: cannot reach the Hub at {endpoint} ({why})\n"
+    with pytest.raises(HubError, match=r"cannot reach the Hub at .* \(connection refused\)$"):  # the app's List
+        list_visitor_checkpoints("tester/facts-qa", load_settings(None, hf_endpoint=refused))
 
 
 def test_transient_failures_are_retried(run, hub_server, hub_settings):

@@ -7,6 +7,11 @@ retry with their own backoff, for about 20 s; a failure that took that long is n
 or the waits would multiply. Every failure becomes one `HubError` line that names the
 repo and says what to do, and never contains the token.
 
+Commands a person waits on (listing checkpoints, pulling, pushing by hand, the app's Model tab)
+first check that the endpoint answers at all (`require_reachable`: one TCP connection, 3 s): a Hub
+that does not resolve or refuses is one line at once, not the client's half-minute of retries.
+Training pushes skip that check and keep their patience.
+
 `upload_folder` may split a large upload into several commits; `push_folder` uses `create_commit`
 with explicit operations, so one checkpoint is one commit. That commit also deletes every file the
 branch holds that the folder does not (except `.gitattributes`), so each commit is one consistent
@@ -16,13 +21,15 @@ are never included.
 
 from __future__ import annotations
 
+import socket
 import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import TypeVar
+from urllib.parse import urlsplit
 
 import httpx2
-from huggingface_hub import CommitOperationAdd, CommitOperationDelete, HfApi
+from huggingface_hub import CommitOperationAdd, CommitOperationDelete, HfApi, constants
 from huggingface_hub.errors import (
     GatedRepoError,
     HfHubHTTPError,
@@ -52,6 +59,33 @@ KEPT_FILES = {".gitattributes"}  # repo settings, not part of any checkpoint
 def api(settings: Settings) -> HfApi:
     """An `HfApi` for the configured endpoint and token."""
     return HfApi(endpoint=settings.hf_endpoint, token=settings.hub_token)
+
+
+def unreachable_reason(endpoint: str, timeout: float = 3.0) -> str | None:
+    """Why no TCP connection to the Hub `endpoint` opens within `timeout` seconds (offline mode, a
+    name that does not resolve, refused, timed out), or None when one does."""
+    if constants.HF_HUB_OFFLINE:
+        return "HF_HUB_OFFLINE is set"
+    url = urlsplit(endpoint)
+    port = url.port or (443 if url.scheme == "https" else 80)
+    try:
+        with socket.create_connection((url.hostname, port), timeout=timeout):
+            return None
+    except socket.gaierror:
+        return f"{url.hostname} does not resolve"
+    except OSError as exc:
+        return (exc.strerror or str(exc) or type(exc).__name__).lower()
+
+
+def require_reachable(repo_id: str, settings: Settings) -> None:
+    """Fail at once when the Hub cannot be reached at all (see the module docstring).
+
+    Raises:
+        HubError: one line naming the repo, the endpoint and why.
+    """
+    reason = unreachable_reason(settings.hf_endpoint)
+    if reason:
+        raise HubError(f"{repo_id}: cannot reach the Hub at {settings.hf_endpoint} ({reason})")
 
 
 def xet_unsupported(exc: BaseException) -> bool:

@@ -22,7 +22,7 @@ from huggingface_hub import snapshot_download
 from qa_core.config import Settings
 from qa_core.errors import AdapterRefused
 from qa_core.hub.checkpoints import CHECKPOINT_FILE, Checkpoint, pushed_checkpoints, resolve_revision
-from qa_core.hub.client import api, call
+from qa_core.hub.client import api, call, require_reachable
 from qa_core.hub.snapshots import ADAPTER_CONFIG, ADAPTER_WEIGHTS, Snapshot
 
 REPO_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[A-Za-z0-9][\w.-]*$")
@@ -54,12 +54,14 @@ def visitor_hub_settings(repo: str, settings: Settings) -> Settings:
 
     Raises:
         AdapterRefused: `repo` is not a `USER/NAME` Hub repo name (a path on the server, say).
+        HubError: the Hub cannot be reached.
     """
     if not REPO_ID.match(repo) or ".." in repo:
         raise AdapterRefused(
             "name an adapter on the Hub as USER/NAME; paths on the server are not accepted "
             "(the operator sets QA_ADAPTER for a local adapter)"
         )
+    require_reachable(repo, settings)  # a visitor waits on the page: one line now, not a minute of retries
     return settings if token_allowed(repo, settings) else dataclasses.replace(settings, hf_token=None)
 
 
