@@ -20,6 +20,12 @@ from matplotlib import pyplot as plt  # noqa: E402
 CHART_METRICS = ("exact_figure", "contains_answer", "semantic_similarity", "rouge_l", "numeric_match", "refusal_rate")
 
 
+def latest_results(folder: Path) -> Path | None:
+    """The newest results.md in `folder` or any folder under it (each `--out` of an evaluation), or None."""
+    found = [path for path in folder.rglob("results.md") if path.is_file()] if folder.is_dir() else []
+    return max(found, key=lambda path: path.stat().st_mtime, default=None)
+
+
 def _cell(value: object) -> str:
     if value is None:
         return "n/a"

@@ -13,6 +13,7 @@ visitor uploads go into their own collection (`service.collections`, see `qa_cor
 from __future__ import annotations
 
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 
 from qa_core.config import Settings
@@ -28,6 +29,7 @@ from qa_core.prompts import check_question
 from qa_core.qa import qa_prompt
 from qa_core.rag.answer import RagAnswer, RagOptions, prepare, quote
 from qa_core.rag.store import open_client, store_errors
+from qa_core.reports import latest_results
 from qa_core.visitors import VisitorCollections
 
 CONTEXT_MODES = ("generate", "extractive")  # write an answer with the model, or quote the context
@@ -207,14 +209,18 @@ class QAService:
         ]
 
     def latest_results(self) -> str:
-        """The latest evaluation table (results.md of `python -m qa_core.evaluate`), or how to make one."""
-        table = self.settings.results_dir / "results.md"
-        if table.is_file():
-            return table.read_text(encoding="utf-8")
-        return (
-            f"No evaluation yet in `{self.settings.results_dir}`: run `python -m qa_core.evaluate --data FILE "
-            f"--out {self.settings.results_dir}` (or set QA_RESULTS_DIR)."
-        )
+        """The newest evaluation table under QA_RESULTS_DIR (the results.md that `python -m
+        qa_core.evaluate --out DIR` writes, in any sub-folder), headed by where it is; or how to make one."""
+        folder = self.settings.results_dir
+        table = latest_results(folder)
+        if table is None:
+            return (
+                f"No evaluation yet in `{folder}` or its sub-folders: run `python -m qa_core.evaluate --data FILE "
+                f"--out {folder}/NAME` (or set QA_RESULTS_DIR)."
+            )
+        written = datetime.fromtimestamp(table.stat().st_mtime, UTC)
+        heading = f"*Latest evaluation: `{table.relative_to(folder.parent)}`, written {written:%Y-%m-%d %H:%M} UTC*"
+        return f"{heading}\n\n{table.read_text(encoding='utf-8')}"
 
     def compare(self, question: str, generation: GenerationSettings | None = None) -> tuple[str, str]:
         """(base model's answer, fine-tuned answer) to the same question.

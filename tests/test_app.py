@@ -51,9 +51,11 @@ def served(tmp_path_factory, hub_server):
         max_uploads=3,
         results_dir=tmp_path_factory.mktemp("results"),
     )
-    (settings.results_dir / "results.md").write_text(
-        "# Answer quality by mode\n\n| mode | n |\n|---|---|\n| rag | 4 |\n"
-    )
+    table = "# Answer quality by mode\n\n| mode | n |\n|---|---|\n| {} |\n"
+    (settings.results_dir / "results.md").write_text(table.format("qa | 9"))
+    (settings.results_dir / "facts").mkdir()  # as the walk-through writes it (--out results/facts), later
+    (settings.results_dir / "facts" / "results.md").write_text(table.format("rag | 4"))
+    os.utime(settings.results_dir / "results.md", (1e9, 1e9))
     service = QAService(settings, load_model("demo", settings=settings))  # its own model: tests swap adapters
     app = create_app(service)
     app.launch(server_name="127.0.0.1", prevent_thread_lock=True, quiet=True, show_error=False)
@@ -80,8 +82,10 @@ def test_every_action_is_a_named_endpoint(client):
     assert set(client.view_api(return_format="dict", print_info=False)["named_endpoints"]) >= ENDPOINTS
 
 
-def test_the_latest_evaluation_table_is_shown(client):
-    assert "| rag | 4 |" in client.predict(api_name="/results")
+def test_the_latest_evaluation_table_is_shown(client, served):
+    shown = client.predict(api_name="/results")
+    assert shown.startswith(f"*Latest evaluation: `{served[1].settings.results_dir.name}/facts/results.md`, written ")
+    assert "| rag | 4 |" in shown and "| qa | 9 |" not in shown  # the newest, in a sub-folder
 
 
 def test_qa_answers_and_streams(served, client):
