@@ -53,6 +53,10 @@ DOCUMENTS = {"concurrency_id": "documents", "concurrency_limit": 4}  # retrieval
 CHUNK_COLUMNS = ["#", "source", "page/row", "score", "text"]
 CHECKPOINT_COLUMNS = ["step", "loss", "eval loss", "date", "commit"]
 UNEXPECTED = "Something went wrong on the server (it has been logged). Please try again."
+# A failed request is told in a toast (gr.Error). Gradio would also cover each of the event's outputs
+# with a red "Error" badge until the next success, hiding what they showed (the visitor's document
+# list after a failed upload, the model line after a failed load): those outputs keep their content.
+APP_CSS = '[data-testid="status-tracker"]:has(span.error) { display: none !important; }'
 log = logging.getLogger("qa_toolkit.app")
 TRACK_TQDM = gr.Progress(track_tqdm=True)  # Gradio's idiom: the default marks the progress parameter
 
@@ -361,7 +365,7 @@ def main() -> int:
     signal.signal(signal.SIGTERM, interrupt)
     try:
         # show_error=False: only the messages of gr.Error reach visitors (see `friendly`).
-        create_app(service).launch(max_file_size=f"{service.settings.max_file_mb:g}mb", show_error=False)
+        create_app(service).launch(max_file_size=f"{service.settings.max_file_mb:g}mb", show_error=False, css=APP_CSS)
     finally:
         service.close(end_sessions=True)
     return 0

@@ -11,7 +11,7 @@ import pytest
 from playwright.sync_api import Error as PlaywrightError
 from playwright.sync_api import expect, sync_playwright
 
-from app import build_app
+from app import APP_CSS, build_app
 from qa_core.config import load_settings
 from qa_core.generate import GenerationSettings
 from qa_core.hub.checkpoints import push_checkpoint
@@ -45,7 +45,7 @@ def served(tmp_path_factory, hub_server, demo_dir):
         push_checkpoint(adapter, "tester/browser-run", {"step": step, "loss": loss, "eval_loss": loss + 0.2}, settings)
     service = QAService(settings, load_model("demo", settings=settings))
     app = build_app(service).queue()
-    app.launch(server_name="127.0.0.1", prevent_thread_lock=True, quiet=True)
+    app.launch(server_name="127.0.0.1", prevent_thread_lock=True, quiet=True, css=APP_CSS)
     yield app.local_url, service
     app.close()
     service.close()
@@ -76,12 +76,17 @@ def test_every_tab_in_a_real_browser(served, tmp_path):
 
         page.get_by_role("tab", name="Context QA").click()
         page.locator("#cqa-question textarea").fill("How fast must breaches be reported?")
-        page.locator("#cqa-context textarea").fill("Breaches must be reported within 72 hours. Lunch is at noon.")
+        page.locator("#cqa-context textarea").fill(
+            "Breaches must be reported within 72 hours. Lunch is at noon. Staff park in lot B."
+        )
         page.locator("#cqa-button").click()  # offline, the default is to quote the context
         expect(page.locator("#cqa-answer textarea")).to_have_value(
             "Breaches must be reported within 72 hours.", timeout=30_000
         )
         expect(page.locator("#cqa-support")).to_contain_text("72 hours", timeout=30_000)
+        # the context whole, spaces between sentences included (before: "Lunch is at noon.Staff park")
+        expect(page.locator("#cqa-support")).to_contain_text("Lunch is at noon. Staff park in lot B.")
+        page.screenshot(path=str(screenshots / "context-qa.png"), full_page=True)
 
         page.get_by_role("tab", name="RAG").click()
         page.locator("#rag-files input[type=file]").set_input_files(str(document))
@@ -96,6 +101,18 @@ def test_every_tab_in_a_real_browser(served, tmp_path):
         expect(page.locator("#rag-chunks")).to_contain_text("operating margin of 18.4%")
         expect(page.locator("#rag-answer textarea")).to_have_value(re.compile(r"operating margin of 18\.4%.*\[1\]$"))
         page.screenshot(path=str(screenshots / "rag.png"), full_page=True)
+        answered = page.locator("#rag-answer textarea").input_value()
+        page.locator("#rag-files").get_by_label("Clear").click()
+        page.locator("#rag-ingest").click()  # no file chosen: a toast, and every output keeps what it showed
+        expect(page.get_by_text("choose one or more .txt, .md, .pdf or .csv files")).to_be_visible(timeout=30_000)
+        page.locator("#rag-question textarea").fill(" ")
+        page.locator("#rag-button").click()
+        expect(page.get_by_text("the question is empty")).to_be_visible(timeout=30_000)
+        for output in ("#rag-docs", "#rag-status", "#rag-answer", "#rag-sources", "#rag-chunks"):
+            expect(page.locator(output).get_by_text("Error", exact=True)).to_be_hidden()
+        expect(page.locator("#rag-docs")).to_contain_text("harbor_q3.txt")  # before: hidden under the badge
+        expect(page.locator("#rag-answer textarea")).to_have_value(answered)
+        page.screenshot(path=str(screenshots / "rag-after-errors.png"), full_page=True)
 
         page.get_by_role("tab", name="Model").click()
         page.locator("#cmp-question textarea").fill("What is a bond?")
@@ -109,6 +126,12 @@ def test_every_tab_in_a_real_browser(served, tmp_path):
         expect(page.get_by_label("Revision: step, commit or branch")).to_have_value("10")
         page.locator("#load-adapter").click()
         expect(page.get_by_text("adapter tester/browser-run@")).to_be_visible(timeout=30_000)
+        page.get_by_label("Revision: step, commit or branch").fill("99")  # no such step: the model line stays
+        page.locator("#load-adapter").click()
+        expect(page.get_by_text("no checkpoint at step 99")).to_be_visible(timeout=30_000)
+        expect(page.get_by_text("adapter tester/browser-run@")).to_be_visible()
+        badges = page.get_by_text("Error", exact=True).all()  # every error so far, in both tabs
+        assert len(badges) >= 8 and all(not badge.is_visible() for badge in badges)
         page.locator("#cmp-button").click()
         expect(page.locator("#cmp-tuned textarea")).not_to_have_value("", timeout=30_000)
 
