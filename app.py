@@ -117,16 +117,21 @@ def qa_tab(service: QAService, shown: Callable) -> None:
 
     @gpu
     @shown
-    def qa(question: str, max_new_tokens: float, temperature: float):
-        yield from service.answer_stream(question, None, GenerationSettings(int(max_new_tokens), float(temperature)))
+    def qa(question: str, max_new_tokens: float, temperature: float, repetition_penalty: float = 1.0):
+        settings = GenerationSettings(int(max_new_tokens), float(temperature), repetition_penalty=repetition_penalty)
+        yield from service.answer_stream(question, None, settings)
 
     question = gr.Textbox(label="Question", placeholder="What is a bond?", elem_id="qa-question")
     with gr.Accordion("Generation settings", open=False):
         max_new_tokens = gr.Slider(1, 1024, value=256, step=1, label="Max new tokens")
         temperature = gr.Slider(0.0, 2.0, value=0.0, step=0.05, label="Temperature (0 = greedy)")
+        # Not on the grounded tabs: the penalty counts the context's tokens too, and answers stop copying its figures.
+        penalty = gr.Slider(
+            1.0, 2.0, value=1.0, step=0.05, label="Repetition penalty (1 = none; 1.1–1.2 stops an answer that loops)"
+        )
     ask_button = gr.Button("Answer", variant="primary", elem_id="qa-button")
     answer = gr.Textbox(label="Answer", lines=6, elem_id="qa-answer")
-    inputs = [question, max_new_tokens, temperature]
+    inputs = [question, max_new_tokens, temperature, penalty]
     ask_button.click(qa, inputs, answer, api_name="qa", **model_queue(service))
     question.submit(qa, inputs, answer, api_name=False, **model_queue(service))
 

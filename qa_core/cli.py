@@ -135,7 +135,9 @@ def cmd_ask(args: argparse.Namespace, settings: Settings) -> int:
     prompt = qa_prompt(loaded, args.question, context, args.prompt_style)
     if args.show_prompt:
         print(f"prompt:\n{prompt}", file=sys.stderr)
-    generation = GenerationSettings(max_new_tokens=args.max_new_tokens, temperature=args.temperature)
+    generation = GenerationSettings(
+        max_new_tokens=args.max_new_tokens, temperature=args.temperature, repetition_penalty=args.repetition_penalty
+    )
     if args.stream:
         for piece in stream(loaded, prompt, generation):
             print(piece, end="", flush=True)
@@ -177,6 +179,13 @@ def build_parser() -> argparse.ArgumentParser:
     ask.add_argument("--show-prompt", action="store_true", help="print the exact prompt sent to the model on stderr")
     ask.add_argument("--max-new-tokens", type=int, default=256, help="longest answer in tokens (default 256)")
     ask.add_argument("--temperature", type=float, default=0.0, help="0 is greedy and deterministic (default 0)")
+    ask.add_argument(
+        "--repetition-penalty",
+        type=float,
+        default=1.0,
+        help="over 1 discourages repeating tokens, the question's and context's too, so it also stops answers "
+        "copying the context's figures: 1.1-1.2 for free answers that loop (default 1: none)",
+    )
     ask.add_argument("--stream", action="store_true", help="print the answer token by token as it is generated")
     ask.add_argument("--device", help=f"{' | '.join(DEVICES)} or cuda:N (default: QA_DEVICE or auto)")
     ask.add_argument("--dtype", choices=DTYPES, help="weights dtype (default: QA_DTYPE or auto)")

@@ -94,6 +94,8 @@ def test_qa_answers_and_streams(served, client):
     assert answer == ask(served[1].loaded, "What is a bond?", settings=GenerationSettings(max_new_tokens=8)) != ""
     partials = list(client.submit("What is a bond?", 8, 0.0, api_name="/qa"))
     assert len(partials) > 1 and partials[-1] == answer
+    penalised = client.predict("What is a bond?", 8, 0.0, 1.5, api_name="/qa")  # the penalty reaches the model
+    assert penalised == ask(served[1].loaded, "What is a bond?", settings=GenerationSettings(8, repetition_penalty=1.5))
 
 
 def test_context_qa_highlights_supporting_sentences(client, tmp_path):
