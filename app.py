@@ -216,7 +216,8 @@ def rag_tab(service: QAService, shown: Callable, app: gr.Blocks) -> None:
     ):
         options = RagOptions(mode, int(k), bool(hybrid), "auto", GenerationSettings(int(max_new_tokens)))
         for answer, result in service.rag_stream(request.session_hash, question, options, user(profile)):
-            sources = "\n".join(f"[{n}] {hit.label} (score {hit.score:.3f})" for n, hit in result.sources())
+            listed = [f"[{n}] {hit.label} (score {hit.score:.3f})" for n, hit in result.sources()]
+            sources = "\n".join([result.sources_heading, *listed])  # says why the numbers may have gaps
             yield answer, sources, chunks_table(result)
 
     with gr.Row():

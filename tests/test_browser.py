@@ -96,7 +96,7 @@ def test_every_tab_in_a_real_browser(served, tmp_path):
         page.locator("#rag-question textarea").fill("What operating margin did Harbor Utilities achieve?")
         page.locator("#rag-button").click()
         expect(page.locator("#rag-sources textarea")).to_have_value(
-            re.compile(r"^\[1\] harbor_q3\.txt \(score"), timeout=30_000
+            re.compile(r"^Sources:\n\[1\] harbor_q3\.txt \(score"), timeout=30_000
         )
         expect(page.locator("#rag-chunks")).to_contain_text("operating margin of 18.4%")
         expect(page.locator("#rag-answer textarea")).to_have_value(re.compile(r"operating margin of 18\.4%.*\[1\]$"))
