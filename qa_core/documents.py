@@ -107,6 +107,27 @@ def _title_from_name(source: str) -> str:
     return re.sub(r"[_-]+", " ", Path(source).stem).strip() or source
 
 
+# Titles that PDF producers fill in by themselves ("Enscript Output", "Microsoft Word - q3.docx",
+# "untitled"): they name the tool, not the document.
+GENERATED_TITLE = re.compile(
+    r"^(enscript output|untitled.*|microsoft (word|powerpoint|excel) - .*|powerpoint presentation|document\d*"
+    r"|slide \d+|title|.*\.(docx?|pptx?|xlsx?|pdf|tex|txt|ps|dvi))$",
+    re.IGNORECASE,
+)
+
+
+def _pdf_title(metadata_title: str | None, first_page: str, source: str) -> str:
+    """The PDF's own title when it has a real one, else its first line when that reads as a heading
+    (short, no full stop at the end), else its file name."""
+    title = (metadata_title or "").strip()
+    if title and not GENERATED_TITLE.match(title):
+        return title
+    first_line = next((line.strip() for line in first_page.splitlines() if line.strip()), "")
+    if 3 <= len(first_line) <= 80 and first_line[0].isalpha() and not first_line.endswith("."):
+        return first_line
+    return _title_from_name(source)
+
+
 def _read_text(file: SourceFile) -> list[Document]:
     try:
         text = file.path.read_text(encoding="utf-8-sig")
@@ -124,11 +145,11 @@ def _read_pdf(file: SourceFile) -> list[Document]:
         reader = PdfReader(file.path)
         if reader.is_encrypted:
             raise IngestError(f"{file.source}: the PDF is encrypted")
-        title = (reader.metadata.title if reader.metadata else None) or _title_from_name(file.source)
         pages = [page.extract_text() or "" for page in reader.pages]
+        title = _pdf_title(reader.metadata.title if reader.metadata else None, pages[0] if pages else "", file.source)
     except (PdfReadError, ValueError, KeyError, TypeError) as exc:
         raise IngestError(f"{file.source}: not a readable PDF ({exc})") from exc
-    docs = [Document(text, file.source, str(title), page=n) for n, text in enumerate(pages, start=1) if text.strip()]
+    docs = [Document(text, file.source, title, page=n) for n, text in enumerate(pages, start=1) if text.strip()]
     if not docs:
         raise IngestError(f"{file.source}: the PDF has no extractable text (scanned? run OCR first)")
     return docs

@@ -566,3 +566,12 @@ def test_an_extractive_answer_quotes_a_sentence_whole_across_abbreviations(setti
     assert result.answer.startswith("The average annual return for U.S. stocks from 1900 to 2005 is 14 percent. [")
     assert split_sentences(text)[0] == "Long-run returns were studied by Dr. Smith of Contoso Inc. in 2006."
     assert split_sentences(text)[2] == "Bonds, No. 2 in the ranking, returned approx. 5 percent."
+
+
+def test_a_pdf_without_a_real_title_is_named_by_its_heading_or_file_name(settings, tmp_path):
+    heading = write_pdf(tmp_path / "q3.pdf", ["Harbor Utilities Q3 Report", "Margin was 18.4%."], "Enscript Output")
+    sentence = write_pdf(tmp_path / "board_memo-2024.pdf", ["The board met in March."], "Microsoft Word - memo.docx")
+    store = RagStore(settings)
+    assert store.ingest([str(heading), str(sentence)]).problems == []
+    titles = {Path(entry["source"]).name: entry["title"] for entry in store.sources()}
+    assert titles == {"q3.pdf": "Harbor Utilities Q3 Report", "board_memo-2024.pdf": "board memo 2024"}
