@@ -263,14 +263,22 @@ def rag_tab(service: QAService, shown: Callable, app: gr.Blocks) -> None:
     app.unload(end_session)
 
 
-def loss_curves(rows: list[dict]) -> pd.DataFrame:
-    """Training and eval loss by step, one row per point, for the line plot."""
+def loss_curves(rows: list[dict], logged: list[dict]) -> pd.DataFrame:
+    """Training and eval loss by step, one row per point, for the line plot: every loss the run
+    logged when the checkpoints carry its log (one checkpoint's loss is one noisy batch), else the
+    checkpoints' own."""
+    points = logged or [
+        {"step": row["step"], key: row[column]}
+        for row in rows
+        for key, column in (("loss", "loss"), ("eval_loss", "eval loss"))
+        if row[column] is not None
+    ]
     return pd.DataFrame(
         [
-            {"step": row["step"], "loss": row[column], "series": column}
-            for row in rows
-            for column in ("loss", "eval loss")
-            if row[column] is not None
+            {"step": point["step"], "loss": point[key], "series": series}
+            for point in points
+            for key, series in (("loss", "loss"), ("eval_loss", "eval loss"))
+            if key in point
         ],
         columns=["step", "loss", "series"],
     )
@@ -281,8 +289,8 @@ def model_tab(service: QAService, shown: Callable, app: gr.Blocks, info: gr.Mark
 
     @shown
     def checkpoints(repo: str):
-        rows = service.checkpoints(repo)
-        return [[row[c] for c in CHECKPOINT_COLUMNS] for row in rows], loss_curves(rows)
+        rows, logged = service.checkpoints(repo)
+        return [[row[c] for c in CHECKPOINT_COLUMNS] for row in rows], loss_curves(rows, logged)
 
     def pick_checkpoint(selected: gr.SelectData) -> str:
         return str(selected.row_value[0])  # the step of the clicked row

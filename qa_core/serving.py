@@ -190,14 +190,16 @@ class QAService:
             attach_adapter_folder(self.loaded, snapshot.path, snapshot.repo_id, snapshot.commit)
         return self.loaded.description
 
-    def checkpoints(self, repo: str) -> list[dict]:
+    def checkpoints(self, repo: str) -> tuple[list[dict], list[dict]]:
         """The checkpoints pushed to Hub repo `repo`, newest first: step, train loss, eval loss,
-        date and commit of each (as `python -m hub list` shows them).
+        date and commit of each (as `python -m hub list` shows them); and every loss the run logged
+        up to the newest ({"step", "loss" or "eval_loss"}; [] when its checkpoints hold no log).
 
         Raises:
             QAError: not a `USER/NAME` repo name, no such repo, or no checkpoint commits in it.
         """
-        return [
+        found, logged = list_visitor_checkpoints(repo, self.settings)
+        rows = [
             {
                 "step": c.step,
                 "loss": c.info.get("loss"),
@@ -205,8 +207,9 @@ class QAService:
                 "date": f"{c.date:%Y-%m-%d %H:%M}",
                 "commit": c.commit[:12],
             }
-            for c in list_visitor_checkpoints(repo, self.settings)
+            for c in found
         ]
+        return rows, logged
 
     def latest_results(self) -> str:
         """The newest evaluation table under QA_RESULTS_DIR (the results.md that `python -m

@@ -372,6 +372,16 @@ def test_the_model_tab_lists_checkpoints_to_pick_from(served, client, tmp_path, 
     assert series == {(20, "loss"): 1.75, (20, "eval loss"): 2.0, (10, "loss"): 2.5, (10, "eval loss"): 2.75}
     with pytest.raises(AppError, match="paths on the server are not accepted"):
         client.predict("/etc", api_name="/checkpoints")
+    # With the trainer's log in the checkpoint (as train_job pushes it): every logged loss, not one per checkpoint
+    adapter = make_adapter(demo_dir, tmp_path / "s30", seed=30)
+    history = [{"step": s, "loss": 3.0 - s / 20} for s in range(5, 35, 5)] + [{"step": 30, "eval_loss": 1.6}]
+    (adapter / "trainer_state.json").write_text(json.dumps({"global_step": 30, "log_history": history}))
+    push_checkpoint(adapter, "tester/curve-run", {"step": 30, "loss": 1.9, "eval_loss": 1.6}, service.settings)
+    _, plot = client.predict("tester/curve-run", api_name="/checkpoints")
+    assert [(step, loss) for step, loss, name in plot["data"] if name == "loss"] == [
+        (s, 3.0 - s / 20) for s in range(5, 35, 5)
+    ]
+    assert [(step, loss) for step, loss, name in plot["data"] if name == "eval loss"] == [(30, 1.6)]
 
 
 def test_an_app_that_cannot_start_says_why_in_one_line(hub_server, tmp_path):

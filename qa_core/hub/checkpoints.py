@@ -28,6 +28,7 @@ from qa_core.hub.client import api, call, push_folder
 # The record of a training checkpoint (step, epoch, loss, eval metrics, prompt style ...), saved in
 # every checkpoint folder and pushed with every checkpoint commit.
 CHECKPOINT_FILE = "checkpoint.json"
+TRAINER_STATE = "trainer_state.json"  # the Trainer's, pushed with each checkpoint: its log history holds every loss
 STEP = re.compile(r"^(?:step[-=:]?)?(\d{1,6})$")
 
 
@@ -107,6 +108,26 @@ def list_checkpoints(repo_id: str, settings: Settings, branch: str = "main") -> 
         if info is not None:
             found.append(Checkpoint(commit.commit_id, commit.created_at, commit.title, info))
     return found
+
+
+def logged_losses(repo_id: str, commit: str, settings: Settings) -> list[dict]:
+    """Every training and eval loss the run logged up to the checkpoint at `commit` (the log history of
+    its trainer_state.json), as {"step", "loss" or "eval_loss"} entries; [] when it has no such file.
+
+    Raises:
+        HubError: the Hub failed the request.
+    """
+    hub = api(settings)
+    if not call(lambda: hub.file_exists(repo_id, TRAINER_STATE, revision=commit), settings, repo_id, commit):
+        return []
+    path = call(lambda: hub.hf_hub_download(repo_id, TRAINER_STATE, revision=commit), settings, repo_id, commit)
+    history = json.loads(Path(path).read_text(encoding="utf-8")).get("log_history", [])
+    return [
+        {"step": entry["step"], key: entry[key]}
+        for entry in history
+        for key in ("loss", "eval_loss")
+        if key in entry and "step" in entry
+    ]
 
 
 def pushed_checkpoints(repo_id: str, settings: Settings) -> list[Checkpoint]:

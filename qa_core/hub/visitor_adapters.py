@@ -21,7 +21,7 @@ from huggingface_hub import snapshot_download
 
 from qa_core.config import Settings
 from qa_core.errors import AdapterRefused
-from qa_core.hub.checkpoints import CHECKPOINT_FILE, Checkpoint, pushed_checkpoints, resolve_revision
+from qa_core.hub.checkpoints import CHECKPOINT_FILE, Checkpoint, logged_losses, pushed_checkpoints, resolve_revision
 from qa_core.hub.client import api, call, require_reachable
 from qa_core.hub.snapshots import ADAPTER_CONFIG, ADAPTER_WEIGHTS, Snapshot
 
@@ -65,15 +65,18 @@ def visitor_hub_settings(repo: str, settings: Settings) -> Settings:
     return settings if token_allowed(repo, settings) else dataclasses.replace(settings, hf_token=None)
 
 
-def list_visitor_checkpoints(repo: str, settings: Settings) -> list[Checkpoint]:
-    """The checkpoints pushed to Hub repo `repo`, newest first, seen as a visitor may see them.
+def list_visitor_checkpoints(repo: str, settings: Settings) -> tuple[list[Checkpoint], list[dict]]:
+    """The checkpoints pushed to Hub repo `repo`, newest first, seen as a visitor may see them, and
+    the losses the run logged up to the newest (see `logged_losses`).
 
     Raises:
         AdapterRefused: not a `USER/NAME` repo name.
         HubError: no such repo (or it is private to another token), or no checkpoint commits in it.
     """
     repo = repo.strip()
-    return pushed_checkpoints(repo, visitor_hub_settings(repo, settings))
+    hub = visitor_hub_settings(repo, settings)
+    found = pushed_checkpoints(repo, hub)
+    return found, logged_losses(repo, found[0].commit, hub)
 
 
 def fetch_visitor_adapter(repo: str, revision: str, settings: Settings) -> Snapshot:
