@@ -67,8 +67,10 @@ def friendly(redact: Callable[[str], str]) -> Callable[[Callable], Callable]:
     generic message, never its own text (it may name paths or internals of the server)."""
 
     def visible(exc: Exception) -> gr.Error:
-        if isinstance(exc, QAError):
-            return gr.Error(redact(str(exc)))
+        if isinstance(exc, QAError):  # expected (bad input, a missing repo): one log line, no traceback
+            message = redact(str(exc))
+            log.warning("refused: %s", message)
+            return gr.Error(message, print_exception=False)
         log.error("unexpected error: %s", redact(f"{type(exc).__name__}: {exc}"), exc_info=exc)
         return gr.Error(UNEXPECTED)
 

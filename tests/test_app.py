@@ -399,8 +399,9 @@ def test_sigterm_stops_the_app_cleanly_and_ends_the_visitors_sessions(tmp_path, 
     port = free_port()
     env = {**os.environ, "QA_BASE_MODEL": "demo", "QA_CHROMA_PATH": str(tmp_path / "db")}
     env["GRADIO_SERVER_PORT"] = str(port)
-    quiet = {"stdout": subprocess.DEVNULL, "stderr": subprocess.DEVNULL}
-    app = subprocess.Popen([sys.executable, "app.py"], cwd=ROOT, env=env, **quiet)
+    log = tmp_path / "app.log"
+    with log.open("w") as stderr:
+        app = subprocess.Popen([sys.executable, "app.py"], cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=stderr)
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 180
     while True:
@@ -411,10 +412,15 @@ def test_sigterm_stops_the_app_cleanly_and_ends_the_visitors_sessions(tmp_path, 
             assert app.poll() is None and time.monotonic() < deadline, "the app did not start"
             time.sleep(0.5)
     visitor.predict([handle_file(str(docs[0]))], api_name="/ingest")
+    for _ in range(3):  # expected errors: one log line each, no traceback (there were 30 lines each)
+        with pytest.raises(AppError, match="the question is empty"):
+            visitor.predict(" ", 8, 0.0, api_name="/qa")
     database = chromadb.PersistentClient(path=str(tmp_path / "db"))
     assert [c.name for c in database.list_collections() if c.name.startswith("session-")]
     app.send_signal(signal.SIGTERM)
     assert app.wait(timeout=30) == 0
+    logged = log.read_text()
+    assert logged.count("refused: the question is empty\n") == 3 and "Traceback" not in logged
     database = chromadb.PersistentClient(path=str(tmp_path / "db"))
     assert not [c.name for c in database.list_collections() if c.name.startswith("session-")]
 
