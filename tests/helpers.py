@@ -20,10 +20,12 @@ __all__ = [
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def run_cli(*args: str, cwd: Path = ROOT, stdin: str | None = None, env: dict | None = None):
-    """Run `python -m qa_core ARGS` in a subprocess and return the CompletedProcess."""
+def run_cli(
+    *args: str, cwd: Path = ROOT, stdin: str | None = None, env: dict | None = None, module: str = "qa_core"
+) -> subprocess.CompletedProcess:
+    """Run `python -m MODULE ARGS` in a subprocess and return the CompletedProcess."""
     return subprocess.run(
-        [sys.executable, "-m", "qa_core", *args],
+        [sys.executable, "-m", module, *args],
         cwd=cwd,
         input=stdin,
         capture_output=True,

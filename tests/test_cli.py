@@ -51,8 +51,11 @@ def test_help_explains_every_option():
         "llama2-chat",
         "alpaca",
         "chat-template",
+        "--repetition-penalty",
     ):
         assert flag in result.stdout
+    rag_help = run_cli("ask", "--help", module="qa_core.rag")
+    assert "(default: retrieve-then-answer)" in " ".join(rag_help.stdout.split())  # was "(default: first)"
 
 
 @pytest.mark.slow

@@ -200,7 +200,14 @@ def build_parser() -> argparse.ArgumentParser:
         command.add_argument("--json", action="store_true", help="print one JSON object instead of text")
         command.set_defaults(run=command_fn)
         if name == "ask":
-            command.add_argument("--mode", choices=MODES, default=MODES[0], help="when to retrieve (default: first)")
+            command.add_argument(
+                "--mode",
+                choices=MODES,
+                default=MODES[0],
+                help=f"{MODES[0]}: retrieve, then the model answers from the chunks | {MODES[1]}: the model drafts "
+                f"an answer, retrieves with it, then answers | {MODES[2]}: quote the chunks' best sentence, no "
+                f"model (default: {MODES[0]})",
+            )
             add_model_options(command)
             command.add_argument("--prompt-style", default="auto", choices=list(STYLE_HELP), help="prompt style")
             command.add_argument("--max-new-tokens", type=int, default=256, help="longest answer (default 256)")
