@@ -84,7 +84,7 @@ def qlora(figures: Figures, folder: Path, tiny: bool, work: Path) -> None:
         if torch.cuda.is_available():
             torch.cuda.reset_peak_memory_stats()
         args = ["--model", str(folder), "--data", str(data), "--quantization", "4bit", "--batching", batching]
-        args += ["--lora_r", "16", "--lora_alpha", "32", "--max_length", "1024", "--gradient_checkpointing", "true"]
+        args += ["--lora_r", "16", "--lora_alpha", "32", "--max_length", "1024", "--activation_checkpointing", "true"]
         args += ["--max_steps", "4" if tiny else "20", "--per_device_train_batch_size", "4", "--logging_steps", "1"]
         args += ["--eval_strategy", "no", "--save_strategy", "no", "--report_to", "none"]
         args += ["--output_dir", str(work / batching), "--prompt_style", "qa", "--seed", "0"]
@@ -111,7 +111,7 @@ def vs_unsloth(figures: Figures, folder: Path, tiny: bool, work: Path) -> None:
     args = ["--model", str(folder), "--data", str(data), "--quantization", "4bit", "--batching", "auto"]
     args += ["--kernels", "auto", "--lora_r", "16", "--lora_alpha", "32", "--lora_dropout", "0"]
     args += ["--lora_target_modules", "q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
-    args += ["--max_length", "1024", "--gradient_checkpointing", "true", "--max_steps", steps]
+    args += ["--max_length", "1024", "--activation_checkpointing", "true", "--max_steps", steps]
     args += ["--per_device_train_batch_size", "4", "--logging_steps", "1", "--eval_strategy", "no"]
     args += ["--save_strategy", "no", "--report_to", "none", "--prompt_style", "qa", "--seed", "0"]
     args += ["--output_dir", str(work / "ours"), "--learning_rate", "2e-4"]

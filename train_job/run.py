@@ -28,12 +28,16 @@ which is saved and pushed with the final checkpoint.
 
 from __future__ import annotations
 
+import qa_core  # noqa: F401  (before peft imports bitsandbytes: qa_core quiets its warnings)
+
+# isort: split
 import functools
 import importlib.util
 import json
 import shutil
 import sys
 import time
+import warnings
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -58,6 +62,10 @@ from qa_core.reports import write_loss_curve
 from qa_core.text_data import load_texts, passages
 from train_job.pushing import CheckpointCallback, CheckpointPusher, PushReport, checkpoint_record
 from train_job.sampling import GroupedSFTTrainer
+
+# TRL 1.16 still sets and reads activation checkpointing under its deprecated name (SFTConfig's
+# default, model.is_gradient_checkpointing): a FutureWarning at every run that no setting avoids.
+warnings.filterwarnings("ignore", r"`(is_)?gradient_checkpointing` is deprecated", FutureWarning)
 
 BATCHINGS = ("auto", "packed", "grouped", "max-length")
 KERNELS = ("auto", "liger", "none")
@@ -236,7 +244,8 @@ def load_trainable_model(
     model = loaded.model
     model.config.use_cache = False  # a KV cache in training would also break packed attention masks
     if model_args.quantization != "none":
-        model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=training_args.gradient_checkpointing)
+        checkpointing = training_args.activation_checkpointing
+        model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=checkpointing)
     if model_args.init_adapter:  # trained on with its own rank, alpha and target modules
         model, init_record = start_from_adapter(model, model_args.init_adapter, settings)
         return loaded, model, model.peft_config["default"], init_record
