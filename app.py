@@ -4,7 +4,7 @@
     QA_BASE_MODEL=Qwen/Qwen2.5-0.5B-Instruct QA_ADAPTER=me/qa-run python app.py
     GRADIO_SERVER_NAME=0.0.0.0 GRADIO_SERVER_PORT=8080 python app.py
 
-Every action is also an API endpoint (see the README, "Use it from Python"):
+Every action is also an API endpoint (docs/app.md lists them):
 
     from gradio_client import Client, handle_file
     client = Client("http://127.0.0.1:7860")

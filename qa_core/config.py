@@ -5,9 +5,9 @@ override a checked-in `.env` without editing it. The `.env` file is read without
 into `os.environ`, so nothing else in the process (or a child process) sees the token by accident.
 
 Each setting is declared once, below: its field, its environment variables, its help and how its
-text is read. The README's settings table and `.env.example` are made from these declarations:
+text is read. The settings table of docs/settings.md and `.env.example` are made from these declarations:
 
-    python -m qa_core.config --markdown        # the README's table
+    python -m qa_core.config --markdown        # the table in docs/settings.md
     python -m qa_core.config --env-example     # .env.example
 
 On a ZeroGPU Space (SPACES_ZERO_GPU=true, set by the Space) QA_DEVICE defaults to `cuda`: ZeroGPU
@@ -152,7 +152,7 @@ class Settings:
     results_dir: Path = setting(
         Path("results"),
         "QA_RESULTS_DIR",
-        help="app: the folder `python -m qa_core.evaluate --out` wrote its table to",
+        help="app: the Model tab shows the newest evaluation in this folder or under it (`qa_core.evaluate --out`)",
         parse=_path,
         example="./results",
     )
@@ -285,7 +285,7 @@ def _default(f: Field) -> str:
 
 
 def markdown_table() -> str:
-    """The README's table of settings: one row per setting, its variables, help and default."""
+    """The table of settings in docs/settings.md: one row per setting, its variables, help and default."""
     rows = ["| variable | meaning | default |", "|---|---|---|"]
     for f in fields(Settings):
         names = ", ".join(f"`{v}`" for v in f.metadata["variables"])
@@ -348,6 +348,6 @@ def load_settings(env_file: str | os.PathLike | None = ".env", **overrides: obje
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description="Print the settings' documentation, made from their declarations.")
     which = parser.add_mutually_exclusive_group(required=True)
-    which.add_argument("--markdown", action="store_true", help="the README's table")
+    which.add_argument("--markdown", action="store_true", help="the table in docs/settings.md")
     which.add_argument("--env-example", action="store_true", help="the text of .env.example")
     print(markdown_table() if parser.parse_args().markdown else env_example(), end="")

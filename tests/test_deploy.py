@@ -21,6 +21,7 @@ def checkout(tmp_path):
     for name in SPACE_FILES:
         shutil.copy(ROOT / name, root / name)
     shutil.copytree(ROOT / "qa_core", root / "qa_core", ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copytree(ROOT / "docs", root / "docs")  # the pages the README links: readable on the Space
     junk = {
         "tests/test_x.py": "x = 1\n",
         "benchmarks/b.py": "y = 2\n",
@@ -53,7 +54,8 @@ def space_api(hub_server) -> HfApi:
 
 def expected_files(root) -> set[str]:
     library = {p.relative_to(root).as_posix() for p in (root / "qa_core").rglob("*") if p.is_file()}
-    return SPACE_FILES | {n for n in library if "__pycache__" not in n and not n.endswith(".env")}
+    docs = {p.relative_to(root).as_posix() for p in (root / "docs").glob("*.md")}
+    return SPACE_FILES | docs | {n for n in library if "__pycache__" not in n and not n.endswith(".env")}
 
 
 def test_a_deploy_is_one_commit_of_exactly_the_space_files_with_its_settings(
@@ -74,6 +76,7 @@ def test_a_deploy_is_one_commit_of_exactly_the_space_files_with_its_settings(
     files = set(hub.list_repo_files("tester/qa-space", repo_type="space"))
     assert files == expected_files(checkout) | {".gitattributes"}
     assert "qa_core/resources/sample_qa.csv" in files  # what app.py reads at run time comes along
+    assert "docs/app.md" in files  # the README's links work on the Space's page
     assert hub.space_info("tester/qa-space").sdk == "gradio"
     variables = {k: v.value for k, v in hub.get_space_variables("tester/qa-space").items()}
     assert variables == {"QA_BASE_MODEL": "demo", "QA_ADAPTER": "tester/run@abc1234"}

@@ -1,5 +1,7 @@
-"""Every command of the README that can run offline runs as written, so the documentation cannot
-drift from the code. Commands run in README order in a scratch folder holding the files they name
+"""Every command of the README and of the docs/ pages it links that can run offline runs as written,
+so the documentation cannot drift from the code. Commands run in order (the README, then each page
+in the order the README links it; a command already run is not run again) in a scratch folder
+holding the files they name
 (reports/, policy.pdf, faq.csv, policy.txt) and links to the repository's folders they use; those
 that talk to the Hub get the test Hub server as HF_ENDPOINT, the others a closed port (offline).
 """
@@ -30,14 +32,25 @@ SKIPPED = {
     r"llama2-qna-": "Llama-2-7b-chat in 4-bit: a GPU and a download",
     r"filings\.csv|policy_qa\.csv": "the user's own data",
     r"Client\(": "needs a running app: tests/test_app.py calls every endpoint with gradio_client",
+    r"hub rehearse": "a fresh environment and a deployed Space: tests/test_rehearsal.py",
 }
+DOC_LINK = re.compile(r"\]\((docs/[\w-]+\.md)\)")
+
+
+def documents() -> list[Path]:
+    """The README, then each docs/ page in the order the README first links it."""
+    linked = dict.fromkeys(DOC_LINK.findall((ROOT / "README.md").read_text()))
+    return [ROOT / "README.md", *(ROOT / page for page in linked)]
+
+
 HUB_COMMAND = re.compile(r"your-name/|--push-to-hub|-m hub |tests\.hub_server")
 
 
 def readme_commands() -> list[tuple[str, str]]:
-    """(language, command) for every bash command (continuation lines joined) and python block."""
+    """(language, command) for every bash command (continuation lines joined) and python block, once."""
     found = []
-    for language, body in FENCE.findall((ROOT / "README.md").read_text()):
+    blocks = [block for document in documents() for block in FENCE.findall(document.read_text())]
+    for language, body in blocks:
         if language == "python":
             found.append(("python", body))
         elif "tests.hub_server" in body or "transformers serve" in body:  # starts a server in the background
@@ -46,7 +59,7 @@ def readme_commands() -> list[tuple[str, str]]:
             joined = re.sub(r"\\\n\s*", "", body)
             lines = [line.strip() for line in joined.splitlines()]
             found += [("bash", line) for line in lines if line and not line.startswith("#")]
-    return found
+    return list(dict.fromkeys(found))
 
 
 def skip_reason(command: str) -> str | None:
@@ -92,4 +105,11 @@ def test_every_offline_readme_command_runs_as_written(workspace, hub_server):
         if result.returncode != 0:
             failures.append(f"$ {command}\nexit {result.returncode}\n{result.stderr[-1500:]}")
     assert not failures, "\n\n".join(failures)
-    assert ran >= 25, f"only {ran} README commands ran; did the code blocks change shape?"
+    assert ran >= 40, f"only {ran} documented commands ran; did the code blocks change shape?"
+
+
+def test_every_page_the_readme_links_exists_and_is_linked():
+    pages = documents()[1:]
+    assert all(page.is_file() for page in pages), [str(p) for p in pages if not p.is_file()]
+    assert set(pages) == set((ROOT / "docs").glob("*.md")), "a docs/ page the README does not link"
+    assert len((ROOT / "README.md").read_text().splitlines()) < 300

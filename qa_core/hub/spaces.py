@@ -7,7 +7,8 @@ variables, secrets and hardware.
 
 A Space installs `requirements.txt` alone, then runs `app.py` with the Space's variables and secrets in
 its environment. So the Space gets `app.py`, `qa_core/` (the library and its bundled resources),
-`requirements.txt` and `README.md` (its front matter configures the Space) and nothing else: no
+`requirements.txt`, `README.md` (its front matter configures the Space) and the `docs/` pages its
+links lead to, and nothing else: no
 tests, benchmarks, `.env`, results, runs, caches or local Hub data. Each deploy is one commit that
 also deletes what an earlier deploy left and the working tree no longer has.
 
@@ -35,7 +36,7 @@ from qa_core.hub.client import api, call, check_for_token, push_folder
 SDK = "gradio"
 APP_FILE = "app.py"
 # What a Space runs (qa_core includes its resources, such as the sample data the app offers).
-SPACE_FILES = [APP_FILE, "requirements.txt", "README.md", "qa_core/**/*"]
+SPACE_FILES = [APP_FILE, "requirements.txt", "README.md", "docs/*.md", "qa_core/**/*"]
 NEVER_DEPLOYED = ["**/__pycache__/*", "*.pyc", ".env*", "**/.env*"]
 # The Hub refuses a plain git push holding a larger file outside LFS; a Space's code never needs one.
 MAX_FILE_MB = 10
