@@ -20,6 +20,7 @@ from importlib import resources
 from pathlib import Path
 
 import torch
+from filelock import FileLock
 from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors, trainers
 from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
 
@@ -126,23 +127,24 @@ def build_demo_model(
 def ensure_demo_model(cache_dir: str | os.PathLike) -> Path:
     """Return the folder of the cached demo model, building it first if it is not there yet.
 
-    The model is built in a temporary folder and renamed into place, so an interrupted build or
-    two processes building at once never leave a half-written model behind.
+    The model is built in a temporary folder and renamed into place, so an interrupted build never
+    leaves a half-written model behind; processes that start at once (the ranks of a training job)
+    wait for the one that builds it.
     """
     target = Path(cache_dir) / f"demo-model-v{DEMO_VERSION}"
     if (target / "config.json").is_file():
         return target
     target.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=".demo-build-", dir=target.parent))
-    try:
-        build_demo_model(staging)
+    with FileLock(target.parent / ".demo-build.lock"):
+        if (target / "config.json").is_file():  # built while this process waited
+            return target
+        shutil.rmtree(target, ignore_errors=True)  # what an interrupted build could leave
+        staging = Path(tempfile.mkdtemp(prefix=".demo-build-", dir=target.parent))
         try:
+            build_demo_model(staging)
             staging.rename(target)
-        except OSError:
-            if not (target / "config.json").is_file():  # not a concurrent build that won the race
-                raise
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
     return target
 
 

@@ -34,6 +34,7 @@ import qa_core  # noqa: F401  (before peft imports bitsandbytes: qa_core quiets 
 import functools
 import importlib.util
 import json
+import os
 import shutil
 import sys
 import time
@@ -42,6 +43,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import torch
+from accelerate import PartialState
 from datasets import Dataset, DatasetDict
 from peft import LoraConfig, PeftModel, prepare_model_for_kbit_training
 from transformers import PreTrainedModel
@@ -60,6 +62,7 @@ from qa_core.models import LoadedModel, load_model, locate
 from qa_core.prompts import STYLE_HELP, build_prompt, resolve_style
 from qa_core.reports import write_loss_curve
 from qa_core.text_data import load_texts, passages
+from train_job.launch import check_job, check_launch, job_facts
 from train_job.pushing import CheckpointCallback, CheckpointPusher, PushReport, checkpoint_record
 from train_job.sampling import GroupedSFTTrainer
 
@@ -502,6 +505,7 @@ def main(
     settings = load_settings(hf_endpoint=publish_args.hub_endpoint, hf_token=training_args.hub_token)
     settings = replace(settings, adapter=None)  # QA_ADAPTER is the app's; a run starts from --init-adapter
     push, is_main = training_args.push_to_hub, training_args.process_index == 0
+    check_launch(training_args.device.type)
     check_options(data_args, model_args, publish_args, push, settings)
 
     parts = load_data(data_args, settings, training_args.seed)
@@ -530,6 +534,8 @@ def main(
         peft_config=None if init_record else lora,
         callbacks=[CheckpointCallback(extra, pusher)],
     )
+    extra.update(job_facts(trainer))  # what runs, not what a config asked: every checkpoint records it
+    check_job(extra)
     train_output = train_and_evaluate(trainer, resume_from, pusher)
     title = f"{data_args.task}: {public_name(loaded.description)}"
     final, complete, record = save_final(trainer, train_output, extra, title)
@@ -573,13 +579,15 @@ def parse_args(
 if __name__ == "__main__":
     try:
         final_record = main(*parse_args())
+        # Every process leaves the job together: one that exits with its process group still open can
+        # abort another machine's process still tearing down (gloo, torchrun --nnodes 2).
+        PartialState().destroy_process_group()
         if final_record["push_failures"]:  # trained and saved, but not (all) published
             sys.exit(PUSH_FAILED)
-    except QAError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        sys.exit(2)
-    except ValueError as exc:  # an option the machine cannot honour, e.g. bf16 without a GPU
-        if "support" not in str(exc) and "You need" not in str(exc):
+    except (QAError, ValueError) as exc:
+        # ValueError: an option the machine cannot honour, e.g. bf16 without a GPU
+        if not isinstance(exc, QAError) and "support" not in str(exc) and "You need" not in str(exc):
             raise
-        print(f"error: {exc}", file=sys.stderr)
+        if int(os.environ.get("RANK", "0")) == 0:  # every process of a job fails alike: one says so
+            print(f"error: {exc}", file=sys.stderr)
         sys.exit(2)
