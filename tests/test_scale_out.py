@@ -10,12 +10,15 @@ from pathlib import Path
 import pytest
 import torch
 from huggingface_hub import snapshot_download
-from peft import PeftModel
+from peft import LoraConfig, PeftModel, get_peft_model
 from transformers import AutoModelForCausalLM
 
+from qa_core.errors import QAError
 from qa_core.hub.checkpoints import list_checkpoints
 from tests.conftest import HUB_TOKEN
+from tests.fsdp_adapter_job import PROMPT_IDS
 from tests.helpers import ROOT, free_port
+from train_job.shards import check_adapter
 
 pytestmark = pytest.mark.slow  # see pyproject.toml: the fast tier is pytest -m "not slow"
 
@@ -105,3 +108,35 @@ def test_the_fsdp_preset_where_fsdp_cannot_run_is_one_error_line(tmp_path):
         "error: the launch config asks for FSDP (ACCELERATE_USE_FSDP=true), and on CPUs accelerate runs plain data "
         "parallel instead: use a data-parallel launch here (docs/scale-out.md), or run it where there are GPUs"
     ]
+
+
+def test_an_fsdp2_sharded_adapter_is_written_whole_and_loads_in_one_process(demo_dir, tmp_path):
+    """torch's fully_shard on 2 gloo processes, three training steps, then the gather-and-write path
+    of a checkpoint save; the folder loads with PEFT in this one process and gives the sharded
+    model's logits."""
+    argv = [f"{BIN}/torchrun", "--nproc_per_node", "2", "--master_port", str(free_port())]
+    process = launch([*argv, "tests/fsdp_adapter_job.py", str(tmp_path), str(demo_dir)], tmp_path)
+    assert process.wait(timeout=300) == 0, output_of(tmp_path, 0)[-3000:]
+    model = PeftModel.from_pretrained(AutoModelForCausalLM.from_pretrained(demo_dir), tmp_path / "adapter").eval()
+    lora = {name: p for name, p in model.named_parameters() if "lora_" in name}
+    assert len(lora) == 2 * 4 * model.config.num_hidden_layers  # A and B of q, k, v, o in every layer
+    hidden = model.config.hidden_size
+    assert all(p.shape in ((8, hidden), (hidden, 8), (8, 64), (64, 8)) for p in lora.values())  # whole, not halves
+    assert all(not torch.any(torch.all(p == 0, dim=1)) for n, p in lora.items() if "lora_B" in n)  # moved
+    with torch.no_grad():
+        logits = model(input_ids=PROMPT_IDS).logits
+    assert (logits - torch.load(tmp_path / "sharded_logits.pt")).abs().max() <= 1e-4
+
+
+def test_an_adapter_gathered_from_one_shard_is_refused(demo_dir):
+    model = get_peft_model(AutoModelForCausalLM.from_pretrained(demo_dir), LoraConfig(r=8, target_modules=["q_proj"]))
+    name = next(n for n, _ in model.named_parameters() if "lora_A" in n)
+    whole = {n: p.detach().clone() + 1 for n, p in model.named_parameters()}  # every lora_B moved off zero
+    check_adapter(model, whole, trained=True)
+    half = {**whole, name: whole[name][:4]}  # rank 0's slice of 2 (accelerate#4206)
+    with pytest.raises(QAError, match=r"lora_A.default.weight is \(4, 128\), the model's is \(8, 128\)"):
+        check_adapter(model, half, trained=True)
+    b = name.replace("lora_A", "lora_B")
+    reverted = {**whole, b: torch.cat([whole[b][:64], torch.zeros_like(whole[b][64:])])}  # a resume on 2
+    with pytest.raises(QAError, match="has 64 rows still at their initial zeros"):
+        check_adapter(model, reverted, trained=True)

@@ -29,6 +29,7 @@ from qa_core.config import Settings
 from qa_core.hub import client as hub_client
 from qa_core.hub.checkpoints import write_record
 from qa_core.hub.client import NEVER_PUSHED
+from train_job.shards import is_sharded, write_whole_adapter
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -168,9 +169,12 @@ class CheckpointCallback(TrainerCallback):
         state.compute_steps(args, state.max_steps)
 
     def on_save(self, args: TrainingArguments, state: TrainerState, control: TrainerControl, **kwargs) -> None:
+        folder = Path(args.output_dir) / f"checkpoint-{state.global_step}"
+        model = kwargs.get("model")
+        if model is not None and is_sharded(model):  # every process takes part; process 0 writes it whole
+            write_whole_adapter(model, folder, trained=state.global_step > 0)
         if not state.is_world_process_zero:
             return
-        folder = Path(args.output_dir) / f"checkpoint-{state.global_step}"
         record = checkpoint_record(state, self.extra)
         write_record(folder, record)
         if self.pusher and state.global_step < state.max_steps:

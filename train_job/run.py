@@ -65,6 +65,7 @@ from qa_core.text_data import load_texts, passages
 from train_job.launch import check_job, check_launch, job_facts
 from train_job.pushing import CheckpointCallback, CheckpointPusher, PushReport, checkpoint_record
 from train_job.sampling import GroupedSFTTrainer
+from train_job.shards import is_sharded, write_whole_adapter
 
 # TRL 1.16 still sets and reads activation checkpointing under its deprecated name (SFTConfig's
 # default, model.is_gradient_checkpointing): a FutureWarning at every run that no setting avoids.
@@ -455,6 +456,8 @@ def save_final(trainer: GroupedSFTTrainer, train_output, extra: dict, title: str
     output_dir = Path(trainer.args.output_dir)
     final = output_dir / "final"
     trainer.save_model(final)
+    if is_sharded(trainer.model):  # the save above holds one process's shards (accelerate#4206)
+        write_whole_adapter(trainer.model, final, trained=True)
     record = checkpoint_record(trainer.state, extra)
     record["train_loss"] = round(train_output.training_loss, 6)  # the average over the run
     record["train_runtime"] = round(train_output.metrics["train_runtime"], 3)
