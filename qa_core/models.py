@@ -155,6 +155,9 @@ def quantization_config(mode: str, compute_dtype: torch.dtype) -> BitsAndBytesCo
             bnb_4bit_quant_type="nf4",
             bnb_4bit_use_double_quant=True,
             bnb_4bit_compute_dtype=compute_dtype,
+            # FSDP shards tensors of one dtype: 4-bit weights packed in the compute dtype shard with the
+            # rest (FSDP-QLoRA, configs/launch/fsdp-qlora.yaml); one device computes exactly as before.
+            bnb_4bit_quant_storage=compute_dtype,
         )
     return BitsAndBytesConfig(load_in_8bit=True, llm_int8_threshold=6.0)
 
