@@ -44,6 +44,7 @@ from qa_core.config import load_settings
 from qa_core.demo_model import DEMO_NOTICE
 from qa_core.errors import QAError
 from qa_core.generate import GenerationSettings
+from qa_core.grounding import FigureCheck
 from qa_core.memory import limit_malloc_arenas
 from qa_core.rag import MODES
 from qa_core.rag.answer import RagAnswer, RagOptions
@@ -114,6 +115,22 @@ def model_info(service: QAService) -> str:
     return f"**Model:** `{service.loaded.description}`"
 
 
+def figure_report(check: FigureCheck) -> str:
+    """The figure check as the page shows it: a warning naming the figures no source states, else
+    the sentence (and source) that states each figure."""
+    if check.warning:
+        return f"⚠️ **{check.warning}.** Check them before relying on the answer."
+    return "\n".join(f"- ✓ {f.figure}: [{f.source}] “{f.sentence}”" for f in check.supported)
+
+
+def figure_outputs(tab: str) -> tuple[gr.Markdown, gr.JSON]:
+    """Where a grounded answer's figure check goes: read on the page, and whole for API clients."""
+    return (
+        gr.Markdown(elem_id=f"{tab}-figures"),
+        gr.JSON(label="Figures checked against the sources", visible=False),
+    )
+
+
 def qa_tab(service: QAService, shown: Callable) -> None:
     """Ask the model a question on its own."""
 
@@ -146,7 +163,9 @@ def context_qa_tab(service: QAService, shown: Callable) -> None:
     def context_qa(question: str, context: str, file: str | None, max_new_tokens: float, mode: str):
         if file:
             context = service.read_context_file(file, Path(file).name)
-        yield from service.context_qa_stream(question, context, mode, GenerationSettings(int(max_new_tokens)))
+        generation = GenerationSettings(int(max_new_tokens))
+        for answer, support, check in service.context_qa_stream(question, context, mode, generation):
+            yield answer, support, figure_report(check), check.to_dict()
 
     question = gr.Textbox(label="Question", elem_id="cqa-question")
     with gr.Row():
@@ -163,10 +182,11 @@ def context_qa_tab(service: QAService, shown: Callable) -> None:
     button = gr.Button("Answer from the context", variant="primary", elem_id="cqa-button")
     answer = gr.Textbox(label="Answer", lines=4, elem_id="cqa-answer")
     support = gr.HighlightedText(label="Supporting sentences", elem_id="cqa-support")
+    report, checked = figure_outputs("cqa")
     button.click(
         context_qa,
         [question, context, file, tokens, mode],
-        [answer, support],
+        [answer, support, report, checked],
         api_name="context_qa",
         **model_queue(service),
     )
@@ -220,7 +240,9 @@ def rag_tab(service: QAService, shown: Callable, app: gr.Blocks) -> None:
         for answer, result in service.rag_stream(request.session_hash, question, options, user(profile)):
             listed = [f"[{n}] {hit.label} (score {hit.score:.3f})" for n, hit in result.sources()]
             sources = "\n".join([result.sources_heading, *listed])  # says why the numbers may have gaps
-            yield answer, sources, chunks_table(result)
+            yield answer, sources, chunks_table(result), "", {}
+        check = result.figure_check  # once, on the whole answer
+        yield answer, sources, chunks_table(result), figure_report(check), check.to_dict()
 
     with gr.Row():
         with gr.Column(scale=1):
@@ -252,6 +274,7 @@ def rag_tab(service: QAService, shown: Callable, app: gr.Blocks) -> None:
             tokens = gr.Slider(1, 1024, value=256, step=1, label="Max new tokens")
             rag_button = gr.Button("Answer from my documents", variant="primary", elem_id="rag-button")
             answer = gr.Textbox(label="Answer", lines=5, elem_id="rag-answer")
+            report, checked = figure_outputs("rag")
             sources = gr.Textbox(label="Citations", lines=3, elem_id="rag-sources")
             chunks = gr.Dataframe(
                 headers=CHUNK_COLUMNS, label="Retrieved chunks", interactive=False, elem_id="rag-chunks"
@@ -259,7 +282,11 @@ def rag_tab(service: QAService, shown: Callable, app: gr.Blocks) -> None:
     ingest_button.click(ingest, files, [status, table], api_name="ingest", **DOCUMENTS)
     delete_button.click(delete_document, doomed, [status, table], api_name="delete_document", **DOCUMENTS)
     rag_button.click(
-        rag, [question, mode, k, hybrid, tokens], [answer, sources, chunks], api_name="rag", **model_queue(service)
+        rag,
+        [question, mode, k, hybrid, tokens],
+        [answer, sources, chunks, report, checked],
+        api_name="rag",
+        **model_queue(service),
     )
     app.load(documents, None, table, api_name="documents", **DOCUMENTS)
     app.unload(end_session)

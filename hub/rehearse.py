@@ -196,7 +196,7 @@ def ask_each_tab(url: str, document: Path, max_new_tokens: int) -> dict[str, str
             raise DeployError(f"the Space's {tab} endpoint failed: {type(exc).__name__}: {exc}") from exc
         if not str(answers[tab]).strip():
             raise DeployError(f"the Space's {tab} endpoint answered nothing")
-    answer, sources, _ = answers["rag"]
+    answer, sources, *_ = answers["rag"]
     if document.name not in sources:
         raise DeployError(f"the Space's rag endpoint did not cite the uploaded {document.name}: {sources!r}")
     answers["rag"] = answer

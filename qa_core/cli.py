@@ -12,6 +12,7 @@ Settings not given as flags come from the environment and `.env` (see `.env.exam
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -138,13 +139,38 @@ def cmd_ask(args: argparse.Namespace, settings: Settings) -> int:
     generation = GenerationSettings(
         max_new_tokens=args.max_new_tokens, temperature=args.temperature, repetition_penalty=args.repetition_penalty
     )
-    if args.stream:
+    if args.stream and not args.json:
+        answer = ""
         for piece in stream(loaded, prompt, generation):
+            answer += piece
             print(piece, end="", flush=True)
         print()
     else:
-        print(generate(loaded, [prompt], generation)[0])
+        answer = generate(loaded, [prompt], generation)[0]
+    result = {"question": args.question, "answer": answer}
+    if context is not None:  # a grounded answer: its figures looked up in the context (QA_UNSUPPORTED)
+        result = {**result, **check_grounded(args.question, answer, context, settings, printed=args.stream)}
+    if args.json:
+        print(json.dumps(result))
+    elif not args.stream:
+        print(result["answer"])
     return 0
+
+
+def check_grounded(question: str, answer: str, context: str, settings: Settings, printed: bool) -> dict:
+    """The figure check of an answer from `context`, with the answer QA_UNSUPPORTED leaves (a
+    warning line on stderr names any unsupported figure; a streamed answer, already `printed`, is
+    followed by its replacement)."""
+    from qa_core.extractive import best_sentence
+    from qa_core.grounding import check_figures, settle
+
+    check = check_figures(answer, [context], question)
+    if check.warning:
+        print(f"warning: {check.warning}", file=sys.stderr)
+    settled = settle(answer, check, settings.unsupported, lambda: best_sentence(question, [context]))
+    if printed and settled != answer:
+        print(f"replaced (QA_UNSUPPORTED={settings.unsupported}): {settled}")
+    return {"answer": settled, **check.to_dict()}
 
 
 def cmd_check_data(args: argparse.Namespace, settings: Settings) -> int:
@@ -185,6 +211,11 @@ def build_parser() -> argparse.ArgumentParser:
         default=1.0,
         help="over 1 discourages repeating tokens, the question's and context's too, so it also stops answers "
         "copying the context's figures: 1.1-1.2 for free answers that loop (default 1: none)",
+    )
+    ask.add_argument(
+        "--json",
+        action="store_true",
+        help="print one JSON object: question, answer and, with a context, supported_figures and unsupported_figures",
     )
     ask.add_argument("--stream", action="store_true", help="print the answer token by token as it is generated")
     ask.add_argument("--device", help=f"{' | '.join(DEVICES)} or cuda:N (default: QA_DEVICE or auto)")

@@ -34,6 +34,7 @@ DEVICES = ("auto", "cpu", "cuda", "mps")
 DTYPES = ("auto", "float32", "bfloat16", "float16")
 QUANTIZATIONS = ("none", "4bit", "8bit")
 BACKENDS = ("local", "openai")
+UNSUPPORTED_POLICIES = ("warn", "quote", "refuse")  # what to do with an answer stating a figure no source states
 
 
 def _path(value: str) -> Path:
@@ -214,6 +215,13 @@ class Settings:
         parse=int,
         example="16",
     )
+    unsupported: str = setting(
+        "warn",
+        "QA_UNSUPPORTED",
+        help="a grounded answer (RAG, context QA) stating a figure that none of its sources states: `warn` (shown "
+        "with a warning), `quote` (replaced by the sources' best sentence) or `refuse` (replaced by a refusal)",
+        example="quote",
+    )
     generation_backend: str = setting(
         "local",
         "QA_GENERATION_BACKEND",
@@ -250,6 +258,7 @@ class Settings:
         _check_choice("QA_DTYPE", self.dtype, DTYPES)
         _check_choice("QA_QUANTIZATION", self.quantization, QUANTIZATIONS)
         _check_choice("QA_GENERATION_BACKEND", self.generation_backend, BACKENDS)
+        _check_choice("QA_UNSUPPORTED", self.unsupported, UNSUPPORTED_POLICIES)
 
     @property
     def max_file_bytes(self) -> int:

@@ -47,6 +47,7 @@ from qa_core.data import load_qa_data, split_qa_data
 from qa_core.documents import Document
 from qa_core.errors import QAError
 from qa_core.generate import GenerationSettings, generate
+from qa_core.grounding import check_figures
 from qa_core.hub.checkpoints import pushed_checkpoints
 from qa_core.hub.refs import ModelRef
 from qa_core.models import LoadedModel, adapter_off, attach_adapter
@@ -62,13 +63,17 @@ MODES = ("base", "finetuned", "prompt", "rag")
 CONTEXTS = ("row", "none")
 
 
-def rag_prompts(loaded: LoadedModel, data: Dataset, contexts: list[str], settings: Settings, k: int) -> list[str]:
-    """Grounded prompts for every question, retrieving from an in-memory collection of `contexts`."""
+def rag_prompts(
+    loaded: LoadedModel, data: Dataset, contexts: list[str], settings: Settings, k: int
+) -> tuple[list[str], list[list[str]]]:
+    """Grounded prompts for every question, retrieving from an in-memory collection of `contexts`,
+    and the texts of the chunks each prompt holds (what its answer's figures must come from)."""
     with temporary_store(settings) as store:
         for n, context in enumerate(dict.fromkeys(c for c in contexts if c.strip())):
             store.add_documents(f"context-{n}", [Document(context, f"context-{n}", "")], f"context-{n}")
         retriever = Retriever(store)
-        return [prepare(loaded, retriever, q, RagOptions(k=k)).prompt for q in data["question"]]
+        prepared = [prepare(loaded, retriever, q, RagOptions(k=k)) for q in data["question"]]
+    return [p.prompt for p in prepared], [[hit.text for hit in p.hits] for p in prepared]
 
 
 def _mean(values: list) -> float | None:
@@ -77,11 +82,30 @@ def _mean(values: list) -> float | None:
     return sum(applying) / len(applying) if applying else None
 
 
-def score_mode(answers: list[str], references: list[str], questions: list[str]) -> tuple[dict, list[dict]]:
-    """The table row's metrics and per-question metrics for one mode's answers."""
+def figure_scores(answer: str, sources: list[str] | None, question: str) -> dict:
+    """Whether the answer's figures are all in the `sources` it was grounded on (None when it states
+    none, or was not grounded), and whether any is in none of them."""
+    if not sources:
+        return {"figures_supported": None, "unsupported_figure": None}
+    check = check_figures(answer, sources, question)
+    stated = bool(check.supported or check.unsupported)
+    return {
+        "figures_supported": not check.unsupported if stated else None,
+        "unsupported_figure": bool(check.unsupported),
+    }
+
+
+def score_mode(
+    answers: list[str], references: list[str], questions: list[str], grounds: list[list[str]] | None = None
+) -> tuple[dict, list[dict]]:
+    """The table row's metrics and per-question metrics for one mode's answers; with `grounds` (the
+    texts each answer was grounded on), the figure check too."""
     similarity = metrics.semantic_similarity(answers, references)
+    grounds = grounds or [None] * len(answers)
     per_question = []
-    for answer, reference, question, sim in zip(answers, references, questions, similarity, strict=True):
+    for answer, reference, question, sim, sources in zip(
+        answers, references, questions, similarity, grounds, strict=True
+    ):
         per_question.append(
             {
                 "exact_figure": metrics.exact_figure(answer, reference, question),
@@ -92,6 +116,7 @@ def score_mode(answers: list[str], references: list[str], questions: list[str]) 
                 "numeric_match": metrics.numeric_match(answer, reference, question),
                 "refused": metrics.is_refusal(answer),
                 "answer_words": len(answer.split()),
+                **figure_scores(answer, sources, question),
             }
         )
     bert = metrics.bertscore(answers, references)
@@ -105,6 +130,10 @@ def score_mode(answers: list[str], references: list[str], questions: list[str]) 
         "bertscore": _mean(bert) if bert else None,
         "numeric_match": _mean(column["numeric_match"]),
         "refusal_rate": _mean(column["refused"]),
+        # of the grounded answers that state a figure, the share whose figures are all in their sources;
+        # of all grounded answers, the share with a figure in none of them
+        "figures_supported": _mean(column["figures_supported"]),
+        "unsupported_figure": _mean(column["unsupported_figure"]),
         "answer_words": _mean(column["answer_words"]),
     }
     return row, per_question
@@ -147,8 +176,9 @@ def evaluate(
     rows, answers_out = [], []
     for mode in tqdm(modes, desc="evaluating", unit="mode", disable=not show_progress):
         if mode == "rag":
-            prompts = rag_prompts(loaded, data, contexts or list(data["context"]), settings, k)
+            prompts, grounds = rag_prompts(loaded, data, contexts or list(data["context"]), settings, k)
         else:
+            grounds = [[c] if c else [] for c in given]
             # base and finetuned are asked as the adapter was trained; `prompt` tries another prompt.
             style, trained = (engineered_style, None) if mode == "prompt" else (prompt_style, loaded.prompt_style)
             prompts = [
@@ -161,7 +191,7 @@ def evaluate(
             latency = (time.perf_counter() - started) / len(prompts)
             # a server returns text, not the log-probabilities of a given answer
             perplexity = reference_perplexity(loaded, prompts, references) if loaded.model is not None else None
-        row, per_question = score_mode(answers, references, questions)
+        row, per_question = score_mode(answers, references, questions, grounds)
         rows.append({"mode": mode, "n": len(questions), **row, "perplexity": perplexity, "latency_s": latency})
         for question, reference, answer, scores in zip(questions, references, answers, per_question, strict=True):
             answers_out.append({"mode": mode, "question": question, "reference": reference, "answer": answer, **scores})

@@ -152,3 +152,9 @@ def best_sentences(
         number = NUMBER_WEIGHT if wants_number and NUMBER.search(text) else 0.0
         scored.append(Sentence(text, passage, float(vector @ vectors[0]) + WORD_WEIGHT * overlap + number))
     return sorted(scored, key=lambda sentence: sentence.score, reverse=True)[:top]
+
+
+def best_sentence(question: str, passages: list[str], embedding: EmbeddingModel | None = None) -> str:
+    """The text of the sentence of `passages` that best answers `question` ("" when they hold none)."""
+    best = best_sentences(question, passages, embedding=embedding)
+    return best[0].text if best else ""

@@ -43,9 +43,12 @@ SCALES = {
     "trillion": 1e12,
     "tn": 1e12,
 }
-NUMBER = re.compile(  # signs are ignored: "a 5% fall" and "-5%" state the same number
-    r"(?<![\w.])[$€£]?(\d{1,3}(?:,\d{3})+|\d+)(\.\d+)?\s*(%|percent|per cent)?"
-    r"(?:\s*(thousand|million|billion|trillion|bn|mn|tn|k|m|b)\b)?",
+# Signs are ignored: "a 5% fall" and "-5%" state the same number. Digits glued to letters are names,
+# not figures ("Rule 10b-18", "Q3", "FY2023", "COVID-19"), and a scale letter must end the figure
+# ("10b-18" is no 10 billion).
+NUMBER = re.compile(
+    r"(?<![\w.])(?<![A-Za-z]-)[$€£]?(\d{1,3}(?:,\d{3})+|\d+)(\.\d+)?\s*(%|percent|per cent)?"
+    r"(?:\s*(thousand|million|billion|trillion|bn|mn|tn|k|m|b)\b(?!-))?(?![A-Za-z\d])",
     re.IGNORECASE,
 )
 REFUSAL = re.compile(
@@ -75,14 +78,19 @@ class Figure:
         return 1.0 in (self.scale, other.scale) and math.isclose(self.digits, other.digits, rel_tol=1e-9)
 
 
-def figures(text: str) -> list[Figure]:
-    """The numbers in `text`: separators dropped, % kept as the number, scale words recorded."""
+def figure_mentions(text: str) -> list[tuple[str, Figure]]:
+    """The numbers in `text`, each as written ("$1,150,000", "3.86%", "90 days" reads "90") and as a `Figure`."""
     found = []
     for match in NUMBER.finditer(text):
         integer, fraction, _percent, scale = match.groups()
         digits = float(integer.replace(",", "") + (fraction or ""))
-        found.append(Figure(digits, SCALES[scale.lower()] if scale else 1.0))
+        found.append((match.group(0).strip(), Figure(digits, SCALES[scale.lower()] if scale else 1.0)))
     return found
+
+
+def figures(text: str) -> list[Figure]:
+    """The numbers in `text`: separators dropped, % kept as the number, scale words recorded."""
+    return [figure for _, figure in figure_mentions(text)]
 
 
 def numbers(text: str) -> list[float]:

@@ -20,14 +20,15 @@ from qa_core.config import Settings
 from qa_core.documents import SourceFile, read_documents
 from qa_core.embeddings import resolve_embedding_model
 from qa_core.errors import QAError
-from qa_core.extractive import best_sentences, sentence_spans, split_sentences
+from qa_core.extractive import best_sentence, best_sentences, sentence_spans, split_sentences
 from qa_core.generate import GenerationSettings
+from qa_core.grounding import FigureCheck, check_figures, settle
 from qa_core.hub.visitor_adapters import fetch_visitor_adapter, list_visitor_checkpoints
 from qa_core.memory import MemoryTrimmer
 from qa_core.models import LoadedModel, attach_adapter_folder, load_model
 from qa_core.prompts import check_question
 from qa_core.qa import qa_prompt
-from qa_core.rag.answer import RagAnswer, RagOptions, prepare, quote
+from qa_core.rag.answer import RagAnswer, RagOptions, enforce, prepare, quote
 from qa_core.rag.store import open_client, store_errors
 from qa_core.reports import latest_results
 from qa_core.visitors import VisitorCollections
@@ -109,9 +110,11 @@ class QAService:
 
     def context_qa_stream(
         self, question: str, context: str, mode: str = "generate", generation: GenerationSettings | None = None
-    ) -> Iterator[tuple[str, list[tuple[str, str | None]]]]:
+    ) -> Iterator[tuple[str, list[tuple[str, str | None]], FigureCheck]]:
         """Answer from `context`: yield (answer so far, the context's sentences each marked "support"
-        or None). `extractive` answers with the context's own best sentence, without the model.
+        or None, the answer's figures looked up in the context: empty until the answer is complete).
+        `extractive` answers with the context's own best sentence, without the model; a written
+        answer stating a figure the context does not is kept, quoted or refused (QA_UNSUPPORTED).
 
         Raises:
             QAError: empty question or context, input over the limits, or an unknown mode.
@@ -122,15 +125,18 @@ class QAService:
             raise QAError("paste a context or upload a file to answer from")
         self.check_input(question, context)
         check_question(question)
+        quote = best_sentence(question, [context], self.embedding)
         if mode == "extractive":
-            best = best_sentences(question, [context], embedding=self.embedding)
-            answer, support = (best[0].text, {best[0].text}) if best else ("", set())
+            answer, support = quote, {quote}
         else:
             answer = ""
             for answer in self.answer_stream(question, context, generation):
-                yield answer, [(context, None)]
+                yield answer, [(context, None)], FigureCheck()
             support = set(self.supporting_sentences(question, answer, context))
-        yield answer, marked_sentences(context, support)
+        check = check_figures(answer, [context], question)
+        answer = settle(answer, check, self.settings.unsupported, lambda: quote)
+        support |= {figure.sentence for figure in check.supported}  # each figure's sentence is shown
+        yield answer, marked_sentences(context, support), check
 
     def read_context_file(self, path: str, name: str) -> str:
         """The text of an uploaded .txt, .md, .pdf or .csv file, for context QA.
@@ -163,6 +169,7 @@ class QAService:
         for text in self.batcher.stream(result.prompt, options.generation):
             result.answer = text
             yield text, result
+        enforce(result, retriever, self.settings.unsupported)
         yield result.answer, result
 
     # --- model ------------------------------------------------------------------------------

@@ -103,19 +103,24 @@ def test_context_qa_highlights_supporting_sentences(client, tmp_path):
         "The board met in March. Breaches must be reported within 72 hours. "
         "Footage is kept for 30 days. The canteen opens at noon."
     )
-    answer, highlighted = client.predict(
+    answer, highlighted, _, _ = client.predict(
         "How fast must breaches be reported?", context, None, 8, "generate", api_name="/context_qa"
     )
     assert answer
     supported = [item["token"] for item in highlighted if item["class_or_confidence"] == "support"]
     assert "Breaches must be reported within 72 hours." in supported and len(supported) <= 2
     # With the demo model the default is extractive: the context's own sentence, not the model's noise.
-    answer, highlighted = client.predict("How fast must breaches be reported?", context, None, api_name="/context_qa")
+    answer, highlighted, report, checked = client.predict(
+        "How fast must breaches be reported?", context, None, api_name="/context_qa"
+    )
     assert answer == "Breaches must be reported within 72 hours."
     assert [item["token"] for item in highlighted if item["class_or_confidence"] == "support"] == [answer]
+    stated = {"figure": "72", "source": 1, "sentence": answer}
+    assert checked == {"supported_figures": [stated], "unsupported_figures": []}
+    assert report == f"- ✓ 72: [1] “{answer}”"
     upload = tmp_path / "policy.md"
     upload.write_text("# Policy\n\nBreaches must be reported within 72 hours.")
-    answer, _ = client.predict("How fast?", "", handle_file(str(upload)), 8, api_name="/context_qa")
+    answer, *_ = client.predict("How fast?", "", handle_file(str(upload)), 8, api_name="/context_qa")
     assert answer
 
 
@@ -128,7 +133,8 @@ def test_ingest_then_rag_with_citations_then_delete(client, docs):
             "What operating margin did Harbor Utilities achieve?", "retrieve-then-answer", 2, False, 8, api_name="/rag"
         )
     )
-    answer, citations, chunks = partials[-1]
+    answer, citations, chunks, _, checked = partials[-1]
+    assert set(checked) == {"supported_figures", "unsupported_figures"}  # the figure check comes with the last
     assert len(partials) > 1 and answer
     assert citations.startswith("Retrieved (the answer cites none of them):\n[1] harbor_q3.txt")  # demo noise
     assert chunks["data"][0][1] == "harbor_q3.txt" and "18.4%" in chunks["data"][0][4]
@@ -146,8 +152,9 @@ def test_offline_the_rag_tab_quotes_its_documents_with_a_citation(client, tmp_pa
         "Dividends are paid twice a year, in June and December."
     )
     client.predict([handle_file(str(report))], api_name="/ingest")
-    answer, citations, _ = client.predict("When does the fiscal year end?", api_name="/rag")
+    answer, citations, _, report, checked = client.predict("When does the fiscal year end?", api_name="/rag")
     assert answer == "The fiscal year ends on 31 March. [1]"
+    assert checked["unsupported_figures"] == [] and report == "- ✓ 31: [1] “The fiscal year ends on 31 March.”"
     assert citations.startswith("Sources:\n[1] annual_report.txt")
 
 

@@ -134,10 +134,11 @@ def test_the_app_answers_a_context_question_generatively(smollm2, tmp_path):
     try:
         client = Client(app.local_url, verbose=False)
         # No mode given: with a real model the default is generative (with demo, it quotes)
-        answer_text, highlighted = client.predict(ACME_QUESTION, ACME, None, api_name="/context_qa")
+        answer_text, highlighted, report, checked = client.predict(ACME_QUESTION, ACME, None, api_name="/context_qa")
         assert "$4.2 billion" in answer_text and answer_text != "Acme's net revenue in fiscal 2022 was $4.2 billion."
         supported = [item["token"] for item in highlighted if item["class_or_confidence"] == "support"]
         assert "Acme's net revenue in fiscal 2022 was $4.2 billion." in supported and len(supported) <= 2
+        assert checked["unsupported_figures"] == [] and "✓ $4.2 billion: [1]" in report  # the real model's figure
         assert "Paris" in client.predict("What is the capital of France?", 16, 0.0, api_name="/qa")
     finally:
         app.close()

@@ -13,6 +13,7 @@ citations: an answer that cites none is attributed to the sources that state eve
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass, field
 
@@ -21,6 +22,7 @@ from qa_core.errors import QAError
 from qa_core.extractive import best_sentences
 from qa_core.generate import GenerationSettings, generate, prompt_budget
 from qa_core.generation import TextGenerator
+from qa_core.grounding import FigureCheck, check_figures, settle
 from qa_core.metrics import figures
 from qa_core.models import LoadedModel
 from qa_core.prompts import check_question
@@ -60,6 +62,13 @@ class RagAnswer:
             if all(any(figure.same_as(found) for found in figures(hit.text)) for figure in stated)
         ]
 
+    @property
+    def figure_check(self) -> FigureCheck:
+        """Each figure of the answer looked up in the chunks (with the headings and column header each
+        carries), the question's own figures left out."""
+        grounded = [f"{hit.metadata.get('context', '')}\n\n{hit.text}" for hit in self.hits]
+        return check_figures(self.answer, grounded, self.question)
+
     def sources(self) -> list[tuple[int, Hit]]:
         """The cited sources; when the answer cites none, those that state its figures; else every retrieved one."""
         numbers = self.cited or self.supported_by or range(1, len(self.hits) + 1)
@@ -80,6 +89,7 @@ class RagAnswer:
             "answer": self.answer,
             "cited": self.cited,
             "supported_by": self.supported_by,
+            **self.figure_check.to_dict(),
             "query": self.query,
             "draft": self.draft,
             "sources": [{"n": n, **hit.to_dict()} for n, hit in enumerate(self.hits, start=1)],
@@ -161,10 +171,23 @@ def quote(retriever: Retriever, question: str, options: RagOptions | None = None
     """
     check_question(question)
     hits = retrieve(retriever, question, options or RagOptions(mode="extractive"))
+    answer = best_quote(question, hits, retriever)
+    return RagAnswer(question=question, prompt="", hits=hits, query=question, answer=answer)
+
+
+def best_quote(question: str, hits: list[Hit], retriever: Retriever) -> str:
+    """The sentence of `hits` that best answers `question`, quoted with its citation ("" if none)."""
     pinned = retriever.store.embedder.pinned
     best = best_sentences(question, [hit.text for hit in hits], embedding=pinned, pages=[hit.label for hit in hits])
-    answer = f"{quoted(best[0].text, hits[best[0].passage])} [{best[0].passage + 1}]" if best else ""
-    return RagAnswer(question=question, prompt="", hits=hits, query=question, answer=answer)
+    return f"{quoted(best[0].text, hits[best[0].passage])} [{best[0].passage + 1}]" if best else ""
+
+
+def enforce(result: RagAnswer, retriever: Retriever, policy: str) -> RagAnswer:
+    """Apply QA_UNSUPPORTED `policy` to a written answer (see `qa_core.grounding.settle`); the quote
+    is the chunks' best sentence."""
+    quote = functools.partial(best_quote, result.question, result.hits, retriever)  # only made when needed
+    result.answer = settle(result.answer, result.figure_check, policy, quote)
+    return result
 
 
 def quoted(sentence: str, hit: Hit) -> str:
@@ -176,13 +199,18 @@ def quoted(sentence: str, hit: Hit) -> str:
 
 
 def answer(
-    loaded: LoadedModel | None, retriever: Retriever, question: str, options: RagOptions | None = None
+    loaded: LoadedModel | None,
+    retriever: Retriever,
+    question: str,
+    options: RagOptions | None = None,
+    unsupported: str = "warn",
 ) -> RagAnswer:
     """Answer `question` from the store, citing the chunks used (see `prepare`; the `extractive`
-    mode quotes them, see `quote`, and needs no `loaded` model)."""
+    mode quotes them, see `quote`, and needs no `loaded` model); `unsupported` (QA_UNSUPPORTED)
+    says what becomes of a written answer stating a figure no chunk states (see `enforce`)."""
     options = options or RagOptions()
     if options.mode == "extractive":
         return quote(retriever, question, options)
     result = prepare(loaded, retriever, question, options)
     result.answer = generate(loaded, [result.prompt], options.generation)[0]
-    return result
+    return enforce(result, retriever, unsupported)

@@ -71,10 +71,13 @@ def cmd_ask(args: argparse.Namespace, settings: Settings) -> int:
     loaded = None if args.mode == "extractive" else load_model_for_cli(args, settings)  # quoting needs no model
     generation = GenerationSettings(max_new_tokens=args.max_new_tokens)
     options = RagOptions(args.mode, args.k, args.hybrid, args.prompt_style, generation)
-    result = answer(loaded, retriever, args.question, options)
+    result = answer(loaded, retriever, args.question, options, settings.unsupported)
     if args.json:
         print(json.dumps(result.to_dict()))
         return 0
+    warning = result.figure_check.warning
+    if warning:
+        print(f"warning: {warning}", file=sys.stderr)
     print(result.answer)
     print(f"\n{result.sources_heading}")
     for n, hit in result.sources():
