@@ -62,6 +62,9 @@ INSTRUCTION = (
 DEFAULT_MIN_SUPPORT = 0.4
 # A line that opens a question or an answer: "Q:", "Question 2:", "1. Q:", "**A.**" ...
 LABEL = re.compile(r"^\s*(?:\d+[.)]\s*)?[*#_\s]*(Q|Question|A|Answer)\s*\d*\s*[:.)][*_]*\s*(.*)$", re.IGNORECASE)
+# An answer written on its question's line: "Q: What was revenue? A: $4.2 billion"
+INLINE_ANSWER = re.compile(r"(?<=[?.])\s+[*_]*(A|Answer)\s*\d*\s*:[*_]*\s+", re.IGNORECASE)
+LIST_NUMBER = re.compile(r"^\s*\d{1,3}[.)]\s+")  # "1. What was …": the model numbering its list
 
 
 @dataclass
@@ -137,11 +140,11 @@ def parse_pairs(output: str, limit: int) -> list[tuple[str, str]]:
 
     def close() -> None:
         if question is not None and answer is not None:
-            q, a = " ".join(question).strip(), " ".join(answer).strip()
+            q, a = (LIST_NUMBER.sub("", " ".join(field)).strip() for field in (question, answer))
             if q and a:
                 pairs.append((q, a))
 
-    for line in output.splitlines():
+    for line in INLINE_ANSWER.sub(r"\nA: ", output).splitlines():
         match = LABEL.match(line)
         if match and match.group(1).lower().startswith("q"):
             close()
@@ -155,8 +158,9 @@ def parse_pairs(output: str, limit: int) -> list[tuple[str, str]]:
 
 
 def question_key(question: str) -> str:
-    """What two questions share when one is a copy of the other: lower-case words, no punctuation."""
-    return " ".join(re.findall(r"\w+", question.lower()))
+    """What two questions share when one is a copy of the other: lower-case words, no punctuation,
+    no list number in front."""
+    return " ".join(re.findall(r"\w+", LIST_NUMBER.sub("", question).lower()))
 
 
 def supported(pair: tuple[str, str], chunk_text: str, similarity: float, min_support: float) -> bool:

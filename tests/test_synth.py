@@ -20,7 +20,16 @@ from qa_core.embeddings import SentenceEmbedding
 from qa_core.errors import QAError
 from qa_core.evaluate import main as evaluate_main
 from qa_core.generate import GenerationSettings
-from qa_core.synth import COLUMNS, PairFile, SynthOptions, SynthStats, judge, parse_pairs, synth_prompt
+from qa_core.synth import (
+    COLUMNS,
+    PairFile,
+    SynthOptions,
+    SynthStats,
+    judge,
+    parse_pairs,
+    question_key,
+    synth_prompt,
+)
 from qa_core.synth import main as synth_main
 from tests.conftest import HUB_TOKEN
 from tests.helpers import ROOT
@@ -69,6 +78,13 @@ def test_parse_pairs_reads_the_format_and_the_usual_variants():
     ]
     assert parse_pairs(output, 1) == [("What was Northwind Capital's revenue in fiscal 2024?", "$1,240 million.")]
     assert parse_pairs("lis their noun310 purually net quarter ### sec", 3) == []
+    # forms smollm2 writes: the answer on the question's line, list numbers inside the fields, bold labels
+    inline = "Q1: 2. What is the CET1 ratio? A: 13.8% at year end.\n**Q:** Who audits it? **A:** Contoso LLP."
+    assert parse_pairs(inline, 5) == [
+        ("What is the CET1 ratio?", "13.8% at year end."),
+        ("Who audits it?", "Contoso LLP."),
+    ]
+    assert question_key("1. What was the revenue?") == question_key("What was the revenue")
 
 
 def test_judge_keeps_new_supported_pairs_and_counts_the_rest():
