@@ -10,7 +10,6 @@ is built); the warm run reuses it. The last line is `ratio=<cold s ÷ warm s>`.
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
 import tempfile
@@ -19,13 +18,9 @@ from pathlib import Path
 
 from gradio_client import Client
 
+from qa_core.ports import free_port
+
 ROOT = Path(__file__).resolve().parent.parent
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def seconds_to_first_answer(cache_dir: str, chroma_dir: str) -> float:

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import socket
 import subprocess
 import sys
 import tempfile
@@ -24,13 +23,9 @@ from pathlib import Path
 
 from gradio_client import Client
 
+from qa_core.ports import free_port
+
 ROOT = Path(__file__).resolve().parent.parent
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def start_app(model: str, max_batch_size: int, data: Path) -> tuple[subprocess.Popen, str]:

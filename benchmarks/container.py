@@ -30,7 +30,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from hub.rehearse import free_port
+from qa_core.ports import free_port
 
 ROOT = Path(__file__).resolve().parent.parent
 TAG = "localhost/qa-toolkit"

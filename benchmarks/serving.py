@@ -30,6 +30,7 @@ from qa_core.data import load_qa_data
 from qa_core.demo_model import build_demo_model, sample_data_path
 from qa_core.generate import GenerationSettings, generate
 from qa_core.models import load_model
+from qa_core.ports import free_port
 from qa_core.prompts import build_prompt
 
 
@@ -59,14 +60,6 @@ def transformers_serve(
     finally:
         process.terminate()
         process.wait(timeout=30)
-
-
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def main() -> None:

@@ -36,7 +36,6 @@ import os
 import random
 import re
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -55,6 +54,7 @@ from app import UNEXPECTED
 from qa_core.config import load_settings
 from qa_core.demo_model import ensure_demo_model
 from qa_core.hub.checkpoints import list_checkpoints, write_record
+from qa_core.ports import free_port
 from qa_core.visitors import SESSION_PREFIX
 from tests.helpers import make_adapter, run_with_file_size_limit
 from tests.hub_server import HubServer
@@ -65,12 +65,6 @@ MAX_QUESTION_CHARS = 2000
 ADAPTER_REPO = "tester/soak-adapter"
 WORDS = ("capital", "liquidity", "ratio", "bond", "yield", "coupon", "maturity", "equity", "dividend", "margin")
 TOKEN = "hf_soak_0123456789abcdef"  # the test Hub accepts any token; the app needs one to list and load
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 def log(started: float, text: str) -> None:

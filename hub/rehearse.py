@@ -38,6 +38,7 @@ from qa_core.config import Settings
 from qa_core.errors import DeployError
 from qa_core.hub.client import api, call
 from qa_core.hub.spaces import read_secret
+from qa_core.ports import free_port
 
 DOCUMENT = (
     "Northwind Capital's 2024 annual report. Net revenue rose to $84.2 million in 2024. "
@@ -57,15 +58,6 @@ class Rehearsal:
     start_s: float
     answers: dict[str, str]
     checks: list[str]
-
-
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 that nothing listens on right now."""
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def download_space(space_id: str, revision: str | None, settings: Settings, target: Path) -> str:

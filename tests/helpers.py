@@ -6,7 +6,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-from benchmarks.serving import free_port, transformers_serve  # shared with the serving benchmark
+from benchmarks.serving import transformers_serve  # shared with the serving benchmark
+from qa_core.ports import free_port
 
 __all__ = [
     "ROOT",
