@@ -53,7 +53,7 @@ from gradio_client.exceptions import AppError
 from app import UNEXPECTED
 from qa_core.config import load_settings
 from qa_core.demo_model import ensure_demo_model
-from qa_core.hub.checkpoints import list_checkpoints, write_record
+from qa_core.hub.checkpoints import write_record
 from qa_core.ports import free_port
 from qa_core.visitors import SESSION_PREFIX
 from tests.helpers import make_adapter, run_with_file_size_limit
@@ -65,6 +65,13 @@ MAX_QUESTION_CHARS = 2000
 ADAPTER_REPO = "tester/soak-adapter"
 WORDS = ("capital", "liquidity", "ratio", "bond", "yield", "coupon", "maturity", "equity", "dividend", "margin")
 TOKEN = "hf_soak_0123456789abcdef"  # the test Hub accepts any token; the app needs one to list and load
+
+
+def set_up(argv: list[str], env: dict, what: str) -> None:
+    """Run a set-up step; one that fails stops the soak with its own last words, not an exit status."""
+    done = subprocess.run(argv, cwd=ROOT, env=env, capture_output=True, text=True)
+    if done.returncode != 0:
+        raise SystemExit(f"soak set-up failed while {what} (exit {done.returncode}):\n{done.stderr[-2000:]}")
 
 
 def log(started: float, text: str) -> None:
@@ -422,8 +429,10 @@ def hub_outage_during_training(hub: HubServer, env: dict, folder: Path, seconds:
             down_since = None
     hub.down_until = 0.0
     code = run.wait()
-    settings = load_settings(None, hf_endpoint=hub.url, hf_token=TOKEN)
-    steps = [c.step for c in list_checkpoints("tester/soak-run", settings)]
+    listed = subprocess.run(
+        [sys.executable, "-m", "hub", "list", "tester/soak-run", "--json"], cwd=ROOT, env=env, capture_output=True
+    )  # as a user lists them, in the environment that reaches this Hub
+    steps = [c["step"] for c in json.loads(listed.stdout or "[]")]
     if code == 0 and steps == [20, 10]:
         tally.ok(0)
     else:
@@ -449,14 +458,16 @@ def main(argv: list[str] | None = None) -> int:
         work = Path(tmp)
         hub = HubServer(0, work / "hub").start()
         adapter = make_adapter(ensure_demo_model(load_settings(None).cache_dir), work / "adapter", seed=1)
+        # Its own Hub on loopback, reachable even where the environment says HF_HUB_OFFLINE=1.
         hub_env = {**os.environ, "HF_ENDPOINT": hub.url, "HF_TOKEN": TOKEN, "HF_HUB_DISABLE_XET": "1"}
+        hub_env["HF_HUB_OFFLINE"] = "0"
         for step in (10, 20):  # pushed as users push (the test Hub speaks no Xet: the client must know first)
             write_record(adapter, {"step": step, "loss": 3.0 - step / 10})
-            push = [sys.executable, "-m", "hub", "push", str(adapter), ADAPTER_REPO]
-            subprocess.run(push, cwd=ROOT, env=hub_env, check=True, capture_output=True)
+            set_up([sys.executable, "-m", "hub", "push", str(adapter), ADAPTER_REPO], hub_env, f"pushing step {step}")
         chroma_port, app_port = free_port(), free_port()
+        chroma_cli = str(Path(sys.executable).parent / "chroma")  # beside this interpreter: no activated venv needed
         chroma = Process(
-            ["chroma", "run", "--path", str(work / "chroma"), "--host", "127.0.0.1", "--port", str(chroma_port)],
+            [chroma_cli, "run", "--path", str(work / "chroma"), "--host", "127.0.0.1", "--port", str(chroma_port)],
             dict(os.environ),
             work / "chroma.log",
         ).start()

@@ -2,6 +2,7 @@
 every fault of the full run at shorter intervals (benchmarks/soak.py; the 10-minute figures are
 in benchmarks/README.md)."""
 
+import os
 import re
 import subprocess
 import sys
@@ -19,8 +20,14 @@ LAST_LINE = re.compile(
 
 
 def test_a_short_soak_with_faults_loses_nothing_and_leaks_nothing():
+    """Run as a user would on an offline machine: the venv's python named, not activated (its bin
+    folder not on PATH: it used to die on `chroma` not found), and HF_HUB_OFFLINE=1 (its own
+    push to its own Hub used to fail with a bare CalledProcessError)."""
     command = [sys.executable, "-m", "benchmarks.soak", "--minutes", "1", "--clients", "4", "--ttl", "10"]
-    result = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=1200)
+    venv_bin = os.path.dirname(sys.executable)
+    path = os.pathsep.join(p for p in os.environ["PATH"].split(os.pathsep) if p != venv_bin)
+    env = {**os.environ, "PATH": path, "HF_HUB_OFFLINE": "1"}
+    result = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=1200)
     out = result.stdout
     assert result.returncode == 0, result.stderr[-3000:]
     fields = LAST_LINE.match(out.strip().splitlines()[-1])
