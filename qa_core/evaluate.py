@@ -190,7 +190,7 @@ def evaluate(
             answers = generate(loaded, prompts, generation, batch_size, show_progress)
             latency = (time.perf_counter() - started) / len(prompts)
             # a server returns text, not the log-probabilities of a given answer
-            perplexity = reference_perplexity(loaded, prompts, references) if loaded.model is not None else None
+            perplexity = reference_perplexity(loaded, prompts, references) if loaded.backend.scores_tokens else None
         row, per_question = score_mode(answers, references, questions, grounds)
         rows.append({"mode": mode, "n": len(questions), **row, "perplexity": perplexity, "latency_s": latency})
         for question, reference, answer, scores in zip(questions, references, answers, per_question, strict=True):
@@ -218,8 +218,6 @@ def evaluate_checkpoints(
 def cmd_evaluate(args: argparse.Namespace, settings: Settings) -> int:
     if not args.data and not args.perplexity_text:
         raise QAError("give --data (questions to answer), --perplexity-text (text to score), or both")
-    if args.perplexity_text and settings.generation_backend != "local":
-        raise QAError("--perplexity-text scores every token with the model's weights: run it with --backend local")
     # Everything the user gave is read and checked before the model is loaded.
     data = load_qa_data(args.data, args.columns, token=settings.hub_token) if args.data else None
     problems: list[str] = []
@@ -228,7 +226,9 @@ def cmd_evaluate(args: argparse.Namespace, settings: Settings) -> int:
         texts = load_texts(args.perplexity_text, settings, args.text_column, problems)
     for problem in problems:
         print(f"warning: {problem}", file=sys.stderr)
-    loaded = load_model_for_cli(args, settings)
+    loaded = load_model_for_cli(args, settings)  # with a server, only the tokenizer: quick to refuse after
+    if texts and not loaded.backend.scores_tokens:
+        raise QAError("--perplexity-text scores every token with the model's weights: run it with --backend local")
     if data is not None:
         answer_questions(args, data, loaded, settings)
     if texts:

@@ -35,6 +35,12 @@ class Backend(ABC):
     model: PreTrainedModel | None = None  # the weights, when they are in this process
 
     @property
+    def scores_tokens(self) -> bool:
+        """Whether this backend can score given tokens (a reference answer's perplexity, a text's):
+        only with the weights in this process; a server returns text."""
+        return self.model is not None
+
+    @property
     def context_length(self) -> int:
         """The number of positions (prompt + answer tokens) the model can attend to."""
         return getattr(self.config, "max_position_embeddings", None) or 2048
