@@ -301,8 +301,10 @@ class Handler(BaseHTTPRequestHandler):
     server: HubServer
     protocol_version = "HTTP/1.1"
 
-    def log_message(self, format: str, *args) -> None:  # quiet: tests read their own output
-        pass
+    def log_message(self, format: str, *args) -> None:
+        """Quiet (tests read their own output), but every request line is kept for tests to count."""
+        if format.startswith('"%s"') and args:
+            self.server.requests.append(str(args[0]))
 
     # --- plumbing ---------------------------------------------------------------------------
     @property
@@ -652,6 +654,7 @@ class HubServer(ThreadingHTTPServer):
         self.page_size = page_size
         self.failures_left, self.failing_route, self.failing_status = 0, "", 503
         self.down_until = 0.0  # time.monotonic() before which every request gets 503
+        self.requests: list[str] = []  # "POST /api/repos/create HTTP/1.1" ...
         self._failures_lock = threading.Lock()
 
     def fail_next(self, count: int, route: str = "", status: int = 503) -> None:

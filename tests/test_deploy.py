@@ -62,12 +62,14 @@ def test_a_deploy_is_one_commit_of_exactly_the_space_files_with_its_settings(
     capsys, hub_server, checkout, monkeypatch, tmp_path
 ):
     monkeypatch.setenv("HF_TOKEN", HUB_TOKEN)  # the secret's value comes from the environment
+    asked_before = len(hub_server.requests)
     status, out, err = deploy(
         capsys, hub_server, checkout, "tester/qa-space", "--var", "QA_BASE_MODEL=demo",
         "--var", "QA_ADAPTER=tester/run@abc1234", "--secret", "HF_TOKEN", "--hardware", "cpu-basic",
     )  # fmt: skip
     assert status == 0, err
     assert HUB_TOKEN not in out + err
+    assert sum("/api/repos/create" in line for line in hub_server.requests[asked_before:]) == 1  # was asked twice
     hub = space_api(hub_server)
     commits = hub.list_repo_commits("tester/qa-space", repo_type="space")
     assert [c.title for c in commits] == ["Deploy the app", "initial commit"]

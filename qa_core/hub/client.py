@@ -193,11 +193,11 @@ def push_folder(
     backoff: float | None = None,
     paths: list[str] | None = None,
     repo_type: str = "model",
-    space_sdk: str | None = None,
+    create: bool = True,
 ) -> str:
     """Push every file of `folder` (or only `paths`, relative to it; plus `extra_files`, path ->
-    content) as one commit to `repo_id`, creating the repo (a Space with `space_sdk`) if needed;
-    the same commit deletes the branch's other files.
+    content) as one commit to `repo_id`, creating the repo first if needed (unless `create` is
+    False: the caller made it); the same commit deletes the branch's other files.
 
     Returns:
         The new commit's sha.
@@ -220,14 +220,15 @@ def push_folder(
     if not operations:
         raise HubError(f"{folder}: nothing to push")
     hub = api(settings)
-    call(
-        lambda: hub.create_repo(repo_id, private=private, exist_ok=True, repo_type=repo_type, space_sdk=space_sdk),
-        settings,
-        repo_id,
-        None,
-        retries,
-        backoff,
-    )
+    if create:
+        call(
+            lambda: hub.create_repo(repo_id, private=private, exist_ok=True, repo_type=repo_type),
+            settings,
+            repo_id,
+            None,
+            retries,
+            backoff,
+        )
 
     def commit() -> str:
         # Listed right before committing, with that commit as the parent: a push in between fails

@@ -207,6 +207,6 @@ def deploy(plan: SpacePlan, settings: Settings) -> Deployment:
     if plan.hardware:
         call(lambda: hub.request_space_hardware(space, plan.hardware), settings, space)
     commit = push_folder(
-        plan.root, space, settings, "Deploy the app", paths=plan.files, repo_type="space", space_sdk=SDK
+        plan.root, space, settings, "Deploy the app", paths=plan.files, repo_type="space", create=False
     )
     return Deployment(space, commit, f"{settings.hf_endpoint}/spaces/{space}")
