@@ -86,6 +86,7 @@ def test_every_tab_in_a_real_browser(served, tmp_path):
         expect(page.locator("#cqa-support")).to_contain_text("72 hours", timeout=30_000)
         # the context whole, spaces between sentences included (before: "Lunch is at noon.Staff park")
         expect(page.locator("#cqa-support")).to_contain_text("Lunch is at noon. Staff park in lot B.")
+        expect(page.locator("#cqa-figures")).to_contain_text("✓ 72: [1] “Breaches must be reported within 72 hours.”")
         page.screenshot(path=str(screenshots / "context-qa.png"), full_page=True)
 
         page.get_by_role("tab", name="RAG").click()
@@ -100,6 +101,7 @@ def test_every_tab_in_a_real_browser(served, tmp_path):
         )
         expect(page.locator("#rag-chunks")).to_contain_text("operating margin of 18.4%")
         expect(page.locator("#rag-answer textarea")).to_have_value(re.compile(r"operating margin of 18\.4%.*\[1\]$"))
+        expect(page.locator("#rag-figures")).to_contain_text("✓ 18.4%: [1]")  # each figure with its sentence
         page.screenshot(path=str(screenshots / "rag.png"), full_page=True)
         answered = page.locator("#rag-answer textarea").input_value()
         page.locator("#rag-files").get_by_label("Clear").click()
