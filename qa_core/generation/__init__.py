@@ -5,7 +5,7 @@ server (`ServerBackend`), and the batcher that answers many callers at once on e
     backend.py           Backend: generate, stream, without_adapter, attach, describe, batcher
     local.py             LocalBackend: the weights here, batched and streamed with transformers
     server.py            ServerBackend: prompts sent to a server (inference_server.py)
-    batching.py          GenerationBatcher (visitors answered together), ServerGenerations
+    batching.py          GenerationBatcher (visitors answered together in this process)
 
 This is the only place that knows whether text is generated here or on a server; `qa_core.models`
 picks the backend once, when it loads a model. Nothing here imports `qa_core.models`.

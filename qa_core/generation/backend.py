@@ -11,20 +11,31 @@ import contextlib
 from abc import ABC, abstractmethod
 from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Protocol
+from typing import Protocol
 
 from transformers import PretrainedConfig, PreTrainedModel, PreTrainedTokenizerBase
 
 from qa_core.generation.settings import GenerationSettings, check_prompt_length
-
-if TYPE_CHECKING:
-    from qa_core.generation.batching import Batcher
 
 
 class TextGenerator(Protocol):
     """Anything that answers one prompt: a backend, or the app's batcher in front of one."""
 
     def generate(self, prompt: str, settings: GenerationSettings | None = None) -> str: ...
+
+
+class Batcher(Protocol):
+    """What the app's handlers generate through: many callers' requests, each streamed on its own."""
+
+    def stream(
+        self, prompt: str, settings: GenerationSettings | None = None, with_adapter: bool = True
+    ) -> Iterator[str]: ...
+
+    def generate(self, prompt: str, settings: GenerationSettings | None = None, with_adapter: bool = True) -> str: ...
+
+    def exclusive(self) -> contextlib.AbstractContextManager: ...
+
+    def close(self) -> None: ...
 
 
 class Backend(ABC):

@@ -16,9 +16,9 @@ between batches.
         for text in batcher.stream(prompt, GenerationSettings(max_new_tokens=64)):
             print(text)            # the whole answer so far
 
-When an OpenAI-compatible server generates (QA_GENERATION_BACKEND=openai), `ServerGenerations`
-offers the same methods and sends each request straight to the server, which batches them itself.
-A backend makes the right one: `backend.batcher(max_batch_size)`.
+When an OpenAI-compatible server generates (QA_GENERATION_BACKEND=openai), `server.ServerGenerations`
+offers the same methods (the `Batcher` protocol of backend.py) and sends each request straight to
+the server, which batches them itself. A backend makes the right one: `backend.batcher(max_batch_size)`.
 """
 
 from __future__ import annotations
@@ -29,18 +29,14 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Protocol
 
 import torch
 from transformers import StoppingCriteria, StoppingCriteriaList
 from transformers.generation.streamers import BaseStreamer
 
 from qa_core.errors import QAError
+from qa_core.generation.backend import Backend
 from qa_core.generation.settings import GenerationSettings, check_prompt_length
-
-if TYPE_CHECKING:
-    from qa_core.generation.local import LocalBackend
-    from qa_core.generation.server import ServerBackend
 
 GATHER_SECONDS = 0.01  # how long the first request of a batch waits for company
 MIN_STEPS = 4  # tokens a batch generates before it makes way for newcomers to join it
@@ -74,24 +70,10 @@ class _Request:
             self.updates.put(outcome)
 
 
-class Batcher(Protocol):
-    """What the app's handlers generate through: many callers' requests, each streamed on its own."""
-
-    def stream(
-        self, prompt: str, settings: GenerationSettings | None = None, with_adapter: bool = True
-    ) -> Iterator[str]: ...
-
-    def generate(self, prompt: str, settings: GenerationSettings | None = None, with_adapter: bool = True) -> str: ...
-
-    def exclusive(self) -> contextlib.AbstractContextManager: ...
-
-    def close(self) -> None: ...
-
-
 class GenerationBatcher:
     """Batches concurrent generation requests for one model in this process (see the module docstring)."""
 
-    def __init__(self, backend: LocalBackend, max_batch_size: int = 16) -> None:
+    def __init__(self, backend: Backend, max_batch_size: int = 16) -> None:
         self.backend, self.max_batch_size = backend, max(1, max_batch_size)
         self.largest_batch = 0  # the most rows one forward pass has served (for benchmarks and tests)
         self._requests: queue.Queue[_Request] = queue.Queue()
@@ -284,41 +266,3 @@ class _Rows(BaseStreamer, StoppingCriteria):
         self.making_way = self.making_way or (self.steps >= MIN_STEPS and self.newcomers())
         done = [self.making_way or request.finished or request.cancelled for request in self.group]
         return torch.tensor(done, dtype=torch.bool, device=input_ids.device)
-
-
-class ServerGenerations:
-    """`GenerationBatcher`'s methods over an inference server: each request goes straight to the
-    server, whose continuous batching answers concurrent requests together."""
-
-    def __init__(self, backend: ServerBackend) -> None:
-        self.backend = backend
-        self._lock = threading.RLock()
-
-    def close(self) -> None:
-        """Nothing runs here to stop: the server's own requests end with their streams."""
-
-    def __enter__(self) -> ServerGenerations:
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.close()
-
-    def exclusive(self) -> contextlib.AbstractContextManager:
-        """Held while the adapter (the model name requests go to) changes."""
-        return self._lock
-
-    def stream(
-        self, prompt: str, settings: GenerationSettings | None = None, with_adapter: bool = True
-    ) -> Iterator[str]:
-        """Yield the whole answer so far as it grows; the last item is the complete answer."""
-        with self._lock:  # the model name is read here, never half-way through an adapter change
-            pieces = self.backend.stream(prompt, settings, with_adapter)
-        text = ""
-        for piece in pieces:
-            text += piece
-            yield text.rstrip()
-
-    def generate(self, prompt: str, settings: GenerationSettings | None = None, with_adapter: bool = True) -> str:
-        """The complete answer to `prompt`."""
-        *_, answer = ["", *self.stream(prompt, settings, with_adapter)]
-        return answer

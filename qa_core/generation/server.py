@@ -14,7 +14,6 @@ from pathlib import Path
 from transformers import PretrainedConfig, PreTrainedTokenizerBase
 
 from qa_core.generation.backend import Backend
-from qa_core.generation.batching import ServerGenerations
 from qa_core.generation.inference_server import InferenceServer
 from qa_core.generation.settings import GenerationSettings
 
@@ -76,3 +75,41 @@ class ServerBackend(Backend):
 
     def recipe(self) -> dict:
         return {"server": self.server.base_url, "served_as": self.model_name()}
+
+
+class ServerGenerations:
+    """`GenerationBatcher`'s methods over an inference server: each request goes straight to the
+    server, whose continuous batching answers concurrent requests together."""
+
+    def __init__(self, backend: ServerBackend) -> None:
+        self.backend = backend
+        self._lock = threading.RLock()
+
+    def close(self) -> None:
+        """Nothing runs here to stop: the server's own requests end with their streams."""
+
+    def __enter__(self) -> ServerGenerations:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def exclusive(self) -> contextlib.AbstractContextManager:
+        """Held while the adapter (the model name requests go to) changes."""
+        return self._lock
+
+    def stream(
+        self, prompt: str, settings: GenerationSettings | None = None, with_adapter: bool = True
+    ) -> Iterator[str]:
+        """Yield the whole answer so far as it grows; the last item is the complete answer."""
+        with self._lock:  # the model name is read here, never half-way through an adapter change
+            pieces = self.backend.stream(prompt, settings, with_adapter)
+        text = ""
+        for piece in pieces:
+            text += piece
+            yield text.rstrip()
+
+    def generate(self, prompt: str, settings: GenerationSettings | None = None, with_adapter: bool = True) -> str:
+        """The complete answer to `prompt`."""
+        *_, answer = ["", *self.stream(prompt, settings, with_adapter)]
+        return answer
