@@ -43,7 +43,7 @@ import pandas as pd
 from qa_core.config import load_settings
 from qa_core.demo_model import DEMO_NOTICE
 from qa_core.errors import QAError
-from qa_core.generate import GenerationSettings
+from qa_core.generation import GenerationSettings
 from qa_core.grounding import FigureCheck
 from qa_core.memory import limit_malloc_arenas
 from qa_core.rag import MODES

@@ -15,9 +15,10 @@ import time
 
 from qa_core.data import load_qa_data
 from qa_core.demo_model import sample_data_path
-from qa_core.generate import GenerationSettings, generate
+from qa_core.generation import GenerationSettings
 from qa_core.models import LoadedModel, load_model
 from qa_core.prompts import build_prompt
+from qa_core.qa import generate
 
 Timed = tuple[list[str], float]
 

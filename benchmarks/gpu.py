@@ -29,9 +29,10 @@ from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
 from benchmarks.train_throughput import mixed_length_data
 from qa_core.data import load_qa_data
 from qa_core.demo_model import ensure_demo_model, sample_data_path
-from qa_core.generate import GenerationSettings, generate
+from qa_core.generation import GenerationSettings
 from qa_core.models import load_model
 from qa_core.prompts import build_prompt
+from qa_core.qa import generate
 from train_job.run import main as train
 from train_job.run import parse_args
 

@@ -5,7 +5,7 @@
 
 Starts `transformers serve FOLDER --continuous-batching --device cpu` on a loopback port (it needs
 `pip install "transformers[serving]"`), then answers the same questions greedily three ways:
-in this process one at a time, in this process in one batch (`qa_core.generate`, the toolkit's
+in this process one at a time, in this process in one batch (`qa_core.qa.generate`, the toolkit's
 local way), and through the server as concurrent requests (QA_GENERATION_BACKEND=openai, the
 way `qa_core.evaluate` and `qa_core.synth` send batches). The answers must be identical. The last
 line is `ratio=<local batched s ÷ server s>`.
@@ -28,10 +28,11 @@ from benchmarks.generation import one_at_a_time_and_batched
 from qa_core.config import load_settings
 from qa_core.data import load_qa_data
 from qa_core.demo_model import build_demo_model, sample_data_path
-from qa_core.generate import GenerationSettings, generate
+from qa_core.generation import GenerationSettings
 from qa_core.models import load_model
 from qa_core.ports import free_port
 from qa_core.prompts import build_prompt
+from qa_core.qa import generate
 
 
 @contextlib.contextmanager

@@ -128,8 +128,8 @@ def cmd_ask(args: argparse.Namespace, settings: Settings) -> int:
     from qa_core.prompts import check_question
 
     check_question(args.question)  # before torch is imported and the model loaded, which take seconds
-    from qa_core.generate import GenerationSettings, generate, stream
-    from qa_core.qa import qa_prompt
+    from qa_core.generation import GenerationSettings
+    from qa_core.qa import generate, qa_prompt, stream
 
     context = _read_context(args)
     loaded = load_model_for_cli(args, settings)

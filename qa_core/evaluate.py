@@ -46,13 +46,14 @@ from qa_core.config import Settings
 from qa_core.data import load_qa_data, split_qa_data
 from qa_core.documents import Document
 from qa_core.errors import QAError
-from qa_core.generate import GenerationSettings, generate
+from qa_core.generation import GenerationSettings
 from qa_core.grounding import check_figures
 from qa_core.hub.checkpoints import pushed_checkpoints
 from qa_core.hub.refs import ModelRef
 from qa_core.models import LoadedModel, adapter_off, attach_adapter
 from qa_core.perplexity import DEFAULT_STRIDE, DEFAULT_WINDOW, compare_perplexity, reference_perplexity
 from qa_core.prompts import STYLE_HELP, build_prompt
+from qa_core.qa import generate
 from qa_core.rag.answer import RagOptions, prepare
 from qa_core.rag.retrieval import Retriever
 from qa_core.rag.store import temporary_store

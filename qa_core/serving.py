@@ -21,7 +21,7 @@ from qa_core.documents import SourceFile, read_documents
 from qa_core.embeddings import resolve_embedding_model
 from qa_core.errors import QAError
 from qa_core.extractive import best_sentence, best_sentences, sentence_spans, split_sentences
-from qa_core.generate import GenerationSettings
+from qa_core.generation import GenerationSettings
 from qa_core.grounding import FigureCheck, check_figures, settle
 from qa_core.hub.visitor_adapters import fetch_visitor_adapter, list_visitor_checkpoints
 from qa_core.memory import MemoryTrimmer

@@ -47,9 +47,10 @@ from qa_core.config import Settings
 from qa_core.documents import read_sources
 from qa_core.embeddings import SentenceEmbedding, resolve_embedding_model
 from qa_core.errors import QAError
-from qa_core.generate import GenerationSettings, generate
+from qa_core.generation import GenerationSettings
 from qa_core.models import LoadedModel
 from qa_core.prompts import STYLE_HELP, build_prompt
+from qa_core.qa import generate
 
 COLUMNS = ("question", "answer", "evidence_text", "doc_name", "source")
 SYSTEM = "You write exam questions and answers from documents, exactly in the format asked for."

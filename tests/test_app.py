@@ -17,11 +17,11 @@ from gradio_client.exceptions import AppError
 from app import UNEXPECTED, create_app
 from qa_core.config import load_settings
 from qa_core.errors import QAError
-from qa_core.generate import GenerationSettings, generate
+from qa_core.generation import GenerationSettings
 from qa_core.hub.checkpoints import push_checkpoint
 from qa_core.hub.client import push_folder
 from qa_core.models import load_model
-from qa_core.qa import ask, qa_prompt
+from qa_core.qa import ask, generate, qa_prompt
 from qa_core.serving import QAService, marked_sentences
 from tests.conftest import HUB_TOKEN
 from tests.helpers import ROOT, free_port, make_adapter

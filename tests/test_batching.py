@@ -8,10 +8,11 @@ import pytest
 from qa_core.data import load_qa_data
 from qa_core.demo_model import sample_data_path
 from qa_core.errors import PromptError
-from qa_core.generate import GenerationSettings, generate
+from qa_core.generation import GenerationSettings
 from qa_core.generation.batching import GenerationBatcher
 from qa_core.models import load_model
 from qa_core.prompts import build_prompt
+from qa_core.qa import generate
 from tests.helpers import make_adapter
 
 

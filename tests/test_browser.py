@@ -13,7 +13,7 @@ from playwright.sync_api import expect, sync_playwright
 
 from app import APP_CSS, build_app
 from qa_core.config import load_settings
-from qa_core.generate import GenerationSettings
+from qa_core.generation import GenerationSettings
 from qa_core.hub.checkpoints import push_checkpoint
 from qa_core.models import load_model
 from qa_core.qa import ask

@@ -17,11 +17,11 @@ from hub.merge import merge_adapter
 from qa_core.config import load_settings
 from qa_core.demo_model import build_demo_model
 from qa_core.errors import HubError, MergeError
-from qa_core.generate import generate
 from qa_core.hub.checkpoints import list_checkpoints, pull, push_checkpoint, pushed_checkpoints, resolve_revision
 from qa_core.hub.client import push_folder
 from qa_core.hub.visitor_adapters import list_visitor_checkpoints
 from qa_core.models import load_model
+from qa_core.qa import generate
 from tests.conftest import HUB_TOKEN
 from tests.helpers import ROOT, free_port, make_adapter
 

@@ -9,9 +9,9 @@ import pytest
 from qa_core.config import load_settings
 from qa_core.errors import QAError, ServerError
 from qa_core.evaluate import main as evaluate_main
-from qa_core.generate import GenerationSettings, generate
+from qa_core.generation import GenerationSettings
 from qa_core.models import adapter_off, attach_adapter, load_model
-from qa_core.qa import qa_prompt
+from qa_core.qa import generate, qa_prompt
 from qa_core.serving import QAService
 from tests.helpers import ROOT, free_port, make_adapter, run_cli, transformers_serve
 

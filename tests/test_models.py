@@ -9,10 +9,11 @@ from transformers import LlamaForCausalLM
 from qa_core.config import load_settings
 from qa_core.demo_model import build_demo_model
 from qa_core.errors import ModelLoadError, PromptError, RefError
-from qa_core.generate import GenerationSettings, generate, stream
+from qa_core.generation import GenerationSettings
 from qa_core.hub.refs import ModelRef
 from qa_core.models import attach_adapter_folder, load_model, resolve_model_name
 from qa_core.prompts import build_prompt
+from qa_core.qa import generate, stream
 from tests.helpers import make_adapter
 
 PROMPTS = [

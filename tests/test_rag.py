@@ -249,7 +249,7 @@ def test_too_many_sources_are_trimmed_to_fit(settings, tmp_path, demo):
         (docs / f"d{n}.txt").write_text(f"Filing {n}. " + "Revenue grew strongly in every region. " * 40)
     store = RagStore(settings)
     store.ingest([str(docs)])
-    from qa_core.generate import GenerationSettings
+    from qa_core.generation import GenerationSettings
     from qa_core.rag.answer import prepare
 
     options = RagOptions(k=8, generation=GenerationSettings(max_new_tokens=1200))

@@ -20,7 +20,7 @@ from qa_core.data import load_qa_data
 from qa_core.documents import Document
 from qa_core.errors import ModelLoadError
 from qa_core.evaluate import evaluate
-from qa_core.generate import GenerationSettings
+from qa_core.generation import GenerationSettings
 from qa_core.models import load_model
 from qa_core.qa import ask
 from qa_core.rag.answer import RagOptions, answer

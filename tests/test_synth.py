@@ -19,7 +19,7 @@ from qa_core.chunking import Chunk
 from qa_core.embeddings import SentenceEmbedding
 from qa_core.errors import QAError
 from qa_core.evaluate import main as evaluate_main
-from qa_core.generate import GenerationSettings
+from qa_core.generation import GenerationSettings
 from qa_core.synth import (
     COLUMNS,
     PairFile,

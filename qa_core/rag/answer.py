@@ -20,13 +20,12 @@ from dataclasses import dataclass, field
 from qa_core.chunking import column_header
 from qa_core.errors import QAError
 from qa_core.extractive import best_sentences
-from qa_core.generate import GenerationSettings, generate, prompt_budget
-from qa_core.generation import TextGenerator
+from qa_core.generation import GenerationSettings, TextGenerator, prompt_budget
 from qa_core.grounding import FigureCheck, check_figures, settle
 from qa_core.metrics import figures
 from qa_core.models import LoadedModel
 from qa_core.prompts import check_question
-from qa_core.qa import qa_prompt
+from qa_core.qa import generate, qa_prompt
 from qa_core.rag import MODES
 from qa_core.rag.retrieval import Hit, Retriever
 

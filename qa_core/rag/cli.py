@@ -63,7 +63,7 @@ def cmd_ask(args: argparse.Namespace, settings: Settings) -> int:
     from qa_core.prompts import check_question
 
     check_question(args.question)  # before the model and the index take seconds to load
-    from qa_core.generate import GenerationSettings
+    from qa_core.generation import GenerationSettings
     from qa_core.rag.answer import RagOptions, answer
     from qa_core.rag.retrieval import Retriever
 
