@@ -41,7 +41,7 @@ from datasets import Dataset
 from tqdm.auto import tqdm
 
 from qa_core import metrics
-from qa_core.cli import MODEL_OVERRIDES, add_model_options, load_model_for_cli, new_parser, run
+from qa_core.cli import MODEL_OVERRIDES, add_model_options, new_parser, run
 from qa_core.config import Settings
 from qa_core.data import load_qa_data, split_qa_data
 from qa_core.documents import Document
@@ -50,7 +50,7 @@ from qa_core.generation import GenerationSettings
 from qa_core.grounding import check_figures
 from qa_core.hub.checkpoints import pushed_checkpoints
 from qa_core.hub.refs import ModelRef
-from qa_core.models import LoadedModel, adapter_off, attach_adapter
+from qa_core.models import LoadedModel, adapter_off, attach_adapter, load_model_for_cli
 from qa_core.perplexity import DEFAULT_STRIDE, DEFAULT_WINDOW, compare_perplexity, reference_perplexity
 from qa_core.prompts import STYLE_HELP, build_prompt
 from qa_core.qa import generate

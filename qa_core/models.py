@@ -16,9 +16,11 @@ generating (`qa_core.generation`).
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 import importlib.util
 import logging
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -34,7 +36,7 @@ from transformers import (
 )
 
 from qa_core.config import QUANTIZATIONS, Settings, load_settings
-from qa_core.demo_model import DEMO_NAME, ensure_demo_model
+from qa_core.demo_model import DEMO_NAME, DEMO_NOTICE, ensure_demo_model
 from qa_core.errors import ModelLoadError, RefError
 from qa_core.generation import Backend
 from qa_core.generation.inference_server import InferenceServer
@@ -331,3 +333,13 @@ def attach_adapter_folder(loaded: LoadedModel, folder: Path, name: str, commit: 
         logger.warning("adapter %s was trained on %s; attached to %s", name, trained_on, loaded.name)
     loaded.adapter, loaded.adapter_commit, loaded.adapter_path = name, commit, folder
     loaded.prompt_style = record.get("prompt_style")
+
+
+def load_model_for_cli(args: argparse.Namespace, settings: Settings) -> LoadedModel:
+    """Load a command line's `--model` / `--adapter` (see `qa_core.cli.add_model_options`), saying on
+    stderr what was loaded and if it is the demo model."""
+    loaded = load_model(args.model, args.adapter, settings)
+    print(f"model: {loaded.description}", file=sys.stderr)
+    if loaded.is_demo:
+        print(DEMO_NOTICE, file=sys.stderr)
+    return loaded

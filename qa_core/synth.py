@@ -42,13 +42,13 @@ from tqdm.auto import tqdm
 
 from qa_core import metrics
 from qa_core.chunking import DEFAULT_CHUNK_TOKENS, DEFAULT_OVERLAP_TOKENS, Chunk, ChunkOptions, chunk_documents
-from qa_core.cli import MODEL_OVERRIDES, add_model_options, load_model_for_cli, new_parser, run
+from qa_core.cli import MODEL_OVERRIDES, add_model_options, new_parser, run
 from qa_core.config import Settings
 from qa_core.documents import read_sources
 from qa_core.embeddings import SentenceEmbedding, resolve_embedding_model
 from qa_core.errors import QAError
 from qa_core.generation import GenerationSettings
-from qa_core.models import LoadedModel
+from qa_core.models import LoadedModel, load_model_for_cli
 from qa_core.prompts import STYLE_HELP, build_prompt
 from qa_core.qa import generate
 

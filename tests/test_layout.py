@@ -95,7 +95,9 @@ def test_no_import_cycle():
 
 
 def test_every_module_has_a_layer_and_imports_only_downwards():
-    graph = import_graph(inside_functions=False)
+    """Imports inside functions count: cli.py, drawn as the bottom layer, loaded models and ran
+    questions from inside its functions."""
+    graph = import_graph(inside_functions=True)
     unplaced = sorted(module for module in graph if layer_of(module) is None)
     assert not unplaced, f"place these modules in a layer of LAYERS (and the README's Layout): {unplaced}"
     upward = [

@@ -22,7 +22,7 @@ import json
 import sys
 
 from qa_core.chunking import DEFAULT_CHUNK_TOKENS, DEFAULT_OVERLAP_TOKENS
-from qa_core.cli import MODEL_OVERRIDES, add_command, add_model_options, load_model_for_cli, new_parser, run
+from qa_core.cli import MODEL_OVERRIDES, add_command, add_model_options, new_parser, run
 from qa_core.config import Settings
 from qa_core.documents import NO_TEXT_COLUMN
 from qa_core.embeddings import DEFAULT_EMBEDDING_MODEL
@@ -64,6 +64,7 @@ def cmd_ask(args: argparse.Namespace, settings: Settings) -> int:
 
     check_question(args.question)  # before the model and the index take seconds to load
     from qa_core.generation import GenerationSettings
+    from qa_core.models import load_model_for_cli
     from qa_core.rag.answer import RagOptions, answer
     from qa_core.rag.retrieval import Retriever
 
