@@ -24,6 +24,7 @@ from pathlib import Path
 from datasets import Dataset, DatasetDict, load_dataset
 
 from qa_core.errors import DataError
+from qa_core.hub.refs import is_hub_dataset
 
 REQUIRED = ("question", "answer")
 OPTIONAL = ("context", "title")
@@ -202,13 +203,15 @@ def load_qa_data(
     """
     mapping = parse_columns(columns)
     path = Path(source)
-    if path.suffix.lower() in FILE_SUFFIXES:
-        if not path.is_file():
-            raise DataError(f"{path}: no such file")
+    if is_hub_dataset(str(source)) or path.is_dir():  # a Hub id, or a dataset saved in a folder
+        records = _hub_rows(str(source), mapping, split, token)
+    elif path.suffix.lower() not in FILE_SUFFIXES:
+        raise DataError(f"{path}: not a QA data file (give a {', '.join(FILE_SUFFIXES)} file, or a dataset)")
+    elif not path.is_file():
+        raise DataError(f"{path}: no such file")
+    else:
         reader = _csv_rows if path.suffix.lower() == ".csv" else _json_rows
         records = reader(path, mapping)
-    else:
-        records = _hub_rows(str(source), mapping, split, token)
     if not records:
         raise DataError(f"{source}: no question-answer rows")
     return Dataset.from_list(records)

@@ -11,23 +11,18 @@ dataset id whose text column is read. A file that cannot be read is reported, no
 from __future__ import annotations
 
 from collections.abc import Sequence
-from pathlib import Path
 
 import semchunk
 from datasets import load_dataset
 
 from qa_core.config import Settings
-from qa_core.documents import SUPPORTED, read_sources
+from qa_core.documents import read_sources
 from qa_core.errors import DataError
-from qa_core.hub.refs import ModelRef
+from qa_core.hub.refs import is_hub_dataset
 
 # Passages are what gets held out for evaluation and shuffled before packing; a few thousand
 # characters keeps one long file (a book) splittable while most pages stay whole.
 PASSAGE_CHARS = 4000
-
-
-def _is_path(source: str) -> bool:
-    return Path(source).suffix.lower() in SUPPORTED or ModelRef.parse(source).path is not None
 
 
 def load_texts(
@@ -52,10 +47,10 @@ def load_texts(
     """
     problems = [] if problems is None else problems
     texts: list[str] = []
-    files = [source for source in sources if _is_path(source)]
+    files = [source for source in sources if not is_hub_dataset(source)]
     for _, docs in read_sources(files, settings.max_file_bytes, problems, options={"text_column": text_column}):
         texts += [doc.text for doc in docs]
-    for name in (source for source in sources if not _is_path(source)):
+    for name in (source for source in sources if is_hub_dataset(source)):
         texts += _dataset_texts(name, text_column or "text", settings.hub_token)
     texts = [text.strip() for text in texts if text.strip()]
     if not texts:

@@ -5,6 +5,8 @@ import pytest
 from qa_core.data import load_qa_data, parse_columns, split_qa_data
 from qa_core.demo_model import sample_data_path
 from qa_core.errors import DataError
+from qa_core.hub.publish import adapter_card
+from qa_core.hub.refs import is_hub_dataset
 
 
 def test_sample_csv_loads_with_evidence_as_context():
@@ -141,3 +143,18 @@ def test_missing_dataset_is_a_data_error(tmp_path):
 def test_bad_column_mapping(spec, message):
     with pytest.raises(DataError, match=message):
         parse_columns(spec)
+
+
+def test_one_answer_to_file_or_hub_dataset(tmp_path):
+    """data, text_data and the model card ask the same function (they decided three ways)."""
+    notes = tmp_path / "notes.txt"
+    notes.write_text("Breaches must be reported within 72 hours.")
+    assert not is_hub_dataset(str(notes)) and not is_hub_dataset(str(tmp_path / "missing.csv"))
+    assert not is_hub_dataset(str(tmp_path)) and is_hub_dataset("databricks/databricks-dolly-15k")
+    with pytest.raises(DataError, match=r"missing\.csv: no such file"):
+        load_qa_data(str(tmp_path / "missing.csv"))
+    with pytest.raises(DataError, match=r"notes\.txt: not a QA data file"):  # was a failed Hub download
+        load_qa_data(str(notes))
+    record = {"step": 1, "base_model": "demo", "dataset": "databricks/databricks-dolly-15k"}
+    assert "datasets:\n- databricks/databricks-dolly-15k" in adapter_card("me/run", record)
+    assert "datasets:" not in adapter_card("me/run", {**record, "dataset": "sample_qa.csv"})  # a local file's name

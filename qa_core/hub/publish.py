@@ -9,14 +9,12 @@ pushes themselves are `qa_core.hub.client.push_folder` (one commit, never a toke
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from huggingface_hub import ModelCard, ModelCardData
 
 from qa_core.config import Settings
 from qa_core.errors import HubError
 from qa_core.hub.client import api, call
-from qa_core.hub.refs import public_name
+from qa_core.hub.refs import is_hub_dataset, public_name
 
 # What `python -m hub merge` writes beside a merged model, and the card of its push is made from;
 # with the largest logit difference its --verify accepts by default, per merge dtype.
@@ -56,7 +54,7 @@ def _card(data: ModelCardData, title: str, intro: str, facts: dict, metrics: dic
 
 
 def _card_data(base: str, library: str, tags: list[str], dataset: str | None, **extra: object) -> ModelCardData:
-    hub_dataset = dataset and "/" in dataset and not Path(dataset).exists()  # a Hub dataset id, not a local file
+    hub_dataset = dataset and is_hub_dataset(dataset)  # records name a local file by its name alone
     return ModelCardData(
         base_model=public_name(base),
         library_name=library,

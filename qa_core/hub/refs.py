@@ -16,6 +16,8 @@ from pathlib import Path
 from qa_core.errors import RefError
 
 PATH_PREFIXES = ("/", ".", "~")
+# What local data is called: documents (.txt .md .pdf .csv) and QA files (.csv .jsonl .json).
+DATA_SUFFIXES = (".txt", ".md", ".pdf", ".csv", ".jsonl", ".json")
 
 
 @dataclass(frozen=True)
@@ -59,3 +61,15 @@ def public_name(spec: str) -> str:
         return ModelRef.parse(spec).public_name
     except RefError:
         return Path(spec).name
+
+
+def is_hub_dataset(source: str) -> bool:
+    """Whether `source` names a dataset on the Hub (`owner/name`, or a canonical `name`) rather
+    than local data: a file or folder that exists, or a name with a data file's suffix (a missing
+    file is then reported as missing, not looked for on the Hub).
+
+    >>> is_hub_dataset("databricks/databricks-dolly-15k"), is_hub_dataset("data/missing.csv")
+    (True, False)
+    """
+    path = Path(source).expanduser()
+    return not (path.exists() or path.suffix.lower() in DATA_SUFFIXES)
