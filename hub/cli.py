@@ -22,7 +22,7 @@ import sys
 from pathlib import Path
 
 from qa_core.cli import add_command, new_parser, run
-from qa_core.config import Settings
+from qa_core.config import Settings, setting_option
 from qa_core.hub.checkpoints import CHECKPOINT_FILE, list_checkpoints, pull, push_checkpoint, read_checkpoint_record
 from qa_core.hub.client import push_folder, require_reachable
 from qa_core.hub.publish import DEFAULT_TOLERANCE, MERGE_INFO_FILE, model_card
@@ -133,12 +133,7 @@ def cmd_rehearse(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def shared_options(parser: argparse.ArgumentParser, default) -> None:
-    parser.add_argument(
-        "--hub-endpoint",
-        dest="hf_endpoint",
-        default=default(None),
-        help="Hub URL (default: HF_ENDPOINT or huggingface.co)",
-    )
+    parser.add_argument("--hub-endpoint", dest="hf_endpoint", default=default(None), **setting_option("hf_endpoint"))
     parser.add_argument(
         "--hub-token", dest="hf_token", default=default(None), help="Hub token (default: HF_TOKEN); prefer the variable"
     )

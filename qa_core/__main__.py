@@ -17,7 +17,7 @@ import sys
 from pathlib import Path
 
 from qa_core.cli import MODEL_OVERRIDES, add_command, add_model_options, new_parser, run
-from qa_core.config import DEVICES, DTYPES, Settings
+from qa_core.config import Settings, setting_option
 from qa_core.errors import QAError
 
 
@@ -127,8 +127,8 @@ def build_parser() -> argparse.ArgumentParser:
         help="print one JSON object: question, answer and, with a context, supported_figures and unsupported_figures",
     )
     ask.add_argument("--stream", action="store_true", help="print the answer token by token as it is generated")
-    ask.add_argument("--device", help=f"{' | '.join(DEVICES)} or cuda:N (default: QA_DEVICE or auto)")
-    ask.add_argument("--dtype", choices=DTYPES, help="weights dtype (default: QA_DTYPE or auto)")
+    ask.add_argument("--device", **setting_option("device"))
+    ask.add_argument("--dtype", **setting_option("dtype"))
     ask.set_defaults(run=cmd_ask)
 
     check = add_command(commands, "check-data", "validate a QA data file or dataset and show its split")

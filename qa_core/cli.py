@@ -16,7 +16,7 @@ import argparse
 import sys
 from collections.abc import Callable
 
-from qa_core.config import BACKENDS, QUANTIZATIONS, Settings, load_settings
+from qa_core.config import Settings, load_settings, setting_option
 from qa_core.errors import QAError
 
 EPILOG = "Settings not given as flags come from the environment and .env: see .env.example."
@@ -78,18 +78,9 @@ def one_line(message: str) -> str:
 def add_model_options(parser: argparse.ArgumentParser) -> None:
     """--model, --adapter, --quantization and where generation runs (--backend and the server's
     URL and model name); the server's key is read from QA_OPENAI_API_KEY only, never a flag."""
-    parser.add_argument(
-        "--model", metavar="ID_OR_PATH", help="Hub id[@revision], local folder, or 'demo' (default: QA_BASE_MODEL)"
-    )
-    parser.add_argument(
-        "--adapter", metavar="PATH_OR_REPO[@REV]", help="LoRA adapter folder or Hub repo (default: QA_ADAPTER)"
-    )
-    parser.add_argument("--quantization", choices=QUANTIZATIONS, help="load the model in 4-bit or 8-bit (bitsandbytes)")
-    parser.add_argument(
-        "--backend",
-        dest="generation_backend",
-        choices=BACKENDS,
-        help="local: generate in this process | openai: on an OpenAI-compatible server (QA_GENERATION_BACKEND)",
-    )
-    parser.add_argument("--openai-base-url", metavar="URL", help="the server's API root (QA_OPENAI_BASE_URL)")
-    parser.add_argument("--openai-model", metavar="NAME", help="the base model's name on the server (QA_OPENAI_MODEL)")
+    parser.add_argument("--model", metavar="ID_OR_PATH", **setting_option("base_model"))
+    parser.add_argument("--adapter", metavar="PATH_OR_REPO[@REV]", **setting_option("adapter"))
+    parser.add_argument("--quantization", **setting_option("quantization"))
+    parser.add_argument("--backend", dest="generation_backend", **setting_option("generation_backend"))
+    parser.add_argument("--openai-base-url", metavar="URL", **setting_option("openai_base_url"))
+    parser.add_argument("--openai-model", metavar="NAME", **setting_option("openai_model"))

@@ -63,11 +63,14 @@ def setting(
     parse: Callable[[str], Any] = str,
     example: str = "",
     secret: bool = False,
+    choices: tuple[str, ...] | None = None,
 ) -> Any:
     """Declare a setting: its `default` (a callable makes a default factory), the environment
     `variables` that set it (the first one set wins), its `help`, how its text is `parse`d, the
-    `example` value `.env.example` shows, and whether it is a `secret` (kept out of `repr`)."""
+    `example` value `.env.example` shows, whether it is a `secret` (kept out of `repr`), and the
+    `choices` it takes (checked when settings are loaded, offered by its command-line options)."""
     metadata = {"variables": variables, "help": help, "parse": parse, "example": example, "secret": secret}
+    metadata["choices"] = choices
     if callable(default):
         return field(default_factory=default, repr=not secret, metadata=metadata)
     return field(default=default, repr=not secret, metadata=metadata)
@@ -109,9 +112,14 @@ class Settings:
         "QA_DTYPE",
         help="`auto` (bfloat16/float16 on a GPU, float32 on a CPU), `float32`, `bfloat16`, `float16`",
         example="auto",
+        choices=DTYPES,
     )
     quantization: str = setting(
-        "none", "QA_QUANTIZATION", help="`none`, `4bit` (nf4, double quant), `8bit` (bitsandbytes)", example="none"
+        "none",
+        "QA_QUANTIZATION",
+        help="`none`, `4bit` (nf4, double quant), `8bit` (bitsandbytes)",
+        example="none",
+        choices=QUANTIZATIONS,
     )
     cache_dir: Path = setting(
         lambda: Path.home() / ".cache" / "qa-toolkit",
@@ -221,6 +229,7 @@ class Settings:
         help="a grounded answer (RAG, context QA) stating a figure that none of its sources states: `warn` (shown "
         "with a warning), `quote` (replaced by the sources' best sentence) or `refuse` (replaced by a refusal)",
         example="quote",
+        choices=UNSUPPORTED_POLICIES,
     )
     generation_backend: str = setting(
         "local",
@@ -228,6 +237,7 @@ class Settings:
         help="`local` (generate in this process) or `openai` (an OpenAI-compatible server such as vLLM, TGI or "
         "`transformers serve` generates; only the tokenizer is loaded here)",
         example="openai",
+        choices=BACKENDS,
     )
     openai_base_url: str = setting(
         "http://127.0.0.1:8000/v1",
@@ -253,12 +263,10 @@ class Settings:
     )
 
     def __post_init__(self) -> None:
-        device_kind = self.device.split(":", 1)[0]
-        _check_choice("QA_DEVICE", device_kind, DEVICES)
-        _check_choice("QA_DTYPE", self.dtype, DTYPES)
-        _check_choice("QA_QUANTIZATION", self.quantization, QUANTIZATIONS)
-        _check_choice("QA_GENERATION_BACKEND", self.generation_backend, BACKENDS)
-        _check_choice("QA_UNSUPPORTED", self.unsupported, UNSUPPORTED_POLICIES)
+        _check_choice("QA_DEVICE", self.device.split(":", 1)[0], DEVICES)  # cuda:N is cuda
+        for f in fields(self):
+            if f.metadata["choices"]:
+                _check_choice(f.metadata["variables"][0], getattr(self, f.name), f.metadata["choices"])
 
     @property
     def max_file_bytes(self) -> int:
@@ -276,6 +284,17 @@ class Settings:
         for secret in (self.hf_token, self.openai_api_key):
             text = text.replace(secret, "***") if secret else text
         return text
+
+
+def setting_option(name: str, falls_back: bool = True) -> dict:
+    """The help and choices of the command-line option that overrides setting `name`, from its
+    declaration (so an option never restates a setting): `add_argument(flag, **setting_option(name))`,
+    or a dataclass field's metadata for TrlParser / HfArgumentParser. With `falls_back`, the help
+    says that the setting's variable applies when the option is not given."""
+    declared = next(f for f in fields(Settings) if f.name == name)
+    help = declared.metadata["help"] + (f"; when not given, {declared.metadata['variables'][0]}" if falls_back else "")
+    choices = declared.metadata["choices"]
+    return {"help": help, **({"choices": list(choices)} if choices else {})}
 
 
 def _check_choice(variable: str, value: str, choices: tuple[str, ...]) -> None:

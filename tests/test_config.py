@@ -3,7 +3,7 @@ from dataclasses import fields
 
 import pytest
 
-from qa_core.config import Settings, env_example, load_settings, markdown_table
+from qa_core.config import QUANTIZATIONS, Settings, env_example, load_settings, markdown_table
 from qa_core.errors import SettingsError
 from tests.helpers import ROOT
 
@@ -82,3 +82,24 @@ def test_the_settings_table_and_env_example_are_made_from_the_declarations():
     declared = {variable for f in fields(Settings) for variable in f.metadata["variables"]}
     assert len(declared) == 34 and {"HF_TOKEN", "HF", "QA_SESSION_TTL_S", "QA_OPENAI_API_KEY"} <= declared
     assert all(f"# {name}=" in env_example() for name in declared - {"HF"})
+
+
+def test_command_line_options_come_from_the_declarations():
+    """hf_endpoint and quantization were declared again by hand in four and three places."""
+    from hub.cli import build_parser as hub_parser
+    from qa_core.__main__ import build_parser as ask_parser
+    from train_job.run import ModelArguments, PublishArguments
+
+    declared = {f.name: f.metadata for f in fields(Settings)}
+    ask = next(
+        a for a in ask_parser()._subparsers._group_actions[0].choices["ask"]._actions if a.dest == "quantization"
+    )
+    assert ask.choices == list(QUANTIZATIONS) and ask.help.startswith(declared["quantization"]["help"])
+    hub = next(a for a in hub_parser()._actions if a.dest == "hf_endpoint")
+    assert hub.help.startswith(declared["hf_endpoint"]["help"])
+    training = {f.name: f.metadata for f in fields(ModelArguments) + fields(PublishArguments)}
+    assert training["hub_endpoint"]["help"].startswith(declared["hf_endpoint"]["help"])
+    assert training["quantization"]["choices"] == list(QUANTIZATIONS)
+    assert "QA_QUANTIZATION" not in training["quantization"]["help"]  # a run's default is none, not the app's setting
+    with pytest.raises(SettingsError, match="QA_DTYPE='float8' is not one of: auto, float32, bfloat16, float16"):
+        load_settings(None, dtype="float8")

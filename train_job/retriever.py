@@ -43,7 +43,7 @@ from sentence_transformers.sentence_transformer.training_args import SentenceTra
 from trl import TrlParser
 
 from qa_core.chunking import DEFAULT_CHUNK_TOKENS, DEFAULT_OVERLAP_TOKENS, ChunkOptions, chunk_documents
-from qa_core.config import load_settings
+from qa_core.config import load_settings, setting_option
 from qa_core.data import load_qa_data, parse_columns, split_qa_data
 from qa_core.documents import Document
 from qa_core.embeddings import (
@@ -91,7 +91,7 @@ class RetrieverScriptArguments:
     chunk_tokens: int = field(default=DEFAULT_CHUNK_TOKENS, metadata={"help": "As `qa_core.rag ingest`."})
     overlap_tokens: int = field(default=DEFAULT_OVERLAP_TOKENS, metadata={"help": "As `qa_core.rag ingest`."})
     hub_repo: str | None = field(default=None, metadata={"help": "Hub repo to push the model to (USER/NAME)."})
-    hub_endpoint: str | None = field(default=None, metadata={"help": "Hub endpoint (default: HF_ENDPOINT)."})
+    hub_endpoint: str | None = field(default=None, metadata=setting_option("hf_endpoint"))
 
 
 @dataclass

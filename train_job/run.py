@@ -50,7 +50,7 @@ from transformers import PreTrainedModel
 from transformers.trainer_utils import get_last_checkpoint
 from trl import SFTConfig, TrlParser
 
-from qa_core.config import Settings, load_settings
+from qa_core.config import Settings, load_settings, setting_option
 from qa_core.data import load_qa_data, split_qa_data
 from qa_core.demo_model import sample_data_path
 from qa_core.errors import QAError
@@ -121,9 +121,8 @@ class ModelArguments:
     model: str = field(
         default="demo", metadata={"help": "Base model: Hub id[@revision], local folder, 'smollm2' or 'demo'."}
     )
-    quantization: str = field(
-        default="none", metadata={"help": "none | 4bit (QLoRA: nf4, double quant) | 8bit (LLM.int8, threshold 6.0)."}
-    )
+    # "none" by default, not QA_QUANTIZATION: a setting made for the app never changes how a run trains.
+    quantization: str = field(default="none", metadata=setting_option("quantization", falls_back=False))
     attn_implementation: str | None = field(
         default=None,
         metadata={
@@ -161,7 +160,7 @@ class PublishArguments:
     """Where checkpoints are pushed while training runs, and where a run resumes from."""
 
     hub_repo: str | None = field(default=None, metadata={"help": "Hub repo to push checkpoints to (USER/NAME)."})
-    hub_endpoint: str | None = field(default=None, metadata={"help": "Hub endpoint (default: HF_ENDPOINT)."})
+    hub_endpoint: str | None = field(default=None, metadata=setting_option("hf_endpoint"))
     push_every: int | None = field(
         default=None, metadata={"help": "Push a checkpoint every N steps (default: save_steps); always at the end."}
     )
