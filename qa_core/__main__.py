@@ -70,13 +70,11 @@ def check_grounded(question: str, answer: str, context: str, settings: Settings,
     """The figure check of an answer from `context`, with the answer QA_UNSUPPORTED leaves (a
     warning line on stderr names any unsupported figure; a streamed answer, already `printed`, is
     followed by its replacement)."""
-    from qa_core.extractive import best_sentence
-    from qa_core.grounding import check_figures, settle
+    from qa_core.grounding import settle_from_context
 
-    check = check_figures(answer, [context], question)
+    settled, check = settle_from_context(question, answer, context, settings.unsupported)
     if check.warning:
         print(f"warning: {check.warning}", file=sys.stderr)
-    settled = settle(answer, check, settings.unsupported, lambda: best_sentence(question, [context]))
     if printed and settled != answer:
         print(f"replaced (QA_UNSUPPORTED={settings.unsupported}): {settled}")
     return {"answer": settled, **check.to_dict()}

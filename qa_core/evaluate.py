@@ -74,7 +74,7 @@ def rag_prompts(
             store.add_documents(f"context-{n}", [Document(context, f"context-{n}", "")], f"context-{n}")
         retriever = Retriever(store)
         prepared = [prepare(loaded, retriever, q, RagOptions(k=k)) for q in data["question"]]
-    return [p.prompt for p in prepared], [[hit.text for hit in p.hits] for p in prepared]
+    return [p.prompt for p in prepared], [p.grounds for p in prepared]
 
 
 def _mean(values: list) -> float | None:

@@ -21,8 +21,9 @@ import re
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 
-from qa_core.extractive import split_sentences
-from qa_core.metrics import Figure, figure_mentions, figures
+from qa_core.embeddings import EmbeddingModel
+from qa_core.extractive import best_sentence, split_sentences
+from qa_core.metrics import figure_mentions, figures
 
 CITATION_MARK = re.compile(r"\[\d+\]")
 LIST_NUMBER = re.compile(r"^\s*\d{1,2}[.)]\s", re.MULTILINE)
@@ -56,10 +57,6 @@ class FigureCheck:
         return {"supported_figures": [asdict(s) for s in self.supported], "unsupported_figures": self.unsupported}
 
 
-def _stated(figure: Figure, text: str) -> bool:
-    return any(figure.same_as(found) for found in figures(text))
-
-
 def check_figures(answer: str, sources: list[str], question: str = "") -> FigureCheck:
     """Look each figure of `answer` up in `sources` (in order; the first sentence that states it wins).
 
@@ -68,13 +65,20 @@ def check_figures(answer: str, sources: list[str], question: str = "") -> Figure
     """
     check = FigureCheck()
     asked = figures(question)
-    sentences = [(n, sentence) for n, text in enumerate(sources, start=1) for sentence in split_sentences(text)]
+    # Each sentence's figures read once, not once per figure of the answer.
+    sentences = [
+        (n, sentence, figures(sentence))
+        for n, text in enumerate(sources, start=1)
+        for sentence in split_sentences(text)
+    ]
     seen = set()
     for written, figure in figure_mentions(LIST_NUMBER.sub(" ", CITATION_MARK.sub(" ", answer))):
         if figure in seen or any(figure.same_as(q) for q in asked):
             continue
         seen.add(figure)
-        found = next(((n, sentence) for n, sentence in sentences if _stated(figure, sentence)), None)
+        found = next(
+            ((n, sentence) for n, sentence, stated in sentences if any(figure.same_as(s) for s in stated)), None
+        )
         if found:
             check.supported.append(SupportedFigure(written, *found))
         else:
@@ -91,3 +95,16 @@ def settle(answer: str, check: FigureCheck, policy: str, quote: Callable[[], str
     if policy == "quote":
         return quote()
     return f"I cannot answer this from the sources: the answer written stated figures they do not ({check.warning})."
+
+
+def settle_from_context(
+    question: str, answer: str, context: str, policy: str, embedding: EmbeddingModel | None = None
+) -> tuple[str, FigureCheck]:
+    """Check an answer written from one `context` and settle it under QA_UNSUPPORTED `policy` (the
+    quote, the context's best sentence, is only looked for when it replaces the answer).
+
+    Returns:
+        (the answer to show, its figure check).
+    """
+    check = check_figures(answer, [context], question)
+    return settle(answer, check, policy, lambda: best_sentence(question, [context], embedding)), check

@@ -22,7 +22,7 @@ from qa_core.embeddings import resolve_embedding_model
 from qa_core.errors import QAError
 from qa_core.extractive import best_sentence, best_sentences, sentence_spans, split_sentences
 from qa_core.generation import GenerationSettings
-from qa_core.grounding import FigureCheck, check_figures, settle
+from qa_core.grounding import FigureCheck, settle_from_context
 from qa_core.hub.visitor_adapters import fetch_visitor_adapter, list_visitor_checkpoints
 from qa_core.memory import MemoryTrimmer
 from qa_core.models import LoadedModel, attach_adapter_folder, load_model
@@ -125,16 +125,15 @@ class QAService:
             raise QAError("paste a context or upload a file to answer from")
         self.check_input(question, context)
         check_question(question)
-        quote = best_sentence(question, [context], self.embedding)
         if mode == "extractive":
-            answer, support = quote, {quote}
+            answer = best_sentence(question, [context], self.embedding)
+            support = {answer}
         else:
             answer = ""
             for answer in self.answer_stream(question, context, generation):
                 yield answer, [(context, None)], FigureCheck()
             support = set(self.supporting_sentences(question, answer, context))
-        check = check_figures(answer, [context], question)
-        answer = settle(answer, check, self.settings.unsupported, lambda: quote)
+        answer, check = settle_from_context(question, answer, context, self.settings.unsupported, self.embedding)
         support |= {figure.sentence for figure in check.supported}  # each figure's sentence is shown
         yield answer, marked_sentences(context, support), check
 

@@ -5,6 +5,7 @@ questions with names and wordings it never saw; the prompt style an adapter was 
 its answers; pairs generated from documents; RAG answers attributed to the chunk that holds them."""
 
 import csv
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -190,3 +191,14 @@ def test_synth_with_smollm2_keeps_supported_pairs(tmp_path):
     for pair in pairs:
         assert pair["evidence_text"] in texts and not pair["answer"].endswith("?")
         assert pair["answer"].lower() not in pair["question"].lower()
+
+
+def test_ask_with_a_context_prints_the_figure_check_as_json():
+    """The command line the figure check issue names: `ask --context … --json`, with the real model."""
+    result = run_cli("ask", ACME_QUESTION, "--context", ACME, "--model", "smollm2", "--json", "--max-new-tokens", "32")
+    assert result.returncode == 0, result.stderr[-2000:]
+    printed = json.loads(result.stdout.strip().splitlines()[-1])
+    assert "$4.2 billion" in printed["answer"] and printed["unsupported_figures"] == []
+    stated = "Acme's net revenue in fiscal 2022 was $4.2 billion."
+    assert {"figure": "$4.2 billion", "source": 1, "sentence": stated} in printed["supported_figures"]
+    assert "warning:" not in result.stderr

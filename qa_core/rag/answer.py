@@ -62,11 +62,14 @@ class RagAnswer:
         ]
 
     @property
+    def grounds(self) -> list[str]:
+        """The text each numbered chunk puts before the model: its headings and column header, then the chunk."""
+        return [f"{hit.metadata.get('context', '')}\n\n{hit.text}" for hit in self.hits]
+
+    @property
     def figure_check(self) -> FigureCheck:
-        """Each figure of the answer looked up in the chunks (with the headings and column header each
-        carries), the question's own figures left out."""
-        grounded = [f"{hit.metadata.get('context', '')}\n\n{hit.text}" for hit in self.hits]
-        return check_figures(self.answer, grounded, self.question)
+        """Each figure of the answer looked up in the chunks (`grounds`), the question's own figures left out."""
+        return check_figures(self.answer, self.grounds, self.question)
 
     def sources(self) -> list[tuple[int, Hit]]:
         """The cited sources; when the answer cites none, those that state its figures; else every retrieved one."""
