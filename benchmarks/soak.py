@@ -51,13 +51,13 @@ from gradio_client import Client, handle_file
 from gradio_client.exceptions import AppError
 
 from app import UNEXPECTED
+from benchmarks.faults import run_with_file_size_limit
+from hub.local_server import HubServer
 from qa_core.config import load_settings
-from qa_core.demo_model import ensure_demo_model
+from qa_core.demo_model import ensure_demo_model, random_adapter
 from qa_core.hub.checkpoints import write_record
 from qa_core.ports import free_port
 from qa_core.visitors import SESSION_PREFIX
-from tests.helpers import make_adapter, run_with_file_size_limit
-from tests.hub_server import HubServer
 
 ROOT = Path(__file__).resolve().parent.parent
 REQUEST_TIMEOUT = 180.0  # seconds: a request slower than this counts as unexpected
@@ -457,7 +457,7 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="qa-soak-") as tmp:
         work = Path(tmp)
         hub = HubServer(0, work / "hub").start()
-        adapter = make_adapter(ensure_demo_model(load_settings(None).cache_dir), work / "adapter", seed=1)
+        adapter = random_adapter(ensure_demo_model(load_settings(None).cache_dir), work / "adapter", seed=1)
         # Its own Hub on loopback, reachable even where the environment says HF_HUB_OFFLINE=1.
         hub_env = {**os.environ, "HF_ENDPOINT": hub.url, "HF_TOKEN": TOKEN, "HF_HUB_DISABLE_XET": "1"}
         hub_env["HF_HUB_OFFLINE"] = "0"

@@ -22,7 +22,7 @@ from pathlib import Path
 import torch
 from filelock import FileLock
 from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors, trainers
-from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
+from transformers import AutoModelForCausalLM, LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
 
 DEMO_NAME = "demo"
 # Bump when the recipe below changes, so that old cached builds are not reused.
@@ -146,6 +146,29 @@ def ensure_demo_model(cache_dir: str | os.PathLike) -> Path:
         finally:
             shutil.rmtree(staging, ignore_errors=True)
     return target
+
+
+def random_adapter(base_dir: Path, out: Path, seed: int = 0, train_head: bool = False) -> Path:
+    """Save a LoRA adapter for the model in `base_dir` with non-zero (seeded) weights, so that
+    attaching it changes the output, and return `out`; with `train_head`, lm_head is changed too
+    (modules_to_save). The benchmarks and tests load, push and serve such adapters without training."""
+    from peft import LoraConfig, get_peft_model  # only the benchmarks and tests make such adapters
+
+    torch.manual_seed(seed)
+    config = LoraConfig(
+        r=8,
+        lora_alpha=16,
+        target_modules=["q_proj", "k_proj", "v_proj", "o_proj"],
+        init_lora_weights=False,
+        modules_to_save=["lm_head"] if train_head else None,
+    )
+    model = get_peft_model(AutoModelForCausalLM.from_pretrained(base_dir), config)
+    if train_head:
+        with torch.no_grad():
+            head = model.base_model.model.lm_head.modules_to_save["default"].weight
+            head.add_(torch.randn_like(head) * 0.5)
+    model.save_pretrained(out)
+    return out
 
 
 if __name__ == "__main__":

@@ -72,7 +72,7 @@ HUB_READ_TOKEN = "hf_hub-read-token-for-tests"
 @pytest.fixture(scope="module")
 def hub_server(tmp_path_factory):
     """A Hub-compatible server on a free loopback port that accepts only HUB_TOKEN."""
-    from tests.hub_server import HubServer
+    from hub.local_server import HubServer
 
     server = HubServer(
         0, tmp_path_factory.mktemp("hub-data"), token=HUB_TOKEN, page_size=3, read_token=HUB_READ_TOKEN

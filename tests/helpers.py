@@ -1,7 +1,6 @@
 """Helpers shared by tests."""
 
 import os
-import resource
 import subprocess
 import sys
 from pathlib import Path
@@ -12,9 +11,7 @@ from qa_core.ports import free_port
 __all__ = [
     "ROOT",
     "free_port",
-    "make_adapter",
     "run_cli",
-    "run_with_file_size_limit",
     "transformers_serve",
     "write_pdf",
 ]
@@ -63,39 +60,3 @@ def write_pdf(path: Path, pages: list[str], title: str | None = None) -> Path:
     out += f"trailer\n<< /Size {len(objects) + 1} /Root 1 0 R{info} >>\nstartxref\n{xref}\n%%EOF\n"
     path.write_bytes(out.encode("latin-1"))
     return path
-
-
-def make_adapter(base_dir: Path, out: Path, seed: int = 0, train_head: bool = False) -> Path:
-    """Save a LoRA adapter for the model in `base_dir` with non-zero (seeded) weights, so that
-    attaching it changes the output; with `train_head`, lm_head is trained too (modules_to_save)."""
-    import torch
-    from peft import LoraConfig, get_peft_model
-    from transformers import AutoModelForCausalLM
-
-    torch.manual_seed(seed)
-    config = LoraConfig(
-        r=8,
-        lora_alpha=16,
-        target_modules=["q_proj", "k_proj", "v_proj", "o_proj"],
-        init_lora_weights=False,
-        modules_to_save=["lm_head"] if train_head else None,
-    )
-    model = get_peft_model(AutoModelForCausalLM.from_pretrained(base_dir), config)
-    if train_head:
-        with torch.no_grad():
-            head = model.base_model.model.lm_head.modules_to_save["default"].weight
-            head.add_(torch.randn_like(head) * 0.5)
-    model.save_pretrained(out)
-    return out
-
-
-def run_with_file_size_limit(argv: list[str], env: dict, limit: int) -> subprocess.CompletedProcess:
-    """Run `argv` (text output captured) with no file it writes allowed past `limit` bytes
-    (RLIMIT_FSIZE), as on a full disk: writes fail with EFBIG (Python ignores SIGXFSZ)."""
-
-    def limit_file_size() -> None:
-        resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
-
-    return subprocess.run(
-        argv, cwd=ROOT, env=env, capture_output=True, text=True, preexec_fn=limit_file_size, timeout=600
-    )

@@ -16,6 +16,7 @@ from gradio_client.exceptions import AppError
 
 from app import UNEXPECTED, create_app
 from qa_core.config import load_settings
+from qa_core.demo_model import random_adapter
 from qa_core.errors import QAError
 from qa_core.generation import GenerationSettings
 from qa_core.hub.checkpoints import push_checkpoint
@@ -24,7 +25,7 @@ from qa_core.models import load_model
 from qa_core.qa import ask, generate, qa_prompt
 from qa_core.serving import QAService, marked_sentences
 from tests.conftest import HUB_TOKEN
-from tests.helpers import ROOT, free_port, make_adapter
+from tests.helpers import ROOT, free_port
 
 pytestmark = pytest.mark.slow  # see pyproject.toml: the fast tier is pytest -m "not slow"
 
@@ -172,7 +173,7 @@ def test_uploads_are_visible_only_to_their_session(served, docs):
 
 def test_load_an_adapter_by_step_and_compare(served, client, tmp_path, demo_dir):
     url, service = served
-    adapter = make_adapter(demo_dir, tmp_path / "adapter", seed=5)
+    adapter = random_adapter(demo_dir, tmp_path / "adapter", seed=5)
     commit = push_checkpoint(adapter, "tester/app-run", {"step": 10, "loss": 1.5}, service.settings)
     with pytest.raises(AppError, match="no adapter is loaded"):
         client.predict("What is a bond?", 8, api_name="/compare")
@@ -203,7 +204,7 @@ def test_on_a_space_adapter_loading_is_off_unless_the_operator_turns_it_on(monke
 
 def test_visitors_may_name_hub_repos_only_never_a_server_path(client, tmp_path, demo_dir):
     """A path is refused with one message whether or not it exists, so the file system cannot be probed."""
-    real_adapter = make_adapter(demo_dir, tmp_path / "adapter")
+    real_adapter = random_adapter(demo_dir, tmp_path / "adapter")
     for path in ("/etc", str(real_adapter), "../tester/app-run", "~/adapters/x", "a/b/c"):
         with pytest.raises(AppError, match="paths on the server are not accepted"):
             client.predict(path, "", api_name="/load_adapter")
@@ -232,7 +233,9 @@ def test_the_operators_token_is_sent_only_for_the_operators_repos(served, tmp_pa
     itself), a repo outside QA_ADAPTER_REPOS still loads (fetched with no token at all, as public),
     and a repo inside it uses the token (and fails with it)."""
     url, service = served
-    push_checkpoint(make_adapter(demo_dir, tmp_path / "a", seed=6), "tester/public-run", {"step": 1}, service.settings)
+    push_checkpoint(
+        random_adapter(demo_dir, tmp_path / "a", seed=6), "tester/public-run", {"step": 1}, service.settings
+    )
     monkeypatch.setenv("HF_TOKEN", "hf_notTheServersToken0000000000")
     settings = replace(service.settings, hf_token="hf_notTheServersToken0000000000", adapter_repos=("tester/own-*",))
     with QAService(settings, load_model("demo", settings=settings)) as visitor_facing:
@@ -367,7 +370,7 @@ def test_per_session_caps_refuse_an_upload_and_keep_what_was_stored(tmp_path, do
 def test_the_model_tab_lists_checkpoints_to_pick_from(served, client, tmp_path, demo_dir):
     url, service = served
     for step, loss in ((10, 2.5), (20, 1.75)):
-        adapter = make_adapter(demo_dir, tmp_path / f"s{step}", seed=step)
+        adapter = random_adapter(demo_dir, tmp_path / f"s{step}", seed=step)
         push_checkpoint(
             adapter, "tester/curve-run", {"step": step, "loss": loss, "eval_loss": loss + 0.25}, service.settings
         )
@@ -380,7 +383,7 @@ def test_the_model_tab_lists_checkpoints_to_pick_from(served, client, tmp_path, 
     with pytest.raises(AppError, match="paths on the server are not accepted"):
         client.predict("/etc", api_name="/checkpoints")
     # With the trainer's log in the checkpoint (as train_job pushes it): every logged loss, not one per checkpoint
-    adapter = make_adapter(demo_dir, tmp_path / "s30", seed=30)
+    adapter = random_adapter(demo_dir, tmp_path / "s30", seed=30)
     history = [{"step": s, "loss": 3.0 - s / 20} for s in range(5, 35, 5)] + [{"step": 30, "eval_loss": 1.6}]
     (adapter / "trainer_state.json").write_text(json.dumps({"global_step": 30, "log_history": history}))
     push_checkpoint(adapter, "tester/curve-run", {"step": 30, "loss": 1.9, "eval_loss": 1.6}, service.settings)

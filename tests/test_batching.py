@@ -6,14 +6,13 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 
 from qa_core.data import load_qa_data
-from qa_core.demo_model import sample_data_path
+from qa_core.demo_model import random_adapter, sample_data_path
 from qa_core.errors import PromptError
 from qa_core.generation import GenerationSettings
 from qa_core.generation.batching import GenerationBatcher
 from qa_core.models import load_model
 from qa_core.prompts import build_prompt
 from qa_core.qa import generate
-from tests.helpers import make_adapter
 
 
 @pytest.fixture(scope="module")
@@ -97,11 +96,12 @@ def test_a_visitor_who_leaves_stops_only_their_own_generation(demo, prompts):
 
 def test_base_and_adapter_requests_never_mix(demo_dir, tmp_path, prompts):
     """compare() asks without the adapter while others ask with it: the batcher runs them apart."""
-    tuned = load_model("demo", str(make_adapter(demo_dir, tmp_path / "adapter", seed=3)))
-    batcher = GenerationBatcher(tuned.backend, max_batch_size=8)
+    tuned = load_model("demo", str(random_adapter(demo_dir, tmp_path / "adapter", seed=3)))
     settings = GenerationSettings(max_new_tokens=8)
-    with ThreadPoolExecutor(8) as pool:
-        flags = [i % 2 == 0 for i in range(8)]
+    flags = [i % 2 == 0 for i in range(8)]
+    # Closed (its worker joined) before the model is used directly: an answer is complete while
+    # its batch may still be leaving the adapter-off block.
+    with GenerationBatcher(tuned.backend, max_batch_size=8) as batcher, ThreadPoolExecutor(8) as pool:
         answers = list(pool.map(lambda p, f: batcher.generate(p, settings, f), prompts[:8], flags))
     with_adapter = [generate(tuned, [p], settings)[0] for p in prompts[:8]]
     with tuned.model.disable_adapter():

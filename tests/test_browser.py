@@ -13,13 +13,14 @@ from playwright.sync_api import expect, sync_playwright
 
 from app import APP_CSS, build_app
 from qa_core.config import load_settings
+from qa_core.demo_model import random_adapter
 from qa_core.generation import GenerationSettings
 from qa_core.hub.checkpoints import push_checkpoint
 from qa_core.models import load_model
 from qa_core.qa import ask
 from qa_core.serving import QAService
 from tests.conftest import HUB_TOKEN
-from tests.helpers import ROOT, free_port, make_adapter
+from tests.helpers import ROOT, free_port
 
 pytestmark = pytest.mark.slow  # see pyproject.toml: the fast tier is pytest -m "not slow"
 
@@ -41,7 +42,7 @@ def served(tmp_path_factory, hub_server, demo_dir):
         None, chroma_path=tmp_path_factory.mktemp("browser-chroma"), hf_endpoint=hub_server.url, hf_token=HUB_TOKEN
     )
     for step, loss in ((10, 2.5), (20, 1.5)):
-        adapter = make_adapter(demo_dir, tmp_path_factory.mktemp(f"adapter{step}"), seed=step)
+        adapter = random_adapter(demo_dir, tmp_path_factory.mktemp(f"adapter{step}"), seed=step)
         push_checkpoint(adapter, "tester/browser-run", {"step": step, "loss": loss, "eval_loss": loss + 0.2}, settings)
     service = QAService(settings, load_model("demo", settings=settings))
     app = build_app(service).queue()

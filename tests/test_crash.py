@@ -14,10 +14,11 @@ from pathlib import Path
 import chromadb
 import pytest
 
+from benchmarks.faults import run_with_file_size_limit
 from qa_core.hub.checkpoints import list_checkpoints
 from qa_core.rag.store import EMBED_BLOCK
 from tests.conftest import HUB_TOKEN
-from tests.helpers import ROOT, run_with_file_size_limit
+from tests.helpers import ROOT
 
 pytestmark = pytest.mark.slow  # see pyproject.toml: the fast tier is pytest -m "not slow"
 

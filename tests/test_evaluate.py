@@ -4,8 +4,8 @@ import json
 import pytest
 
 from qa_core import metrics
+from qa_core.demo_model import random_adapter
 from qa_core.evaluate import main as evaluate_main
-from tests.helpers import make_adapter
 
 
 @pytest.mark.parametrize(
@@ -59,7 +59,7 @@ def run_evaluate(out, *args: str) -> int:
 
 
 def test_evaluate_command_on_the_sample_data(tmp_path, demo_dir, capsys):
-    adapter = make_adapter(demo_dir, tmp_path / "adapter", seed=4)
+    adapter = random_adapter(demo_dir, tmp_path / "adapter", seed=4)
     out = tmp_path / "results"
     code = run_evaluate(out, "--adapter", str(adapter), "--test-size", "0.2")
     assert code == 0
@@ -85,7 +85,7 @@ def test_every_pushed_checkpoint_against_its_step(tmp_path, demo_dir, hub_server
     from qa_core.hub.checkpoints import push_checkpoint
 
     for step, seed in ((5, 1), (10, 2)):
-        adapter = make_adapter(demo_dir, tmp_path / f"step{step}", seed=seed)
+        adapter = random_adapter(demo_dir, tmp_path / f"step{step}", seed=seed)
         push_checkpoint(adapter, "tester/eval-run", {"step": step, "loss": 2.0 / step}, hub_settings)
     monkeypatch.setenv("HF_ENDPOINT", hub_server.url)
     monkeypatch.setenv("HF_TOKEN", hub_settings.hf_token)

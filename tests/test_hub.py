@@ -15,7 +15,7 @@ import qa_core.hub.client
 from hub.cli import main as hub_main
 from hub.merge import merge_adapter
 from qa_core.config import load_settings
-from qa_core.demo_model import build_demo_model
+from qa_core.demo_model import build_demo_model, random_adapter
 from qa_core.errors import HubError, MergeError
 from qa_core.hub.checkpoints import list_checkpoints, pull, push_checkpoint, pushed_checkpoints, resolve_revision
 from qa_core.hub.client import push_folder
@@ -23,7 +23,7 @@ from qa_core.hub.visitor_adapters import list_visitor_checkpoints
 from qa_core.models import load_model
 from qa_core.qa import generate
 from tests.conftest import HUB_TOKEN
-from tests.helpers import ROOT, free_port, make_adapter
+from tests.helpers import ROOT, free_port
 
 
 @pytest.fixture(autouse=True)
@@ -37,7 +37,7 @@ def run(tmp_path_factory, hub_server, demo_dir):
     settings = load_settings(None, hf_endpoint=hub_server.url, hf_token=HUB_TOKEN)
     folders, commits = {}, {}
     for step, seed in ((10, 1), (20, 2)):
-        folders[step] = make_adapter(demo_dir, tmp_path_factory.mktemp(f"step{step}"), seed=seed, train_head=True)
+        folders[step] = random_adapter(demo_dir, tmp_path_factory.mktemp(f"step{step}"), seed=seed, train_head=True)
         info = {
             "step": step,
             "epoch": step / 20,
@@ -115,7 +115,7 @@ def test_merge_verify_push_download_generate(run, hub_server, hub_settings, tmp_
 @pytest.mark.parametrize("tied", [True, False])
 def test_merge_keeps_a_trained_head_and_the_input_embeddings(tmp_path, tied):
     base_dir = build_demo_model(tmp_path / "base", tie_word_embeddings=tied)
-    adapter = make_adapter(base_dir, tmp_path / "adapter", seed=3, train_head=True)
+    adapter = random_adapter(base_dir, tmp_path / "adapter", seed=3, train_head=True)
     settings = load_settings(None)
     result = merge_adapter(str(base_dir), str(adapter), tmp_path / "merged", settings, verify=True)
     assert result.max_abs_diff < 1e-4
@@ -127,7 +127,7 @@ def test_merge_keeps_a_trained_head_and_the_input_embeddings(tmp_path, tied):
 
 
 def test_quantized_merge_is_refused(tmp_path, demo_dir):
-    adapter = make_adapter(demo_dir, tmp_path / "adapter")
+    adapter = random_adapter(demo_dir, tmp_path / "adapter")
     with pytest.raises(MergeError, match="refusing to merge into a 4bit base"):
         merge_adapter("demo", str(adapter), tmp_path / "out", load_settings(None), quantization="4bit")
     quantized = load_model("demo", quantization="4bit", device="cpu")
@@ -221,7 +221,7 @@ def test_push_never_sends_the_token(tmp_path, hub_settings):
 def test_server_runs_from_the_command_line(tmp_path):
     port = free_port()
     process = subprocess.Popen(
-        [sys.executable, "-m", "tests.hub_server", "--port", str(port), "--data-dir", str(tmp_path), "--token", "t0k"],
+        [sys.executable, "-m", "hub.local_server", "--port", str(port), "--data-dir", str(tmp_path), "--token", "t0k"],
         cwd=ROOT,
         stdout=subprocess.PIPE,
         text=True,

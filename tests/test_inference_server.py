@@ -7,13 +7,14 @@ import csv
 import pytest
 
 from qa_core.config import load_settings
+from qa_core.demo_model import random_adapter
 from qa_core.errors import QAError, ServerError
 from qa_core.evaluate import main as evaluate_main
 from qa_core.generation import GenerationSettings
 from qa_core.models import adapter_off, attach_adapter, load_model
 from qa_core.qa import generate, qa_prompt
 from qa_core.serving import QAService
-from tests.helpers import ROOT, free_port, make_adapter, run_cli, transformers_serve
+from tests.helpers import ROOT, free_port, run_cli, transformers_serve
 
 pytestmark = pytest.mark.slow  # see pyproject.toml: the fast tier is pytest -m "not slow"
 
@@ -81,7 +82,7 @@ def test_the_app_answers_through_the_server(server, demo):
 def test_an_adapter_is_a_model_name_on_the_server(served, tmp_path, demo_dir):
     """Requests carry the adapter's name (vLLM serves a LoRA module under it); `transformers
     serve`, pinned to one model, refuses any other name with its own message, shown shortened."""
-    adapter = make_adapter(demo_dir, tmp_path / "policy-adapter")
+    adapter = random_adapter(demo_dir, tmp_path / "policy-adapter")
     attach_adapter(served, str(adapter), load_settings(None))
     try:
         assert served.backend.model_name() == str(adapter)

@@ -7,14 +7,13 @@ from peft import PeftModel
 from transformers import LlamaForCausalLM
 
 from qa_core.config import load_settings
-from qa_core.demo_model import build_demo_model
+from qa_core.demo_model import build_demo_model, random_adapter
 from qa_core.errors import ModelLoadError, PromptError, RefError
 from qa_core.generation import GenerationSettings
 from qa_core.hub.refs import ModelRef
 from qa_core.models import attach_adapter_folder, load_model, resolve_model_name
 from qa_core.prompts import build_prompt
 from qa_core.qa import generate, stream
-from tests.helpers import make_adapter
 
 PROMPTS = [
     build_prompt("qa", "What is a bond?"),
@@ -80,7 +79,7 @@ def test_too_long_prompt_is_refused(demo):
 
 @pytest.fixture(scope="module")
 def adapter_dir(tmp_path_factory, demo_dir):
-    return make_adapter(demo_dir, tmp_path_factory.mktemp("adapter"))
+    return random_adapter(demo_dir, tmp_path_factory.mktemp("adapter"))
 
 
 def test_adapter_from_a_folder_changes_the_output(demo, adapter_dir):

@@ -54,7 +54,7 @@ def readme_commands() -> list[tuple[str, str]]:
     for language, body in blocks:
         if language == "python":
             found.append(("python", body))
-        elif "tests.hub_server" in body or "transformers serve" in body:  # starts a server in the background
+        elif "hub.local_server" in body or "transformers serve" in body:  # starts a server in the background
             found.append(("script", body))
         else:
             joined = re.sub(r"\\\n\s*", "", body)

@@ -17,14 +17,14 @@ import qa_core.hub.client
 from benchmarks.train_throughput import mixed_length_data
 from hub.merge import merge_adapter
 from qa_core.data import load_qa_data
-from qa_core.demo_model import sample_data_path
+from qa_core.demo_model import random_adapter, sample_data_path
 from qa_core.errors import DataError, QAError
 from qa_core.hub.checkpoints import list_checkpoints, pull
 from qa_core.models import load_model
 from qa_core.qa import qa_prompt
 from qa_core.serving import QAService
 from tests.conftest import HUB_READ_TOKEN, HUB_TOKEN
-from tests.helpers import ROOT, make_adapter, run_cli
+from tests.helpers import ROOT, run_cli
 from train_job.pushing import CheckpointPusher
 from train_job.run import main, parse_args, prompt_completion
 from train_job.sampling import GroupedSFTTrainer, LengthBucketSampler
@@ -142,7 +142,7 @@ def test_many_pushes_while_a_resumed_run_trains(pushed, hub_server, hub_settings
 
 def test_a_dead_push_process_is_reported_and_abort_cleans_up(hub_settings, demo_dir, tmp_path, monkeypatch, capsys):
     monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
-    folder = make_adapter(demo_dir, tmp_path / "ckpt")
+    folder = random_adapter(demo_dir, tmp_path / "ckpt")
     pusher = CheckpointPusher("tester/dead", hub_settings, card=lambda record: "# card\n")
     pusher._worker.kill()
     pusher._worker.wait()
@@ -380,7 +380,10 @@ def test_an_unknown_quantization_is_refused_by_the_parser_with_the_choices(tmp_p
     with pytest.raises(SystemExit) as stopped:
         train(tmp_path / "out", "--quantization", "3bit")
     assert stopped.value.code == 2
-    assert "argument --quantization: invalid choice: '3bit' (choose from 'none', '4bit', '8bit')" in capsys.readouterr().err
+    assert (
+        "argument --quantization: invalid choice: '3bit' (choose from 'none', '4bit', '8bit')"
+        in capsys.readouterr().err
+    )
     assert not (tmp_path / "out").exists()
 
 
@@ -465,7 +468,7 @@ def test_two_processes_with_accelerate(tmp_path):
 def test_the_apps_adapter_setting_does_not_leak_into_training(tmp_path, monkeypatch, demo_dir):
     """QA_ADAPTER (set for the app, e.g. in .env) is not where a run starts: that is --init-adapter.
     It made the trainer refuse a model that already had an adapter."""
-    monkeypatch.setenv("QA_ADAPTER", str(make_adapter(demo_dir, tmp_path / "adapter")))
+    monkeypatch.setenv("QA_ADAPTER", str(random_adapter(demo_dir, tmp_path / "adapter")))
     record = train(tmp_path / "run", "--max_steps", "2", "--eval_strategy", "no", "--save_strategy", "no")
     assert record["step"] == 2 and "init_adapter" not in record
 

@@ -1,4 +1,4 @@
-"""A Hugging Face Hub-compatible HTTP server for tests and offline trials.
+"""A Hugging Face Hub-compatible HTTP server for offline trials and the tests.
 
 The unmodified `huggingface_hub` client works against it: whoami, create/delete repo, repo info
 at a revision, commit history (paginated), refs, tree, paths-info, validate-yaml, preupload,
@@ -7,7 +7,7 @@ headers and Range support the client needs; for Spaces, their SDK, variables, se
 as on the Hub) and hardware requests. Repositories are stored under `--data-dir`: every commit is a
 JSON snapshot of its file list, file contents are content-addressed blobs.
 
-    python -m tests.hub_server --port 8765 --data-dir /tmp/hub --token hf_local_test_token
+    python -m hub.local_server --port 8765 --data-dir /tmp/hub --token hf_local_test_token
     export HF_ENDPOINT=http://127.0.0.1:8765 HF_TOKEN=hf_local_test_token HF_HUB_DISABLE_XET=1
     python train_job/run.py ...
 
@@ -15,7 +15,8 @@ It does not speak Xet, the storage the real Hub uploads large files to: clients 
 plain HTTP and LFS, which `huggingface_hub` does when `HF_HUB_DISABLE_XET=1` is set.
 
 With `--token`, requests carrying another token get 401, and writes need the token; without it
-every request is allowed. This is a test double for the Hub's protocol, not a product feature.
+every request is allowed. It speaks the protocol for rehearsals and tests; it is not a Hub (no web
+pages, no Xet, one token for access).
 """
 
 from __future__ import annotations
