@@ -29,7 +29,7 @@ from qa_core.models import LoadedModel, attach_adapter_folder, load_model
 from qa_core.prompts import check_question
 from qa_core.qa import qa_prompt
 from qa_core.rag.answer import RagAnswer, RagOptions, enforce, prepare, quote
-from qa_core.rag.store import open_client, store_errors
+from qa_core.rag.chroma import open_client, store_errors
 from qa_core.reports import latest_results
 from qa_core.visitors import VisitorCollections
 

@@ -22,8 +22,10 @@ from chromadb.api import ClientAPI
 from qa_core.config import Settings
 from qa_core.embeddings import EmbeddingModel
 from qa_core.errors import QAError, StoreError
+from qa_core.rag.chroma import collection_exists, store_errors
+from qa_core.rag.ingest import IngestReport, ingest
 from qa_core.rag.retrieval import Retriever
-from qa_core.rag.store import IngestReport, RagStore, collection_exists, store_errors
+from qa_core.rag.store import RagStore
 
 SESSION_PREFIX = "session-"  # the collections of visitors' sessions (swept when idle)
 USER_PREFIX = "user-"  # the collections of signed-in visitors (kept)
@@ -109,7 +111,7 @@ class VisitorCollections:
                 "delete documents first"
             )
         before = {entry["source"] for entry in store.sources()}
-        report = store.ingest(paths, names, progress=True)
+        report = ingest(store, paths, names, progress=True)
         if store.count() > self.settings.max_session_chunks:
             for source in set(report.added) - before:
                 store.delete(source)

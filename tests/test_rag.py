@@ -17,13 +17,15 @@ from qa_core.config import load_settings
 from qa_core.demo_model import sample_data_path
 from qa_core.documents import Document, safe_source_name
 from qa_core.embeddings import SentenceEmbedding, resolve_embedding_model
-from qa_core.errors import DataError, EmbeddingError, QAError
+from qa_core.errors import DataError, EmbeddingError, QAError, StoreError
 from qa_core.extractive import best_sentences, split_sentences
 from qa_core.rag.answer import RagAnswer, RagOptions, answer, quoted
+from qa_core.rag.chroma import ChromaEmbedding, open_client, store_failure
 from qa_core.rag.cli import main as rag_main
 from qa_core.rag.evaluate import KEYWORD_WEIGHTS, evaluate_retrieval
+from qa_core.rag.ingest import ingest
 from qa_core.rag.retrieval import KEYWORD_WEIGHT, Hit, Retriever
-from qa_core.rag.store import ChromaEmbedding, RagStore, StoreError, open_client, store_failure
+from qa_core.rag.store import RagStore
 from qa_core.visitors import VisitorCollections
 from tests.helpers import ROOT, free_port, write_pdf
 
@@ -56,7 +58,7 @@ def settings(tmp_path):
 
 def test_ingest_every_type_with_locations_and_titles(corpus, settings):
     store = RagStore(settings)
-    report = store.ingest([str(corpus)])
+    report = ingest(store, [str(corpus)])
     assert report.problems == []
     assert set(report.added) == {str(corpus / n) for n in ("harbor.txt", "minutes/board.md", "faq.csv", "green.pdf")}
     assert report.added[str(corpus / "faq.csv")] == 2  # one document per row
@@ -77,12 +79,12 @@ def test_ingest_every_type_with_locations_and_titles(corpus, settings):
 
 def test_reingest_is_idempotent_and_a_changed_file_replaces_its_chunks(corpus, settings):
     store = RagStore(settings)
-    store.ingest([str(corpus)])
+    ingest(store, [str(corpus)])
     count = store.count()
-    again = store.ingest([str(corpus)])
+    again = ingest(store, [str(corpus)])
     assert again.added == {} and len(again.unchanged) == 4 and store.count() == count
     (corpus / "harbor.txt").write_text("Harbor Utilities now reports an operating margin of 21.0%.")
-    changed = store.ingest([str(corpus)])
+    changed = ingest(store, [str(corpus)])
     assert changed.replaced == [str(corpus / "harbor.txt")] and len(changed.unchanged) == 3
     harbor = store.collection.get(where={"source": str(corpus / "harbor.txt")}, include=["documents"])
     assert harbor["documents"] == ["Harbor Utilities now reports an operating margin of 21.0%."]
@@ -97,7 +99,7 @@ def test_bad_files_are_reported_and_the_rest_ingested(corpus, settings, tmp_path
     write_pdf(corpus / "scan.pdf", ["", ""])
     (corpus / "leak.txt").symlink_to(tmp_path / "outside.txt")
     (tmp_path / "outside.txt").write_text("secret outside the folder")
-    report = RagStore(settings).ingest([str(corpus), str(tmp_path / "missing.md")])
+    report = ingest(RagStore(settings), [str(corpus), str(tmp_path / "missing.md")])
     problems = "\n".join(report.problems)
     for expected in (
         "empty.txt: no text",
@@ -115,7 +117,7 @@ def test_bad_files_are_reported_and_the_rest_ingested(corpus, settings, tmp_path
 def test_files_over_the_size_limit_are_skipped(corpus, settings):
     (corpus / "huge.txt").write_text("Very long filing. " * 100)
     small_limit = load_settings(None, chroma_path=settings.chroma_path, max_file_mb=0.0015)
-    report = RagStore(small_limit).ingest([str(corpus)])
+    report = ingest(RagStore(small_limit), [str(corpus)])
     assert report.problems == [f"{corpus / 'huge.txt'}: 1,800 bytes is over the limit of 1,500 bytes (QA_MAX_FILE_MB)"]
     assert len(report.added) == 4
 
@@ -124,7 +126,7 @@ def test_upload_names_lose_path_tricks(tmp_path, settings):
     upload = tmp_path / "tmp123.txt"
     upload.write_text("Uploaded content about bonds.")
     store = RagStore(settings)
-    report = store.ingest([str(upload)], names=["../../etc/passwd.txt"])
+    report = ingest(store, [str(upload)], names=["../../etc/passwd.txt"])
     assert list(report.added) == ["passwd.txt"]
     assert safe_source_name("a\\b\\c\x00.md") == "c.md" and safe_source_name("../") == "unnamed"
 
@@ -141,7 +143,7 @@ def test_documents_without_location_get_distinct_ids(settings):
 
 def test_list_delete_reset_and_errors(corpus, settings):
     store = RagStore(settings)
-    store.ingest([str(corpus)])
+    ingest(store, [str(corpus)])
     assert store.delete(str(corpus / "faq.csv")) == 2
     assert str(corpus / "faq.csv") not in [e["source"] for e in store.sources()]
     with pytest.raises(StoreError, match="no document 'nope.txt'"):
@@ -172,7 +174,7 @@ def test_collection_with_another_embedding_model_is_a_clear_error(settings):
 
 def test_hybrid_finds_exact_numbers_and_keyword_search_works(corpus, settings):
     store = RagStore(settings)
-    store.ingest([str(corpus)])
+    ingest(store, [str(corpus)])
     retriever = Retriever(store)
     keyword = retriever.keyword("$4.2 million budget", 3)
     assert keyword[0].source.endswith("board.md") and keyword[0].score > 0
@@ -185,7 +187,7 @@ def test_hybrid_finds_exact_numbers_and_keyword_search_works(corpus, settings):
 
 def test_keyword_index_is_kept_until_the_chunks_change(corpus, settings, tmp_path):
     store = RagStore(settings, "kept")
-    store.ingest([str(corpus)])
+    ingest(store, [str(corpus)])
     retriever = Retriever(store)
     first = retriever.index()
     counted = []
@@ -202,7 +204,7 @@ def test_keyword_index_is_kept_until_the_chunks_change(corpus, settings, tmp_pat
     assert not any(hit.source.endswith("board.md") for hit in retriever.keyword("$4.2 million budget", 5))
     extra = tmp_path / "extra.txt"
     extra.write_text("The harbour authority approved a dredging budget of $9.9 million.")
-    RagStore(settings, "kept").ingest([str(extra)])  # another writer: this store counted no change
+    ingest(RagStore(settings, "kept"), [str(extra)])  # another writer: this store counted no change
     assert retriever.keyword("dredging budget", 1)[0].source.endswith("extra.txt")
 
 
@@ -219,7 +221,7 @@ def test_keyword_and_hybrid_search_of_an_empty_collection_find_nothing(settings)
 
 def test_answer_modes_cite_the_retrieved_chunks(corpus, settings, demo):
     store = RagStore(settings)
-    store.ingest([str(corpus)])
+    ingest(store, [str(corpus)])
     retriever = Retriever(store)
     first = answer(demo, retriever, "What operating margin did Harbor Utilities achieve?", RagOptions(k=2))
     assert first.hits[0].source.endswith("harbor.txt") and first.draft is None
@@ -248,7 +250,7 @@ def test_too_many_sources_are_trimmed_to_fit(settings, tmp_path, demo):
     for n in range(8):
         (docs / f"d{n}.txt").write_text(f"Filing {n}. " + "Revenue grew strongly in every region. " * 40)
     store = RagStore(settings)
-    store.ingest([str(docs)])
+    ingest(store, [str(docs)])
     from qa_core.generation import GenerationSettings
     from qa_core.rag.answer import prepare
 
@@ -390,8 +392,8 @@ def test_a_chroma_server_that_dies_and_comes_back(tmp_path, corpus):
 def test_server_mode(chroma_server, corpus):
     settings = load_settings(None, chroma_url=chroma_server)
     store = RagStore(settings, "server-test")
-    assert len(store.ingest([str(corpus)]).added) == 4
-    assert RagStore(settings, "server-test").ingest([str(corpus)]).added == {}
+    assert len(ingest(store, [str(corpus)]).added) == 4
+    assert ingest(RagStore(settings, "server-test"), [str(corpus)]).added == {}
     retriever = Retriever(RagStore(settings, "server-test"))
     top = retriever.search("How long can CCTV footage be kept?", 1)[0]
     assert top.label.endswith("faq.csv, row 2")
@@ -572,6 +574,6 @@ def test_a_pdf_without_a_real_title_is_named_by_its_heading_or_file_name(setting
     heading = write_pdf(tmp_path / "q3.pdf", ["Harbor Utilities Q3 Report", "Margin was 18.4%."], "Enscript Output")
     sentence = write_pdf(tmp_path / "board_memo-2024.pdf", ["The board met in March."], "Microsoft Word - memo.docx")
     store = RagStore(settings)
-    assert store.ingest([str(heading), str(sentence)]).problems == []
+    assert ingest(store, [str(heading), str(sentence)]).problems == []
     titles = {Path(entry["source"]).name: entry["title"] for entry in store.sources()}
     assert titles == {"q3.pdf": "Harbor Utilities Q3 Report", "board_memo-2024.pdf": "board memo 2024"}

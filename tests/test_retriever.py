@@ -17,6 +17,7 @@ from qa_core.embeddings import EmbeddingModel, load_sentence_model, resolve_embe
 from qa_core.errors import EmbeddingError
 from qa_core.rag.cli import main as rag_main
 from qa_core.rag.evaluate import KEYWORD_WEIGHTS
+from qa_core.rag.ingest import ingest
 from qa_core.rag.retrieval import Retriever
 from qa_core.rag.store import RagStore
 from tests.conftest import HUB_TOKEN
@@ -87,7 +88,7 @@ def test_collections_are_pinned_to_their_model_and_reindexed(tuned, tmp_path, ca
     folder = tuned["output_dir"]
     docs = tmp_path / "report.txt"
     docs.write_text("Northwind Industrial capital expenditure in fiscal 2022 was $412 million.")
-    RagStore(settings).ingest([str(docs)])
+    ingest(RagStore(settings), [str(docs)])
     with pytest.raises(EmbeddingError, match="built with all-MiniLM-L6-v2.*embeds with .*model@sha256:.*reindex"):
         RagStore(settings, embedding=resolve_embedding_model(folder, settings))
 

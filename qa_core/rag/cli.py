@@ -27,6 +27,7 @@ from qa_core.config import Settings
 from qa_core.documents import NO_TEXT_COLUMN
 from qa_core.embeddings import DEFAULT_EMBEDDING_MODEL
 from qa_core.rag import MODES
+from qa_core.rag.ingest import ingest
 from qa_core.rag.store import RagStore
 
 
@@ -37,8 +38,15 @@ def _preview(text: str, width: int = 160) -> str:
 
 def cmd_ingest(args: argparse.Namespace, settings: Settings) -> int:
     store = RagStore(settings, args.collection)
-    report = store.ingest(
-        args.paths, None, args.text_column, args.title_column, args.chunk_tokens, args.overlap_tokens, progress=True
+    report = ingest(
+        store,
+        args.paths,
+        None,
+        args.text_column,
+        args.title_column,
+        args.chunk_tokens,
+        args.overlap_tokens,
+        progress=True,
     )
     for problem in report.problems:
         print(f"skipped: {problem}", file=sys.stderr)
@@ -97,7 +105,7 @@ def cmd_list(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_reindex(args: argparse.Namespace, settings: Settings) -> int:
-    from qa_core.rag.store import reindex
+    from qa_core.rag.ingest import reindex
 
     before, store = reindex(settings, args.collection, progress=True)
     print(f"{store.name}: {store.count()} chunks re-embedded with {store.embedder.pinned} (built with {before} before)")

@@ -23,8 +23,9 @@ from qa_core.data import read_csv_rows
 from qa_core.documents import Document
 from qa_core.embeddings import EmbeddingModel
 from qa_core.errors import DataError
+from qa_core.rag.ingest import IngestReport, ingest
 from qa_core.rag.retrieval import PER_PAGE, Retriever
-from qa_core.rag.store import IngestReport, RagStore, temporary_store
+from qa_core.rag.store import RagStore, temporary_store
 
 K_VALUES = (1, 5, 10)
 KEYWORD_WEIGHTS = (0.0, 0.05, 0.1, 0.2, 0.3, 0.5)  # the hybrid weights --tune-hybrid tries
@@ -104,7 +105,7 @@ def evidence_store(
             if row.source not in stored:
                 store.add_documents(row.source, [Document(row.evidence, row.source, row.title)], row.source, chunking)
                 stored.add(row.source)
-        yield store, store.ingest(distractors or [], progress=progress)
+        yield store, ingest(store, distractors or [], progress=progress)
 
 
 def rank_evidence(
