@@ -199,8 +199,8 @@ def chunks_table(result: RagAnswer) -> list[list]:
     ]
 
 
-def rag_tab(service: QAService, shown: Callable, app: gr.Blocks) -> None:
-    """A visitor's own collection: upload, list and delete documents, and ask questions over them."""
+def documents_panel(service: QAService, shown: Callable, app: gr.Blocks) -> None:
+    """A visitor's own collection: upload, list and delete documents; they go when the page closes."""
 
     def documents_table(session: str, username: str | None) -> list[list]:
         return [[d["source"], d["title"], d["chunks"]] for d in service.collections.documents(session, username)]
@@ -222,8 +222,32 @@ def rag_tab(service: QAService, shown: Callable, app: gr.Blocks) -> None:
         removed = service.collections.delete_document(request.session_hash, source.strip(), user(profile))
         return f"{source}: {removed} chunks deleted", documents_table(request.session_hash, user(profile))
 
-    def end_session(request: gr.Request) -> None:  # the visitor closed the page: their session's documents go
+    def end_session(request: gr.Request) -> None:
         service.collections.end_session(request.session_hash)
+
+    files = gr.File(
+        label="Documents (.txt .md .pdf .csv)",
+        file_count="multiple",
+        file_types=[".txt", ".md", ".pdf", ".csv"],
+        elem_id="rag-files",
+    )
+    ingest_button = gr.Button("Add to my collection", elem_id="rag-ingest")
+    status = gr.Markdown(elem_id="rag-status")
+    table = gr.Dataframe(
+        headers=["source", "title", "chunks"], label="My documents", interactive=False, elem_id="rag-docs"
+    )
+    with gr.Row():
+        doomed = gr.Textbox(label="Source to delete", scale=3)
+        delete_button = gr.Button("Delete", scale=1)
+    ingest_button.click(ingest, files, [status, table], api_name="ingest", **DOCUMENTS)
+    delete_button.click(delete_document, doomed, [status, table], api_name="delete_document", **DOCUMENTS)
+    app.load(documents, None, table, api_name="documents", **DOCUMENTS)
+    app.unload(end_session)
+
+
+def rag_panel(service: QAService, shown: Callable) -> None:
+    """Questions over the visitor's documents: the answer, its citations, the chunks retrieved and
+    the figure check."""
 
     @gpu
     @shown
@@ -238,49 +262,26 @@ def rag_tab(service: QAService, shown: Callable, app: gr.Blocks) -> None:
     ):
         options = RagOptions(mode, int(k), bool(hybrid), "auto", GenerationSettings(int(max_new_tokens)))
         for answer, result in service.rag_stream(request.session_hash, question, options, user(profile)):
-            listed = [f"[{n}] {hit.label} (score {hit.score:.3f})" for n, hit in result.sources()]
-            sources = "\n".join([result.sources_heading, *listed])  # says why the numbers may have gaps
-            yield answer, sources, chunks_table(result), "", {}
+            yield answer, result.citations, chunks_table(result), "", {}
         check = result.figure_check  # once, on the whole answer
-        yield answer, sources, chunks_table(result), figure_report(check), check.to_dict()
+        yield answer, result.citations, chunks_table(result), figure_report(check), check.to_dict()
 
+    question = gr.Textbox(label="Question", elem_id="rag-question")
     with gr.Row():
-        with gr.Column(scale=1):
-            files = gr.File(
-                label="Documents (.txt .md .pdf .csv)",
-                file_count="multiple",
-                file_types=[".txt", ".md", ".pdf", ".csv"],
-                elem_id="rag-files",
-            )
-            ingest_button = gr.Button("Add to my collection", elem_id="rag-ingest")
-            status = gr.Markdown(elem_id="rag-status")
-            table = gr.Dataframe(
-                headers=["source", "title", "chunks"], label="My documents", interactive=False, elem_id="rag-docs"
-            )
-            with gr.Row():
-                doomed = gr.Textbox(label="Source to delete", scale=3)
-                delete_button = gr.Button("Delete", scale=1)
-        with gr.Column(scale=2):
-            question = gr.Textbox(label="Question", elem_id="rag-question")
-            with gr.Row():
-                mode = gr.Radio(
-                    list(MODES),
-                    value="extractive" if service.extractive_by_default else MODES[0],
-                    label="Mode",
-                    elem_id="rag-mode",
-                )
-                k = gr.Slider(1, 10, value=5, step=1, label="Chunks (k)")
-                hybrid = gr.Checkbox(label="Hybrid (BM25 + dense)")
-            tokens = gr.Slider(1, 1024, value=256, step=1, label="Max new tokens")
-            rag_button = gr.Button("Answer from my documents", variant="primary", elem_id="rag-button")
-            answer = gr.Textbox(label="Answer", lines=5, elem_id="rag-answer")
-            report, checked = figure_outputs("rag")
-            sources = gr.Textbox(label="Citations", lines=3, elem_id="rag-sources")
-            chunks = gr.Dataframe(
-                headers=CHUNK_COLUMNS, label="Retrieved chunks", interactive=False, elem_id="rag-chunks"
-            )
-    ingest_button.click(ingest, files, [status, table], api_name="ingest", **DOCUMENTS)
-    delete_button.click(delete_document, doomed, [status, table], api_name="delete_document", **DOCUMENTS)
+        mode = gr.Radio(
+            list(MODES),
+            value="extractive" if service.extractive_by_default else MODES[0],
+            label="Mode",
+            elem_id="rag-mode",
+        )
+        k = gr.Slider(1, 10, value=5, step=1, label="Chunks (k)")
+        hybrid = gr.Checkbox(label="Hybrid (BM25 + dense)")
+    tokens = gr.Slider(1, 1024, value=256, step=1, label="Max new tokens")
+    rag_button = gr.Button("Answer from my documents", variant="primary", elem_id="rag-button")
+    answer = gr.Textbox(label="Answer", lines=5, elem_id="rag-answer")
+    report, checked = figure_outputs("rag")
+    sources = gr.Textbox(label="Citations", lines=3, elem_id="rag-sources")
+    chunks = gr.Dataframe(headers=CHUNK_COLUMNS, label="Retrieved chunks", interactive=False, elem_id="rag-chunks")
     rag_button.click(
         rag,
         [question, mode, k, hybrid, tokens],
@@ -288,8 +289,15 @@ def rag_tab(service: QAService, shown: Callable, app: gr.Blocks) -> None:
         api_name="rag",
         **model_queue(service),
     )
-    app.load(documents, None, table, api_name="documents", **DOCUMENTS)
-    app.unload(end_session)
+
+
+def rag_tab(service: QAService, shown: Callable, app: gr.Blocks) -> None:
+    """The visitor's documents on the left, questions over them on the right."""
+    with gr.Row():
+        with gr.Column(scale=1):
+            documents_panel(service, shown, app)
+        with gr.Column(scale=2):
+            rag_panel(service, shown)
 
 
 def loss_curves(rows: list[dict], logged: list[dict]) -> pd.DataFrame:

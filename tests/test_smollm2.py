@@ -171,7 +171,7 @@ def test_rag_attributes_a_generated_answer_to_the_chunk_with_its_figure(smollm2)
             if figure in result.answer:
                 right += 1
                 assert [hit.label for _, hit in result.sources()] == [name], result.to_dict()
-                assert result.sources_heading.startswith("Sources")
+                assert result.citations.startswith("Sources")
         assert right >= 2
 
 

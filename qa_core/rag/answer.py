@@ -77,13 +77,16 @@ class RagAnswer:
         return [(n, self.hits[n - 1]) for n in numbers]
 
     @property
-    def sources_heading(self) -> str:
-        """What `sources()` lists, in words."""
+    def citations(self) -> str:
+        """`sources()` as the CLI and the app show them: a heading that says why the numbers may have
+        gaps, then one line per source with its number and score."""
         if self.cited:
-            return "Sources:"
-        if self.supported_by:
-            return "Sources (not cited by the model; they state the answer's figures):"
-        return "Retrieved (the answer cites none of them):"
+            heading = "Sources:"
+        elif self.supported_by:
+            heading = "Sources (not cited by the model; they state the answer's figures):"
+        else:
+            heading = "Retrieved (the answer cites none of them):"
+        return "\n".join([heading, *(f"[{n}] {hit.label} (score {hit.score:.3f})" for n, hit in self.sources())])
 
     def to_dict(self) -> dict:
         return {

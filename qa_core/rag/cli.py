@@ -88,9 +88,7 @@ def cmd_ask(args: argparse.Namespace, settings: Settings) -> int:
     if warning:
         print(f"warning: {warning}", file=sys.stderr)
     print(result.answer)
-    print(f"\n{result.sources_heading}")
-    for n, hit in result.sources():
-        print(f"[{n}] {hit.label} (score {hit.score:.3f})")
+    print(f"\n{result.citations}")
     return 0
 
 
@@ -177,12 +175,7 @@ def shared_options(parser: argparse.ArgumentParser, default) -> None:
     )
 
 
-def build_parser() -> argparse.ArgumentParser:
-    from qa_core.prompts import STYLE_HELP
-
-    parser = new_parser("python -m qa_core.rag", __doc__, shared_options)
-    commands = parser.add_subparsers(dest="command", required=True)
-
+def add_ingest(commands: argparse._SubParsersAction) -> None:
     ingest = add_command(commands, "ingest", "add .txt, .md, .pdf, .csv files and folders of them", shared_options)
     ingest.add_argument("paths", nargs="+", metavar="PATH", help="files and folders (walked recursively)")
     ingest.add_argument("--text-column", help="CSV column holding each row's text (default: text, content, ...)")
@@ -201,39 +194,36 @@ def build_parser() -> argparse.ArgumentParser:
     )
     ingest.set_defaults(run=cmd_ingest)
 
-    for name, helptext, command_fn in (
-        ("query", "show the chunks that best match a question", cmd_query),
-        ("ask", "answer a question from the documents, with citations", cmd_ask),
-    ):
-        command = add_command(commands, name, helptext, shared_options)
-        command.add_argument("question")
-        command.add_argument("-k", type=int, default=5, help="chunks to retrieve (default 5)")
-        command.add_argument("--hybrid", action="store_true", help="fuse keyword (BM25) and dense rankings")
-        command.add_argument("--json", action="store_true", help="print one JSON object instead of text")
-        command.set_defaults(run=command_fn)
-        if name == "ask":
-            command.add_argument(
-                "--mode",
-                choices=MODES,
-                default=MODES[0],
-                help=f"{MODES[0]}: retrieve, then the model answers from the chunks | {MODES[1]}: the model drafts "
-                f"an answer, retrieves with it, then answers | {MODES[2]}: quote the chunks' best sentence, no "
-                f"model (default: {MODES[0]})",
-            )
-            add_model_options(command)
-            command.add_argument("--prompt-style", default="auto", choices=list(STYLE_HELP), help="prompt style")
-            command.add_argument("--max-new-tokens", type=int, default=256, help="longest answer (default 256)")
 
-    add_command(commands, "list", "list stored documents", shared_options).set_defaults(run=cmd_list)
-    delete = add_command(commands, "delete", "delete one document's chunks", shared_options)
-    delete.add_argument("--source", required=True, help="the document's name as `list` shows it")
-    delete.set_defaults(run=cmd_delete)
-    add_command(commands, "reset", "delete every chunk of the collection", shared_options).set_defaults(run=cmd_reset)
-    reindex = add_command(
-        commands, "reindex", "re-embed a collection's stored chunks with --embedding-model", shared_options
+def add_question_command(commands: argparse._SubParsersAction, name: str, help: str) -> argparse.ArgumentParser:
+    """`query` or `ask`: a question, how many chunks, dense or hybrid, text or JSON."""
+    command = add_command(commands, name, help, shared_options)
+    command.add_argument("question")
+    command.add_argument("-k", type=int, default=5, help="chunks to retrieve (default 5)")
+    command.add_argument("--hybrid", action="store_true", help="fuse keyword (BM25) and dense rankings")
+    command.add_argument("--json", action="store_true", help="print one JSON object instead of text")
+    return command
+
+
+def add_ask(commands: argparse._SubParsersAction) -> None:
+    from qa_core.prompts import STYLE_HELP
+
+    ask = add_question_command(commands, "ask", "answer a question from the documents, with citations")
+    ask.add_argument(
+        "--mode",
+        choices=MODES,
+        default=MODES[0],
+        help=f"{MODES[0]}: retrieve, then the model answers from the chunks | {MODES[1]}: the model drafts "
+        f"an answer, retrieves with it, then answers | {MODES[2]}: quote the chunks' best sentence, no "
+        f"model (default: {MODES[0]})",
     )
-    reindex.set_defaults(run=cmd_reindex)
+    add_model_options(ask)
+    ask.add_argument("--prompt-style", default="auto", choices=list(STYLE_HELP), help="prompt style")
+    ask.add_argument("--max-new-tokens", type=int, default=256, help="longest answer (default 256)")
+    ask.set_defaults(run=cmd_ask)
 
+
+def add_eval(commands: argparse._SubParsersAction) -> None:
     evaluate = add_command(commands, "eval", "recall@k and MRR of each question's own evidence", shared_options)
     evaluate.add_argument("--csv", required=True, help="CSV with a question and an evidence column")
     evaluate.add_argument("--question-col", default="question")
@@ -251,6 +241,24 @@ def build_parser() -> argparse.ArgumentParser:
     )
     evaluate.add_argument("--json", action="store_true", help="last line: one JSON object of the metrics")
     evaluate.set_defaults(run=cmd_eval)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = new_parser("python -m qa_core.rag", __doc__, shared_options)
+    commands = parser.add_subparsers(dest="command", required=True)
+    add_ingest(commands)
+    add_question_command(commands, "query", "show the chunks that best match a question").set_defaults(run=cmd_query)
+    add_ask(commands)
+    add_command(commands, "list", "list stored documents", shared_options).set_defaults(run=cmd_list)
+    delete = add_command(commands, "delete", "delete one document's chunks", shared_options)
+    delete.add_argument("--source", required=True, help="the document's name as `list` shows it")
+    delete.set_defaults(run=cmd_delete)
+    add_command(commands, "reset", "delete every chunk of the collection", shared_options).set_defaults(run=cmd_reset)
+    reindex = add_command(
+        commands, "reindex", "re-embed a collection's stored chunks with --embedding-model", shared_options
+    )
+    reindex.set_defaults(run=cmd_reindex)
+    add_eval(commands)
     return parser
 
 
