@@ -43,7 +43,7 @@ from sentence_transformers.sentence_transformer.training_args import SentenceTra
 from trl import TrlParser
 
 from qa_core.chunking import DEFAULT_CHUNK_TOKENS, DEFAULT_OVERLAP_TOKENS, ChunkOptions, chunk_documents
-from qa_core.config import load_settings, setting_option
+from qa_core.config import Settings, load_settings, setting_option
 from qa_core.data import load_qa_data, parse_columns, split_qa_data
 from qa_core.documents import Document
 from qa_core.embeddings import (
@@ -184,24 +184,22 @@ def parse_args(argv: list[str] | None = None) -> tuple[RetrieverScriptArguments,
     return parser.parse_args_and_config(argv)
 
 
-def main(script_args: RetrieverScriptArguments, args: RetrieverTrainingArguments) -> dict:
-    """Tune, measure, save and (with --push-to-hub) publish; returns {"before": metrics, "after":
-    metrics, "pairs": n, "output_dir": folder, "commit": sha or None}."""
-    settings = load_settings(hf_endpoint=script_args.hub_endpoint, hf_token=args.hub_token)
-    push, args.push_to_hub = args.push_to_hub, False  # the finished model is pushed here, not by the Trainer
-    if push:  # before any training: a missing repo or token, or a read-only token
-        check_push_options(script_args.hub_repo, settings)
-        check_write_access(script_args.hub_repo, settings)
-
-    # 1. Data: questions with evidence; a held-out split of the questions, measured among all evidence.
+def load_evidence(
+    script_args: RetrieverScriptArguments, seed: int, settings: Settings
+) -> tuple[list[EvidenceRow], list[EvidenceRow], list[EvidenceRow]]:
+    """Questions with their evidence: (training rows, held-out rows, every row); held-out questions
+    are measured among all the evidence."""
     columns = parse_columns(script_args.columns) | ({"title": script_args.title_col} if script_args.title_col else {})
     data = load_qa_data(script_args.data, columns, token=settings.hub_token)
-    parts = split_qa_data(data, script_args.test_size, args.seed)
-    train_rows, held_out, everything = evidence_rows(parts["train"]), evidence_rows(parts["test"]), evidence_rows(data)
+    parts = split_qa_data(data, script_args.test_size, seed)
+    return evidence_rows(parts["train"]), evidence_rows(parts["test"]), evidence_rows(data)
 
-    # 2. Pairs, chunked with the base model's tokenizer as ingest would chunk them for it.
-    base = resolve_embedding_model(script_args.base_model, settings)
-    embedder = SentenceEmbedding(base)
+
+def build_pairs(
+    script_args: RetrieverScriptArguments, train_rows: list[EvidenceRow], embedder: SentenceEmbedding
+) -> tuple[dict, list[str]]:
+    """(anchor, positive[, negative]) columns, chunked with the base model's tokenizer as ingest would
+    chunk them for it, and each pair's document (no batch holds two pairs of one document)."""
     questions, chunks, groups = training_pairs(
         train_rows, embedder, script_args.chunk_tokens, script_args.overlap_tokens
     )
@@ -209,10 +207,14 @@ def main(script_args: RetrieverScriptArguments, args: RetrieverTrainingArguments
     if script_args.hard_negatives:
         pairs["negative"] = hardest_negatives(embedder.model, questions, chunks, groups)
     print(f"{len(questions)} pairs from {len(train_rows)} questions over {len(set(groups))} documents", flush=True)
+    return pairs, groups
 
-    # 3. Measure, tune, measure again on the held-out questions.
-    before, _ = retrieval_metrics(settings, held_out, everything, base, progress=True)
-    print(f"held-out ({len(held_out)} questions), {base}: {format_metrics(before)}", flush=True)
+
+def tune(
+    base: EmbeddingModel, pairs: dict, groups: list[str], args: RetrieverTrainingArguments
+) -> tuple[Path, list[dict]]:
+    """Train with in-batch negatives (MultipleNegativesRankingLoss) and save to `output_dir`;
+    returns the folder and the trainer's log history."""
     model = SentenceTransformer(base.location, device="cpu" if args.use_cpu else None)
     args.batch_sampler = partial(OnePerDocumentBatchSampler, groups=groups)
     trainer = SentenceTransformerTrainer(
@@ -224,18 +226,43 @@ def main(script_args: RetrieverScriptArguments, args: RetrieverTrainingArguments
     trainer.train()
     folder = Path(args.output_dir)
     model.save_pretrained(str(folder))
+    return folder, trainer.state.log_history
+
+
+def measure_tuned(
+    folder: Path, held_out: list[EvidenceRow], everything: list[EvidenceRow], settings: Settings
+) -> tuple[dict, float, dict]:
+    """The tuned model's held-out metrics, and hybrid search's keyword weight chosen on the same
+    questions (0 when keywords do not help) with its metrics; the weight is kept in the folder."""
     tuned = resolve_embedding_model(str(folder), settings)
     with evidence_store(settings, [*held_out, *everything], tuned, progress=True) as (store, _):
         after = rank_evidence(Retriever(store), held_out, progress=True)
-        # Hybrid search's keyword weight, chosen on the same held-out questions (0 if keywords do not help).
         weight, tried = tune_keyword_weight(store, held_out, progress=True)
-    print(f"held-out ({len(held_out)} questions), tuned: {format_metrics(after)}", flush=True)
-    print(f"hybrid, keyword weight {weight:g} (chosen on them): {format_metrics(tried[weight])}", flush=True)
     (folder / RETRIEVAL_FILE).write_text(json.dumps({"keyword_weight": weight, "hybrid": tried[weight]}, indent=1))
-    curve = write_loss_curve(trainer.state.log_history, folder / "loss.png", f"retriever: {public_name(base.name)}")
-    write_card_section(folder, base, before, after, len(held_out), len(questions), curve, weight)
+    return after, weight, tried[weight]
 
-    # 4. Publish.
+
+def main(script_args: RetrieverScriptArguments, args: RetrieverTrainingArguments) -> dict:
+    """Tune, measure, save and (with --push-to-hub) publish; returns {"before": metrics, "after":
+    metrics, "pairs": n, "output_dir": folder, "commit": sha or None}."""
+    settings = load_settings(hf_endpoint=script_args.hub_endpoint, hf_token=args.hub_token)
+    push, args.push_to_hub = args.push_to_hub, False  # the finished model is pushed here, not by the Trainer
+    if push:  # before any training: a missing repo or token, or a read-only token
+        check_push_options(script_args.hub_repo, settings)
+        check_write_access(script_args.hub_repo, settings)
+
+    train_rows, held_out, everything = load_evidence(script_args, args.seed, settings)
+    base = resolve_embedding_model(script_args.base_model, settings)
+    pairs, groups = build_pairs(script_args, train_rows, SentenceEmbedding(base))
+    before, _ = retrieval_metrics(settings, held_out, everything, base, progress=True)
+    print(f"held-out ({len(held_out)} questions), {base}: {format_metrics(before)}", flush=True)
+    folder, log_history = tune(base, pairs, groups, args)
+    after, weight, hybrid = measure_tuned(folder, held_out, everything, settings)
+    print(f"held-out ({len(held_out)} questions), tuned: {format_metrics(after)}", flush=True)
+    print(f"hybrid, keyword weight {weight:g} (chosen on them): {format_metrics(hybrid)}", flush=True)
+    curve = write_loss_curve(log_history, folder / "loss.png", f"retriever: {public_name(base.name)}")
+    write_card_section(folder, base, before, after, len(held_out), len(pairs["anchor"]), curve, weight)
+
     commit = None
     if push:
         message = f"Tuned retriever: recall@5 {before['recall@5']:.3f} -> {after['recall@5']:.3f} on held-out questions"
@@ -245,7 +272,7 @@ def main(script_args: RetrieverScriptArguments, args: RetrieverTrainingArguments
         "before": before,
         "after": after,
         "keyword_weight": weight,
-        "pairs": len(questions),
+        "pairs": len(pairs["anchor"]),
         "output_dir": str(folder),
         "commit": commit,
     }
