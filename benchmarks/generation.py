@@ -18,7 +18,6 @@ from qa_core.demo_model import sample_data_path
 from qa_core.generation import GenerationSettings
 from qa_core.models import LoadedModel, load_model
 from qa_core.prompts import build_prompt
-from qa_core.qa import generate
 
 Timed = tuple[list[str], float]
 
@@ -27,12 +26,12 @@ def one_at_a_time_and_batched(
     loaded: LoadedModel, prompts: list[str], settings: GenerationSettings, batch_size: int
 ) -> tuple[Timed, Timed]:
     """(answers, seconds) answering `prompts` one at a time, then in batches of `batch_size`."""
-    generate(loaded, prompts[:2], settings)  # warm-up
+    loaded.backend.generate_many(prompts[:2], settings)  # warm-up
     start = time.perf_counter()
-    sequential = [generate(loaded, [p], settings)[0] for p in prompts]
+    sequential = [loaded.backend.generate(p, settings) for p in prompts]
     sequential_s = time.perf_counter() - start
     start = time.perf_counter()
-    batched = generate(loaded, prompts, settings, batch_size=batch_size)
+    batched = loaded.backend.generate_many(prompts, settings, batch_size=batch_size)
     return (sequential, sequential_s), (batched, time.perf_counter() - start)
 
 

@@ -32,7 +32,6 @@ from qa_core.demo_model import ensure_demo_model, sample_data_path
 from qa_core.generation import GenerationSettings
 from qa_core.models import load_model
 from qa_core.prompts import build_prompt
-from qa_core.qa import generate
 from train_job.run import main as train
 from train_job.run import parse_args
 
@@ -143,13 +142,13 @@ def generation(figures: Figures, folder: Path) -> None:
     for label, quantization in (("bf16", "none"), ("4bit", "4bit")):
         loaded = load_model(str(folder), quantization=quantization, dtype="bfloat16")
         prompts = [build_prompt("qa", q, None, loaded.tokenizer) for q in questions]
-        generate(loaded, prompts[:2], settings)  # warm-up
+        loaded.backend.generate_many(prompts[:2], settings)  # warm-up
         started = time.perf_counter()
         for prompt in prompts:
-            generate(loaded, [prompt], settings)
+            loaded.backend.generate_many([prompt], settings)
         alone = time.perf_counter() - started
         started = time.perf_counter()
-        generate(loaded, prompts, settings, batch_size=len(prompts))
+        loaded.backend.generate_many(prompts, settings, batch_size=len(prompts))
         batched = time.perf_counter() - started
         figures.add(f"generate_{label}_one_at_a_time_s", alone)
         figures.add(f"generate_{label}_batched_s", batched)

@@ -32,7 +32,6 @@ from qa_core.generation import GenerationSettings
 from qa_core.models import load_model
 from qa_core.ports import free_port
 from qa_core.prompts import build_prompt
-from qa_core.qa import generate
 
 
 @contextlib.contextmanager
@@ -84,9 +83,9 @@ def main() -> None:
 
     with transformers_serve(folder, free_port()) as url:
         served = load_model(str(folder), settings=load_settings(None, openai_base_url=url), backend="openai")
-        generate(served, prompts[:2], settings)  # warm-up: the server loads the model on its first request
+        served.backend.generate_many(prompts[:2], settings)  # warm-up: the server loads the model on its first request
         start = time.perf_counter()
-        remote = generate(served, prompts, settings, batch_size=len(prompts))
+        remote = served.backend.generate_many(prompts, settings, batch_size=len(prompts))
         server_s = time.perf_counter() - start
 
     same = sum(a == b == c for a, b, c in zip(one_at_a_time, batched, remote, strict=True))

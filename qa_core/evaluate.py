@@ -53,7 +53,6 @@ from qa_core.hub.refs import ModelRef
 from qa_core.models import LoadedModel, adapter_off, attach_adapter, load_model_for_cli
 from qa_core.perplexity import DEFAULT_STRIDE, DEFAULT_WINDOW, compare_perplexity, reference_perplexity
 from qa_core.prompts import STYLE_HELP, build_prompt
-from qa_core.qa import generate
 from qa_core.rag.answer import RagOptions, prepare
 from qa_core.rag.retrieval import Retriever
 from qa_core.rag.store import temporary_store
@@ -188,7 +187,7 @@ def evaluate(
             ]
         with adapter_off(loaded) if mode == "base" else contextlib.nullcontext():
             started = time.perf_counter()
-            answers = generate(loaded, prompts, generation, batch_size, show_progress)
+            answers = loaded.backend.generate_many(prompts, generation, batch_size, show_progress)
             latency = (time.perf_counter() - started) / len(prompts)
             # a server returns text, not the log-probabilities of a given answer
             perplexity = reference_perplexity(loaded, prompts, references) if loaded.backend.scores_tokens else None

@@ -1,17 +1,17 @@
-"""Answer a question (optionally from a context) with a loaded model: the QA the CLI and app share,
-and the two ways to generate from prompts, batched or streamed (where the text is generated, here
-or on an OpenAI-compatible server, is the loaded model's backend's business: `qa_core.generation`).
+"""Answer a question (optionally from a context) with a loaded model: the QA the CLI and app share.
+Prompts go to the loaded model's backend (`qa_core.generation`: here, or an OpenAI-compatible
+server), which generates them batched (`generate_many`), one (`generate`) or streamed (`stream`).
 
     from qa_core.models import load_model
-    from qa_core.qa import ask, generate
+    from qa_core.qa import ask
     loaded = load_model("smollm2")
     print(ask(loaded, "What is a bond?"))
-    print(generate(loaded, ["Question: What is a bond?"], GenerationSettings(max_new_tokens=64)))
+    print(loaded.backend.generate_many(["Question: What is a bond?"], GenerationSettings(max_new_tokens=64)))
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 
 from qa_core.generation import GenerationSettings
 from qa_core.models import LoadedModel
@@ -39,8 +39,7 @@ def ask(
     settings: GenerationSettings | None = None,
 ) -> str:
     """Return the model's answer to `question`, grounded on `context` when one is given."""
-    prompt = qa_prompt(loaded, question, context, style)
-    return generate(loaded, [prompt], settings)[0]
+    return loaded.backend.generate(qa_prompt(loaded, question, context, style), settings)
 
 
 def ask_stream(
@@ -51,34 +50,4 @@ def ask_stream(
     settings: GenerationSettings | None = None,
 ) -> Iterator[str]:
     """Yield the answer to `question` piece by piece as it is generated."""
-    prompt = qa_prompt(loaded, question, context, style)
-    return stream(loaded, prompt, settings)
-
-
-def generate(
-    loaded: LoadedModel,
-    prompts: Sequence[str],
-    settings: GenerationSettings | None = None,
-    batch_size: int = 8,
-    show_progress: bool = False,
-) -> list[str]:
-    """Answer every prompt, `batch_size` prompts per forward pass (or requests in flight on a server).
-
-    Returns:
-        The generated continuations (prompt not included), in the order of `prompts`.
-
-    Raises:
-        PromptError: a prompt plus `max_new_tokens` exceeds the model's context length.
-        ServerError: the server failed a request.
-    """
-    return loaded.backend.generate_many(prompts, settings, batch_size, show_progress)
-
-
-def stream(loaded: LoadedModel, prompt: str, settings: GenerationSettings | None = None) -> Iterator[str]:
-    """Yield the answer to `prompt` piece by piece as the model (or the server) generates it.
-
-    Raises:
-        PromptError: the prompt plus `max_new_tokens` exceeds the model's context length.
-        ServerError: the server failed the request.
-    """
-    return loaded.backend.stream(prompt, settings)
+    return loaded.backend.stream(qa_prompt(loaded, question, context, style), settings)

@@ -50,7 +50,6 @@ from qa_core.errors import QAError
 from qa_core.generation import GenerationSettings
 from qa_core.models import LoadedModel, load_model_for_cli
 from qa_core.prompts import STYLE_HELP, build_prompt
-from qa_core.qa import generate
 
 COLUMNS = ("question", "answer", "evidence_text", "doc_name", "source")
 SYSTEM = "You write exam questions and answers from documents, exactly in the format asked for."
@@ -270,7 +269,7 @@ def synthesize(
     for start in range(0, len(pending), options.batch_size):
         batch = pending[start : start + options.batch_size]
         prompts = [synth_prompt(loaded, chunk, options) for chunk in batch]
-        outputs = generate(loaded, prompts, options.generation, options.batch_size)
+        outputs = loaded.backend.generate_many(prompts, options.generation, options.batch_size)
         rows, finished = [], []
         for chunk, output in zip(batch, outputs, strict=True):
             kept, stats = judge(output, chunk, pair_file.seen, embedder, options)

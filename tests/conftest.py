@@ -88,3 +88,24 @@ def hub_settings(hub_server):
     from qa_core.config import load_settings
 
     return load_settings(None, hf_endpoint=hub_server.url, hf_token=HUB_TOKEN)
+
+
+@pytest.fixture(scope="session")
+def documented_folder(tmp_path_factory):
+    """The folder the documented commands run in, with the walk-through already run there once:
+    (folder, its result). tests/test_readme.py goes on in it; the smollm2 tests use its adapter."""
+    from tests.documented import prepare_folder, run_documented, walkthrough_command
+
+    folder = prepare_folder(tmp_path_factory.mktemp("documented"))
+    # The walk-through starts its own Hub server and exports its address and token.
+    return folder, run_documented(*walkthrough_command(), folder, os.environ["HF_ENDPOINT"], "")
+
+
+@pytest.fixture(scope="session")
+def walkthrough_adapter(documented_folder) -> Path:
+    """smollm2 fine-tuned on the fact sheets by the walk-through (prompt style auto: its chat template)."""
+    from tests.documented import WALKTHROUGH_ADAPTER
+
+    folder, result = documented_folder
+    assert result.returncode == 0, result.stderr[-3000:]
+    return folder / WALKTHROUGH_ADAPTER

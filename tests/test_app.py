@@ -22,7 +22,7 @@ from qa_core.generation import GenerationSettings
 from qa_core.hub.checkpoints import push_checkpoint
 from qa_core.hub.client import push_folder
 from qa_core.models import load_model
-from qa_core.qa import ask, generate, qa_prompt
+from qa_core.qa import ask, qa_prompt
 from qa_core.serving import QAService, marked_sentences
 from tests.conftest import HUB_TOKEN
 from tests.helpers import ROOT, free_port
@@ -298,7 +298,7 @@ def test_twenty_simultaneous_visitors_are_batched_and_each_gets_their_own_answer
     with ThreadPoolExecutor(20) as pool:
         answers = list(pool.map(ask, range(20)))
     loaded = service.loaded
-    alone = [generate(loaded, [qa_prompt(loaded, f"Question {i}?")], GenerationSettings(6))[0] for i in range(20)]
+    alone = [loaded.backend.generate(qa_prompt(loaded, f"Question {i}?"), GenerationSettings(6)) for i in range(20)]
     assert answers == alone
     assert service.batcher.largest_batch > 1  # they were answered together, not one after another
 

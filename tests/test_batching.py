@@ -12,7 +12,6 @@ from qa_core.generation import GenerationSettings
 from qa_core.generation.batching import GenerationBatcher
 from qa_core.models import load_model
 from qa_core.prompts import build_prompt
-from qa_core.qa import generate
 
 
 @pytest.fixture(scope="module")
@@ -26,7 +25,7 @@ def test_concurrent_requests_share_batches_and_get_their_own_greedy_answers(demo
     settings = [GenerationSettings(max_new_tokens=4 + i % 5 * 6) for i in range(len(prompts))]
     with ThreadPoolExecutor(len(prompts)) as pool:
         answers = list(pool.map(batcher.generate, prompts, settings))
-    alone = [generate(demo, [p], s)[0] for p, s in zip(prompts, settings, strict=True)]
+    alone = [demo.backend.generate(p, s) for p, s in zip(prompts, settings, strict=True)]
     assert answers == alone  # each row stops at its own max_new_tokens; batching changes nothing
     assert batcher.largest_batch > 1
 
@@ -43,15 +42,15 @@ def test_a_failing_request_fails_alone(demo, prompts):
     with pytest.raises(ValueError, match="has to be a strictly positive float"):
         bad.result()
     assert [f.result() for f in good] == [
-        generate(demo, [p], GenerationSettings(max_new_tokens=6))[0] for p in prompts[:7]
+        demo.backend.generate(p, GenerationSettings(max_new_tokens=6)) for p in prompts[:7]
     ]
 
 
 @pytest.mark.slow
 def test_a_short_answer_is_not_held_back_by_a_long_one(demo, prompts):
     long_settings = GenerationSettings(max_new_tokens=400)
-    long_prompt = max(prompts, key=lambda p: len(generate(demo, [p], long_settings)[0]))
-    assert len(generate(demo, [long_prompt], long_settings)[0]) > 200  # it is long
+    long_prompt = max(prompts, key=lambda p: len(demo.backend.generate(p, long_settings)))
+    assert len(demo.backend.generate(long_prompt, long_settings)) > 200  # it is long
     batcher = GenerationBatcher(demo.backend, max_batch_size=4)
     finished = {}
 
@@ -69,7 +68,7 @@ def test_a_short_answer_is_not_held_back_by_a_long_one(demo, prompts):
 def test_a_newcomer_does_not_wait_for_a_long_answer_to_end(demo, prompts):
     """A visitor who asks while another's long answer is being generated joins that batch."""
     long_settings = GenerationSettings(max_new_tokens=400)
-    long_prompt = max(prompts, key=lambda p: len(generate(demo, [p], long_settings)[0]))
+    long_prompt = max(prompts, key=lambda p: len(demo.backend.generate(p, long_settings)))
     batcher = GenerationBatcher(demo.backend, max_batch_size=4)
     with ThreadPoolExecutor(1) as pool:
         long_stream = batcher.stream(long_prompt, long_settings)
@@ -78,9 +77,9 @@ def test_a_newcomer_does_not_wait_for_a_long_answer_to_end(demo, prompts):
         short_answer = short.result()
         still_long = list(long_stream)
     assert still_long and len(still_long[-1]) > 200  # the long one was still being written
-    assert short_answer == generate(demo, [prompts[0]], GenerationSettings(3))[0]
+    assert short_answer == demo.backend.generate(prompts[0], GenerationSettings(3))
     assert batcher.largest_batch == 2
-    assert still_long[-1] == generate(demo, [long_prompt], long_settings)[0]
+    assert still_long[-1] == demo.backend.generate(long_prompt, long_settings)
 
 
 def test_a_visitor_who_leaves_stops_only_their_own_generation(demo, prompts):
@@ -91,7 +90,7 @@ def test_a_visitor_who_leaves_stops_only_their_own_generation(demo, prompts):
         staying = pool.submit(batcher.generate, prompts[2], GenerationSettings(max_new_tokens=12))
         next(leaving)
         leaving.close()
-        assert staying.result() == generate(demo, [prompts[2]], GenerationSettings(12))[0]
+        assert staying.result() == demo.backend.generate(prompts[2], GenerationSettings(12))
 
 
 def test_base_and_adapter_requests_never_mix(demo_dir, tmp_path, prompts):
@@ -103,8 +102,8 @@ def test_base_and_adapter_requests_never_mix(demo_dir, tmp_path, prompts):
     # its batch may still be leaving the adapter-off block.
     with GenerationBatcher(tuned.backend, max_batch_size=8) as batcher, ThreadPoolExecutor(8) as pool:
         answers = list(pool.map(lambda p, f: batcher.generate(p, settings, f), prompts[:8], flags))
-    with_adapter = [generate(tuned, [p], settings)[0] for p in prompts[:8]]
+    with_adapter = [tuned.backend.generate(p, settings) for p in prompts[:8]]
     with tuned.model.disable_adapter():
-        without = [generate(tuned, [p], settings)[0] for p in prompts[:8]]
+        without = [tuned.backend.generate(p, settings) for p in prompts[:8]]
     assert answers == [w if f else b for w, b, f in zip(with_adapter, without, flags, strict=True)]
     assert with_adapter != without

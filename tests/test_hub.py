@@ -21,7 +21,6 @@ from qa_core.hub.checkpoints import list_checkpoints, pull, push_checkpoint, pus
 from qa_core.hub.client import push_folder
 from qa_core.hub.visitor_adapters import list_visitor_checkpoints
 from qa_core.models import load_model
-from qa_core.qa import generate
 from tests.conftest import HUB_TOKEN
 from tests.helpers import ROOT, free_port
 
@@ -108,7 +107,7 @@ def test_merge_verify_push_download_generate(run, hub_server, hub_settings, tmp_
     merged = load_model("tester/policy-merged", settings=hub_settings)
     tuned = load_model("demo", adapter, settings=hub_settings)
     prompts = ["Answer the following question:\nQuestion: What is a bond?\n---\nAnswer:"]
-    assert generate(merged, prompts) == generate(tuned, prompts)
+    assert merged.backend.generate_many(prompts) == tuned.backend.generate_many(prompts)
     assert merged.commit == api.repo_info("tester/policy-merged").sha
 
 

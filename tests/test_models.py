@@ -13,7 +13,6 @@ from qa_core.generation import GenerationSettings
 from qa_core.hub.refs import ModelRef
 from qa_core.models import attach_adapter_folder, load_model, resolve_model_name
 from qa_core.prompts import build_prompt
-from qa_core.qa import generate, stream
 
 PROMPTS = [
     build_prompt("qa", "What is a bond?"),
@@ -40,7 +39,7 @@ def test_demo_loads_through_the_auto_classes(demo, demo_dir):
     assert by_path.model.config._attn_implementation == "sdpa"
     eager = load_model(str(demo_dir), attn_implementation="eager")
     assert eager.model.config._attn_implementation == "eager"
-    assert generate(eager, PROMPTS, GREEDY) == generate(by_path, PROMPTS, GREEDY)
+    assert eager.backend.generate_many(PROMPTS, GREEDY) == by_path.backend.generate_many(PROMPTS, GREEDY)
 
 
 def test_default_model_without_network_is_smollm2():
@@ -51,30 +50,30 @@ def test_default_model_without_network_is_smollm2():
 
 
 def test_batched_generation_equals_one_by_one(demo):
-    batched = generate(demo, PROMPTS, GREEDY, batch_size=3)
-    single = [generate(demo, [p], GREEDY)[0] for p in PROMPTS]
+    batched = demo.backend.generate_many(PROMPTS, GREEDY, batch_size=3)
+    single = [demo.backend.generate(p, GREEDY) for p in PROMPTS]
     assert batched == single
     assert all(batched)
 
 
 def test_stream_yields_pieces_that_add_up_to_the_answer(demo):
-    pieces = list(stream(demo, PROMPTS[1], GREEDY))
+    pieces = list(demo.backend.stream(PROMPTS[1], GREEDY))
     assert len(pieces) > 1
-    assert "".join(pieces).strip() == generate(demo, [PROMPTS[1]], GREEDY)[0]
+    assert "".join(pieces).strip() == demo.backend.generate(PROMPTS[1], GREEDY)
 
 
 def test_sampling_with_temperature_runs(demo):
     torch.manual_seed(0)
-    text = generate(demo, PROMPTS[:1], GenerationSettings(max_new_tokens=8, temperature=0.8))
+    text = demo.backend.generate_many(PROMPTS[:1], GenerationSettings(max_new_tokens=8, temperature=0.8))
     assert isinstance(text[0], str)
 
 
 def test_too_long_prompt_is_refused(demo):
     long_prompt = build_prompt("qa", "Why?", "word " * 3000)
     with pytest.raises(PromptError, match=r"limit of 2048 tokens"):
-        generate(demo, [long_prompt], GREEDY)
+        demo.backend.generate_many([long_prompt], GREEDY)
     with pytest.raises(PromptError, match=r"limit of 2048 tokens"):
-        list(stream(demo, long_prompt, GREEDY))
+        list(demo.backend.stream(long_prompt, GREEDY))
 
 
 @pytest.fixture(scope="module")
@@ -104,7 +103,7 @@ def test_quantized_loading_generates(mode):
     layer = loaded.model.model.layers[0].self_attn.q_proj
     assert type(layer).__name__ == ("Linear4bit" if mode == "4bit" else "Linear8bitLt")
     assert loaded.description == f"demo ({mode})"
-    assert generate(loaded, PROMPTS[:2], GenerationSettings(max_new_tokens=4))
+    assert loaded.backend.generate_many(PROMPTS[:2], GenerationSettings(max_new_tokens=4))
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="checks the message on machines without a GPU")

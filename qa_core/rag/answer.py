@@ -25,7 +25,7 @@ from qa_core.grounding import FigureCheck, check_figures, settle
 from qa_core.metrics import figures
 from qa_core.models import LoadedModel
 from qa_core.prompts import check_question
-from qa_core.qa import generate, qa_prompt
+from qa_core.qa import qa_prompt
 from qa_core.rag import MODES
 from qa_core.rag.retrieval import Hit, Retriever
 
@@ -217,5 +217,5 @@ def answer(
     if options.mode == "extractive":
         return quote(retriever, question, options)
     result = prepare(loaded, retriever, question, options)
-    result.answer = generate(loaded, [result.prompt], options.generation)[0]
+    result.answer = loaded.backend.generate(result.prompt, options.generation)
     return enforce(result, retriever, unsupported)
