@@ -84,5 +84,5 @@ def run_documented(
         argv = ["bash", "-ec", "trap 'kill $(jobs -p) 2>/dev/null' EXIT\n" + command]
     else:
         argv = ["bash", "-ec", command]
-    # the longest, the walk-through, takes about 6 minutes on 2 cores
+    # the longest, the walk-through, takes about 5 minutes on 2 cores
     return subprocess.run(argv, cwd=folder, env=env, capture_output=True, text=True, timeout=1200)
