@@ -3,7 +3,8 @@
 Nothing here reaches the internet: HF_ENDPOINT points at a closed loopback port, so code that
 probes the Hub finds it unreachable at once and falls back to the offline default, smollm2. Its
 prepared folder (tests/setup.sh prepares it in the user's cache) is linked into the tests' own
-cache, so the tests run it without fetching or converting anything.
+cache, so the tests run it without fetching or converting anything. Under pytest-xdist each worker
+gets its share of the cores.
 """
 
 import os
@@ -28,6 +29,11 @@ os.environ.update(
         "QA_CACHE_DIR": str(_home / "qa-cache"),
     }
 )
+if "PYTEST_XDIST_WORKER_COUNT" in os.environ:
+    # Each worker (and what it starts) gets its share of the cores: with more OpenMP threads than cores,
+    # every small matrix product waits at a barrier for a thread that is not running (10x slower).
+    _share = max(1, (os.cpu_count() or 1) // int(os.environ["PYTEST_XDIST_WORKER_COUNT"]))
+    os.environ.setdefault("OMP_NUM_THREADS", str(_share))
 
 import pytest  # noqa: E402
 
@@ -92,8 +98,7 @@ def hub_settings(hub_server):
 
 @pytest.fixture(scope="session")
 def documented_folder(tmp_path_factory):
-    """The folder the documented commands run in, with the walk-through already run there once:
-    (folder, its result). tests/test_readme.py goes on in it; the smollm2 tests use its adapter."""
+    """The folder the walk-through ran in, once per session, and its result: (folder, result)."""
     from tests.documented import prepare_folder, run_documented, walkthrough_command
 
     folder = prepare_folder(tmp_path_factory.mktemp("documented"))
@@ -109,3 +114,30 @@ def walkthrough_adapter(documented_folder) -> Path:
     folder, result = documented_folder
     assert result.returncode == 0, result.stderr[-3000:]
     return folder / WALKTHROUGH_ADAPTER
+
+
+# The longest work first, so the two workers end together: the walk-through and its users, the other
+# documented commands, the image build, the Space rehearsal, the soak.
+LONGEST_FIRST = (
+    "walkthrough",
+    "tests/test_readme.py",
+    "tests/test_container.py",
+    "tests/test_rehearsal.py",
+    "tests/test_soak.py",
+)
+
+
+def group(item: pytest.Item) -> str:
+    """The tests that use the walk-through's folder are one group, so it runs once; each other module is
+    one, so its module fixtures are built once."""
+    return "walkthrough" if "documented_folder" in item.fixturenames else item.nodeid.split("::")[0]
+
+
+def pytest_itemcollected(item: pytest.Item) -> None:
+    """Under pytest-xdist (pyproject.toml: `-n 2 --dist loadgroup`) a group runs whole on one worker."""
+    item.add_marker(pytest.mark.xdist_group(group(item)))
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    rank = {name: place for place, name in enumerate(LONGEST_FIRST)}
+    items.sort(key=lambda item: rank.get(group(item), len(LONGEST_FIRST)))

@@ -5,8 +5,9 @@ policy.txt) and links to the repository's folders they use; those that talk to t
 test Hub server as HF_ENDPOINT, the others a closed port (offline).
 
 The walk-through (docs/walkthrough.md: smollm2 trained on fact sheets, pushed to the local Hub,
-evaluated) is the longest of them; it is run once per session, first, by the `documented_folder`
-fixture, and the smollm2 tests use the adapter it trained.
+evaluated) is the longest of them and needs none of the others: it runs once per session in a folder
+of its own (the `documented_folder` fixture), beside the rest, and the smollm2 tests use the adapter
+it trained.
 """
 
 import os

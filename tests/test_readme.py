@@ -6,7 +6,13 @@ import re
 import pytest
 
 from tests.conftest import HUB_TOKEN
-from tests.documented import documented_commands, documents, run_documented, walkthrough_command
+from tests.documented import (
+    documented_commands,
+    documents,
+    prepare_folder,
+    run_documented,
+    walkthrough_command,
+)
 from tests.helpers import ROOT
 
 pytestmark = pytest.mark.slow  # see pyproject.toml: the fast tier is pytest -m "not slow"
@@ -32,21 +38,23 @@ def skip_reason(command: str) -> str | None:
     return next((why for pattern, why in SKIPPED.items() if re.search(pattern, command, re.MULTILINE)), None)
 
 
-def test_every_offline_readme_command_runs_as_written(documented_folder, hub_server):
-    folder, walked = documented_folder  # the walk-through ran there first, once
+def test_every_offline_readme_command_runs_as_written(hub_server, tmp_path):
+    folder = prepare_folder(tmp_path)
     ran, failures = 0, []
     for language, command in documented_commands():
-        if skip_reason(command):
+        if skip_reason(command) or (language, command) == walkthrough_command():
             continue
-        if (language, command) == walkthrough_command():
-            result = walked
-        else:
-            result = run_documented(language, command, folder, hub_server.url, HUB_TOKEN)
+        result = run_documented(language, command, folder, hub_server.url, HUB_TOKEN)
         ran += 1
         if result.returncode != 0:
             failures.append(f"$ {command}\nexit {result.returncode}\n{result.stderr[-1500:]}")
     assert not failures, "\n\n".join(failures)
     assert ran >= 40, f"only {ran} documented commands ran; did the code blocks change shape?"
+
+
+def test_the_walkthrough_runs_as_written(walkthrough_adapter):
+    # It runs once per session (tests/conftest.py), and the smollm2 tests score the adapter it trained.
+    assert (walkthrough_adapter / "adapter_config.json").is_file()
 
 
 def test_every_page_the_readme_links_exists_and_is_linked():
