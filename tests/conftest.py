@@ -127,15 +127,18 @@ LONGEST_FIRST = (
 )
 
 
-def group(item: pytest.Item) -> str:
-    """The tests that use the walk-through's folder are one group, so it runs once; each other module is
-    one, so its module fixtures are built once."""
-    return "walkthrough" if "documented_folder" in item.fixturenames else item.nodeid.split("::")[0]
+def group(item: pytest.Item) -> str | None:
+    """The tests that use the walk-through's folder are one group, so it runs once; each module's slow
+    tests are one, so its module fixtures are built once; fast tests are spread one by one."""
+    if "documented_folder" in item.fixturenames:
+        return "walkthrough"
+    return item.nodeid.split("::")[0] if item.get_closest_marker("slow") else None
 
 
 def pytest_itemcollected(item: pytest.Item) -> None:
     """Under pytest-xdist (pyproject.toml: `-n 2 --dist loadgroup`) a group runs whole on one worker."""
-    item.add_marker(pytest.mark.xdist_group(group(item)))
+    if name := group(item):
+        item.add_marker(pytest.mark.xdist_group(name))
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
