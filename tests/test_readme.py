@@ -39,10 +39,10 @@ def skip_reason(command: str) -> str | None:
 
 
 def test_every_offline_readme_command_runs_as_written(hub_server, tmp_path):
-    folder = prepare_folder(tmp_path)
+    folder, walkthrough = prepare_folder(tmp_path), walkthrough_command()
     ran, failures = 0, []
     for language, command in documented_commands():
-        if skip_reason(command) or (language, command) == walkthrough_command():
+        if skip_reason(command) or (language, command) == walkthrough:
             continue
         result = run_documented(language, command, folder, hub_server.url, HUB_TOKEN)
         ran += 1
