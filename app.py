@@ -44,7 +44,7 @@ from qa_core.config import load_settings
 from qa_core.demo_model import DEMO_NOTICE
 from qa_core.errors import QAError
 from qa_core.generation import GenerationSettings
-from qa_core.grounding import FigureCheck
+from qa_core.grounding import Grounded
 from qa_core.memory import limit_malloc_arenas
 from qa_core.rag import MODES
 from qa_core.rag.answer import RagAnswer, RagOptions
@@ -115,19 +115,36 @@ def model_info(service: QAService) -> str:
     return f"**Model:** `{service.loaded.description}`"
 
 
-def figure_report(check: FigureCheck) -> str:
-    """The figure check as the page shows it: a warning naming the figures no source states, else
-    the sentence (and source) that states each figure."""
-    if check.warning:
-        return f"⚠️ **{check.warning}.** Check them before relying on the answer."
-    return "\n".join(f"- ✓ {f.figure}: [{f.source}] “{f.sentence}”" for f in check.supported)
+def figure_report(grounded: Grounded | None) -> str:
+    """The grounded answer's report as the page shows it: what the sources do not state, or what
+    replaced the model's answer and why; then each figure the model stated, with a ✓ and the
+    sentence that states it, or with why it has none ("" until the answer is complete)."""
+    if grounded is None:
+        return ""
+    check = grounded.check
+    lines = []
+    if grounded.not_stated:
+        lines.append(f"ℹ️ **Not stated in the sources** ({grounded.not_stated}). The model wrote: “{grounded.stated}”")
+    elif grounded.replaced:
+        lines.append(f"⚠️ **The model's answer was replaced** (QA_UNSUPPORTED={grounded.replaced}): “{grounded.stated}”")
+    elif check.flagged:
+        lines.append("⚠️ **Check these figures before relying on the answer.**")
+    lines += [f"- ✓ {f.figure}: [{f.source}] “{f.sentence}” ({f.why})" for f in check.supported]
+    lines += [f"- ✗ {f.figure}: stated in [{f.source}] “{f.sentence}”, but {f.why}" for f in check.off_question]
+    lines += [f"- ✗ {figure}: in none of the sources" for figure in check.unsupported]
+    return "\n".join(lines)
+
+
+def grounded_outputs(grounded: Grounded | None) -> tuple[str, dict]:
+    """The report for the page and, whole, for API clients (empty while the answer streams)."""
+    return figure_report(grounded), grounded.to_dict() if grounded else {}
 
 
 def figure_outputs(tab: str) -> tuple[gr.Markdown, gr.JSON]:
     """Where a grounded answer's figure check goes: read on the page, and whole for API clients."""
     return (
         gr.Markdown(elem_id=f"{tab}-figures"),
-        gr.JSON(label="Figures checked against the sources", visible=False),
+        gr.JSON(label="The answer's report: figures checked against the sources", visible=False),
     )
 
 
@@ -164,8 +181,8 @@ def context_qa_tab(service: QAService, shown: Callable) -> None:
         if file:
             context = service.read_context_file(file, Path(file).name)
         generation = GenerationSettings(int(max_new_tokens))
-        for answer, support, check in service.context_qa_stream(question, context, mode, generation):
-            yield answer, support, figure_report(check), check.to_dict()
+        for answer, support, grounded in service.context_qa_stream(question, context, mode, generation):
+            yield answer, support, *grounded_outputs(grounded)
 
     question = gr.Textbox(label="Question", elem_id="cqa-question")
     with gr.Row():
@@ -262,9 +279,7 @@ def rag_panel(service: QAService, shown: Callable) -> None:
     ):
         options = RagOptions(mode, int(k), bool(hybrid), "auto", GenerationSettings(int(max_new_tokens)))
         for answer, result in service.rag_stream(request.session_hash, question, options, user(profile)):
-            yield answer, result.citations, chunks_table(result), "", {}
-        check = result.figure_check  # once, on the whole answer
-        yield answer, result.citations, chunks_table(result), figure_report(check), check.to_dict()
+            yield answer, result.citations, chunks_table(result), *grounded_outputs(result.grounded)
 
     question = gr.Textbox(label="Question", elem_id="rag-question")
     with gr.Row():

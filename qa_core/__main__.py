@@ -67,17 +67,18 @@ def cmd_ask(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def check_grounded(question: str, answer: str, context: str, settings: Settings, printed: bool) -> dict:
-    """The figure check of an answer from `context`, with the answer QA_UNSUPPORTED leaves (a
-    warning line on stderr names any unsupported figure; a streamed answer, already `printed`, is
-    followed by its replacement)."""
+    """The grounded report of an answer from `context` (`qa_core.grounding.Grounded.to_dict`): the
+    answer shown — "the context does not state this" when it does not, or what QA_UNSUPPORTED
+    leaves —, what the model stated and the figure check; a warning line on stderr says what is
+    wrong, and a streamed answer, already `printed`, is followed by its replacement."""
     from qa_core.grounding import settle_from_context
 
-    settled, check = settle_from_context(question, answer, context, settings.unsupported)
-    if check.warning:
-        print(f"warning: {check.warning}", file=sys.stderr)
-    if printed and settled != answer:
-        print(f"replaced (QA_UNSUPPORTED={settings.unsupported}): {settled}")
-    return {"answer": settled, **check.to_dict()}
+    grounded = settle_from_context(question, answer, context, settings.unsupported)
+    if grounded.warning:
+        print(f"warning: {grounded.warning}", file=sys.stderr)
+    if printed and grounded.replaced:
+        print(f"replaced ({grounded.replaced}): {grounded.answer}")
+    return grounded.to_dict()
 
 
 def cmd_check_data(args: argparse.Namespace, settings: Settings) -> int:
@@ -122,7 +123,8 @@ def build_parser() -> argparse.ArgumentParser:
     ask.add_argument(
         "--json",
         action="store_true",
-        help="print one JSON object: question, answer and, with a context, supported_figures and unsupported_figures",
+        help="print one JSON object: question, answer and, with a context, model_answer, replaced, not_stated, "
+        "supported_figures (the ✓ ones), off_question_figures and unsupported_figures",
     )
     ask.add_argument("--stream", action="store_true", help="print the answer token by token as it is generated")
     ask.add_argument("--device", **setting_option("device"))

@@ -88,10 +88,10 @@ def figure_scores(answer: str, sources: list[str] | None, question: str) -> dict
     if not sources:
         return {"figures_supported": None, "unsupported_figure": None}
     check = check_figures(answer, sources, question)
-    stated = bool(check.supported or check.unsupported)
+    stated = bool(check.supported or check.flagged)
     return {
-        "figures_supported": not check.unsupported if stated else None,
-        "unsupported_figure": bool(check.unsupported),
+        "figures_supported": not check.flagged if stated else None,
+        "unsupported_figure": check.flagged,
     }
 
 

@@ -20,15 +20,15 @@ from qa_core.config import Settings
 from qa_core.documents import SourceFile, read_documents
 from qa_core.embeddings import resolve_embedding_model
 from qa_core.errors import QAError
-from qa_core.extractive import best_sentence, best_sentences, sentence_spans, split_sentences
+from qa_core.extractive import best_sentences, sentence_spans, split_sentences
 from qa_core.generation import GenerationSettings
-from qa_core.grounding import FigureCheck, settle_from_context
+from qa_core.grounding import Grounded, answering_sentence, settle_from_context, unrepeated
 from qa_core.hub.visitor_adapters import fetch_visitor_adapter, list_visitor_checkpoints
 from qa_core.memory import MemoryTrimmer
 from qa_core.models import LoadedModel, attach_adapter_folder, load_model
 from qa_core.prompts import check_question
 from qa_core.qa import qa_prompt
-from qa_core.rag.answer import RagAnswer, RagOptions, enforce, prepare, quote
+from qa_core.rag.answer import RagAnswer, RagOptions, answer_stream
 from qa_core.rag.chroma import open_client, store_errors
 from qa_core.reports import latest_results
 from qa_core.visitors import VisitorCollections
@@ -110,11 +110,13 @@ class QAService:
 
     def context_qa_stream(
         self, question: str, context: str, mode: str = "generate", generation: GenerationSettings | None = None
-    ) -> Iterator[tuple[str, list[tuple[str, str | None]], FigureCheck]]:
+    ) -> Iterator[tuple[str, list[tuple[str, str | None]], Grounded | None]]:
         """Answer from `context`: yield (answer so far, the context's sentences each marked "support"
-        or None, the answer's figures looked up in the context: empty until the answer is complete).
-        `extractive` answers with the context's own best sentence, without the model; a written
-        answer stating a figure the context does not is kept, quoted or refused (QA_UNSUPPORTED).
+        or None, None until the answer is complete and then its `Grounded` report: the figure check,
+        what the model stated and why the answer shown differs). `extractive` answers with the
+        context's own best sentence, without the model. When the context does not state what is
+        asked, the answer says so (the closest sentences marked); a written answer whose figures
+        lack a ✓ is kept, quoted or refused (QA_UNSUPPORTED); one that loops is cut.
 
         Raises:
             QAError: empty question or context, input over the limits, or an unknown mode.
@@ -126,16 +128,20 @@ class QAService:
         self.check_input(question, context)
         check_question(question)
         if mode == "extractive":
-            answer = best_sentence(question, [context], self.embedding)
+            best = answering_sentence(question, [context], self.embedding)
+            answer = best.text if best else ""
             support = {answer}
         else:
             answer = ""
-            for answer in self.answer_stream(question, context, generation):
-                yield answer, [(context, None)], FigureCheck()
+            for text in self.answer_stream(question, context, generation):
+                answer = unrepeated(text)
+                yield answer, [(context, None)], None
+                if answer != text:
+                    break  # a loop: closing the stream stops the generation
             support = set(self.supporting_sentences(question, answer, context))
-        answer, check = settle_from_context(question, answer, context, self.settings.unsupported, self.embedding)
-        support |= {figure.sentence for figure in check.supported}  # each figure's sentence is shown
-        yield answer, marked_sentences(context, support), check
+        grounded = settle_from_context(question, answer, context, self.settings.unsupported, self.embedding)
+        support |= {figure.sentence for figure in grounded.check.supported}  # each figure's sentence is shown
+        yield grounded.answer, marked_sentences(context, support), grounded
 
     def read_context_file(self, path: str, name: str) -> str:
         """The text of an uploaded .txt, .md, .pdf or .csv file, for context QA.
@@ -151,25 +157,18 @@ class QAService:
     def rag_stream(
         self, session: str, question: str, options: RagOptions | None = None, user: str | None = None
     ) -> Iterator[tuple[str, RagAnswer]]:
-        """Retrieve, then yield (answer so far, result) as the grounded answer is generated."""
+        """Retrieve, then yield (answer so far, result) as the grounded answer is generated (see
+        `qa_core.rag.answer.answer_stream`); the last result carries its `grounded` report."""
         self.check_input(question)
-        options = options or RagOptions()
         retriever = self.collections.retriever(session, user=user)
         with store_errors(self.settings):  # the Chroma server may be down; generation needs no store
             if retriever is None or not retriever.store.count():  # none yet, all deleted, or an upload in flight
                 raise QAError("your collection is empty: ingest documents first (upload them in the RAG tab)")
-            if options.mode == "extractive":
-                result = quote(retriever, question, options)
-            else:
-                result = prepare(self.loaded, retriever, question, options, self.batcher)
-        if options.mode == "extractive":
-            yield result.answer, result
-            return
-        for text in self.batcher.stream(result.prompt, options.generation):
-            result.answer = text
-            yield text, result
-        enforce(result, retriever, self.settings.unsupported)
+            results = answer_stream(self.loaded, retriever, question, options, self.settings.unsupported, self.batcher)
+            result = next(results)  # the retrieval (and answer-then-retrieve's draft)
         yield result.answer, result
+        for result in results:
+            yield result.answer, result
 
     # --- model ------------------------------------------------------------------------------
     def _ensure_adapter_loading_allowed(self) -> None:

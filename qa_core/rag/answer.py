@@ -15,13 +15,13 @@ from __future__ import annotations
 
 import functools
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 from qa_core.chunking import column_header
 from qa_core.errors import QAError
-from qa_core.extractive import best_sentences
 from qa_core.generation import GenerationSettings, TextGenerator, prompt_budget
-from qa_core.grounding import FigureCheck, check_figures, settle
+from qa_core.grounding import Grounded, answering_sentence, settle, unrepeated
 from qa_core.metrics import figures
 from qa_core.models import LoadedModel
 from qa_core.prompts import check_question
@@ -34,7 +34,9 @@ CITATION = re.compile(r"\[(\d+)\]")
 
 @dataclass
 class RagAnswer:
-    """An answer, the chunks it was grounded on (numbered from 1), and how they were found."""
+    """An answer, the chunks it was grounded on (numbered from 1), how they were found, and, once
+    the answer is complete, its `grounded` report (what the model stated, the figure check, why
+    the answer shown differs)."""
 
     question: str
     prompt: str
@@ -42,6 +44,7 @@ class RagAnswer:
     query: str
     answer: str = ""
     draft: str | None = None
+    grounded: Grounded | None = None
 
     @property
     def cited(self) -> list[int]:
@@ -66,11 +69,6 @@ class RagAnswer:
         """The text each numbered chunk puts before the model: its headings and column header, then the chunk."""
         return [f"{hit.metadata.get('context', '')}\n\n{hit.text}" for hit in self.hits]
 
-    @property
-    def figure_check(self) -> FigureCheck:
-        """Each figure of the answer looked up in the chunks (`grounds`), the question's own figures left out."""
-        return check_figures(self.answer, self.grounds, self.question)
-
     def sources(self) -> list[tuple[int, Hit]]:
         """The cited sources; when the answer cites none, those that state its figures; else every retrieved one."""
         numbers = self.cited or self.supported_by or range(1, len(self.hits) + 1)
@@ -80,7 +78,9 @@ class RagAnswer:
     def citations(self) -> str:
         """`sources()` as the CLI and the app show them: a heading that says why the numbers may have
         gaps, then one line per source with its number and score."""
-        if self.cited:
+        if self.grounded and self.grounded.not_stated:
+            heading = "Closest passages (none states what was asked):"
+        elif self.cited:
             heading = "Sources:"
         elif self.supported_by:
             heading = "Sources (not cited by the model; they state the answer's figures):"
@@ -92,9 +92,9 @@ class RagAnswer:
         return {
             "question": self.question,
             "answer": self.answer,
+            **(self.grounded.to_dict() if self.grounded else {}),
             "cited": self.cited,
             "supported_by": self.supported_by,
-            **self.figure_check.to_dict(),
             "query": self.query,
             "draft": self.draft,
             "sources": [{"n": n, **hit.to_dict()} for n, hit in enumerate(self.hits, start=1)],
@@ -181,18 +181,11 @@ def quote(retriever: Retriever, question: str, options: RagOptions | None = None
 
 
 def best_quote(question: str, hits: list[Hit], retriever: Retriever) -> str:
-    """The sentence of `hits` that best answers `question`, quoted with its citation ("" if none)."""
+    """The sentence of `hits` that best answers `question` (`qa_core.grounding.answering_sentence`),
+    quoted with its citation ("" if none)."""
     pinned = retriever.store.embedder.pinned
-    best = best_sentences(question, [hit.text for hit in hits], embedding=pinned, pages=[hit.label for hit in hits])
-    return f"{quoted(best[0].text, hits[best[0].passage])} [{best[0].passage + 1}]" if best else ""
-
-
-def enforce(result: RagAnswer, retriever: Retriever, policy: str) -> RagAnswer:
-    """Apply QA_UNSUPPORTED `policy` to a written answer (see `qa_core.grounding.settle`); the quote
-    is the chunks' best sentence."""
-    quote = functools.partial(best_quote, result.question, result.hits, retriever)  # only made when needed
-    result.answer = settle(result.answer, result.figure_check, policy, quote)
-    return result
+    best = answering_sentence(question, [hit.text for hit in hits], pinned, [hit.label for hit in hits])
+    return f"{quoted(best.text, hits[best.passage])} [{best.passage + 1}]" if best else ""
 
 
 def quoted(sentence: str, hit: Hit) -> str:
@@ -203,6 +196,42 @@ def quoted(sentence: str, hit: Hit) -> str:
     return f"{sentence} (columns: {columns})" if columns and sentence != columns else sentence
 
 
+def answer_stream(
+    loaded: LoadedModel | None,
+    retriever: Retriever,
+    question: str,
+    options: RagOptions | None = None,
+    unsupported: str = "warn",
+    generator: TextGenerator | None = None,
+) -> Iterator[RagAnswer]:
+    """Answer `question` from the store, citing the chunks used (see `prepare`; the `extractive`
+    mode quotes them, see `quote`, and needs no `loaded` model). Yields the `RagAnswer` as its
+    answer grows (through `generator`, default the model's backend; an answer that starts to loop
+    is cut and its generation stopped); the last one is settled (`qa_core.grounding.settle`, with
+    `unsupported` the QA_UNSUPPORTED policy) and carries its `grounded` report.
+
+    Raises:
+        QAError: unknown mode, or nothing stored to retrieve from.
+        PromptError: empty question, or the prompt does not fit even with a single source.
+    """
+    options = options or RagOptions()
+    if options.mode == "extractive":
+        result = quote(retriever, question, options)
+    else:
+        result = prepare(loaded, retriever, question, options, generator)
+        for text in (generator or loaded.backend).stream(result.prompt, options.generation):
+            result.answer = unrepeated(text)
+            yield result
+            if result.answer != text:
+                break  # closing the stream stops the generation
+    quote_instead = functools.partial(best_quote, question, result.hits, retriever)  # only made when needed
+    result.grounded = settle(
+        question, result.answer, result.grounds, unsupported, quote_instead, "documents", result.cited
+    )
+    result.answer = result.grounded.answer
+    yield result
+
+
 def answer(
     loaded: LoadedModel | None,
     retriever: Retriever,
@@ -210,12 +239,6 @@ def answer(
     options: RagOptions | None = None,
     unsupported: str = "warn",
 ) -> RagAnswer:
-    """Answer `question` from the store, citing the chunks used (see `prepare`; the `extractive`
-    mode quotes them, see `quote`, and needs no `loaded` model); `unsupported` (QA_UNSUPPORTED)
-    says what becomes of a written answer stating a figure no chunk states (see `enforce`)."""
-    options = options or RagOptions()
-    if options.mode == "extractive":
-        return quote(retriever, question, options)
-    result = prepare(loaded, retriever, question, options)
-    result.answer = loaded.backend.generate(result.prompt, options.generation)
-    return enforce(result, retriever, unsupported)
+    """The complete, settled answer of `answer_stream`."""
+    *_, result = answer_stream(loaded, retriever, question, options, unsupported)
+    return result

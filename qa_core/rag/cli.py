@@ -84,7 +84,7 @@ def cmd_ask(args: argparse.Namespace, settings: Settings) -> int:
     if args.json:
         print(json.dumps(result.to_dict()))
         return 0
-    warning = result.figure_check.warning
+    warning = result.grounded.warning
     if warning:
         print(f"warning: {warning}", file=sys.stderr)
     print(result.answer)

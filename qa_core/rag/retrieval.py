@@ -157,9 +157,9 @@ class Retriever:
         return [index.hit(i, scores[i]) for i in _top(scores, k) if scores[i] > 0]
 
     def search(self, query: str, k: int = 5, hybrid: bool = False) -> list[Hit]:
-        """The `k` best chunks for `query`, best first: with `per_page`, the best chunk of each of
-        the `k` best pages (a chunk's page: its file's page or row, or its file), then, where fewer
-        pages match, the next best chunks (so a single long file still gives `k` chunks)."""
+        """The `k` best chunks for `query`, highest score first: with `per_page`, the best chunk of
+        each of the `k` best pages (a chunk's page: its file's page or row, or its file), then, where
+        fewer pages match, the next best chunks (so a single long file still gives `k` chunks)."""
         pool = k * PAGE_POOL if self.per_page else k
         hits = self._hybrid(query, pool) if hybrid else self.dense(query, pool)
         if self.per_page:
@@ -167,7 +167,7 @@ class Retriever:
             for hit in hits:
                 best.setdefault(hit.label, hit)
             hits = [*best.values(), *(hit for hit in hits if best[hit.label] is not hit)]
-        return hits[:k]
+        return sorted(hits[:k], key=lambda hit: hit.score, reverse=True)
 
     def _hybrid(self, query: str, k: int) -> list[Hit]:
         index = self.index()
