@@ -33,7 +33,7 @@ from dataclasses import asdict, dataclass, field
 
 from qa_core.embeddings import EmbeddingModel
 from qa_core.extractive import Sentence, best_sentences, split_sentences
-from qa_core.quantities import DATE, KIND_NAMES, NUMBER_KIND, YEAR, Quantity, quantities
+from qa_core.quantities import DATE, KIND_NAMES, YEAR, Quantity, quantities
 from qa_core.questions import accepts, asked_kind, subjects, unnamed
 
 CITATION_MARK = re.compile(r"\[\d+\]")
@@ -164,7 +164,7 @@ def unstated(question: str, sources: list[str]) -> str | None:
             else f"no one source names {' and '.join(subjects(question))}"
         )
     kind = asked_kind(question)
-    if kind and not any(accepts(kind, q.kind) and q.kind != NUMBER_KIND for text in naming for q in quantities(text)):
+    if kind and not any(accepts(kind, q.kind) for text in naming for q in quantities(text)):
         about = f" about {' and '.join(subjects(question))}" if subjects(question) else ""
         return f"no source{about} states {KIND_NAMES[kind]}"
     return None
@@ -182,7 +182,7 @@ def answering_sentence(
         s
         for s in best
         if not unnamed(question, passages[s.passage])
-        and (kind is None or any(accepts(kind, q.kind) and q.kind != NUMBER_KIND for q in quantities(s.text)))
+        and (kind is None or any(accepts(kind, q.kind) for q in quantities(s.text)))
     )
     return next(fits, best[0] if best else None)
 

@@ -69,7 +69,8 @@ def accepts(asked: str | None, kind: str) -> bool:
 
 
 def _words(text: str) -> list[str]:
-    return re.findall(r"[\w&]+(?:[-.][\w&]+)*", text.lower().replace("’", "'").replace("'s ", " "))
+    # Underscores part words: a file's title ("CONTOSO_2023_10K") names Contoso and 2023.
+    return re.findall(r"[^\W_]+(?:[-.&][^\W_]+)*", text.lower().replace("’", "'").replace("'s ", " "))
 
 
 def subjects(question: str) -> list[str]:

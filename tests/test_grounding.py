@@ -137,7 +137,11 @@ def test_the_policy_keeps_quotes_or_refuses_an_answer_whose_figures_lack_a_tick(
     assert settled("3.5% a year.", "refuse").answer == "3.5% a year."
     unasked = settled("3.5% a year.", "warn", "What was the CET1 ratio of Northwind?")
     assert unasked.answer == "The documents do not state this (no source names CET1)."
-    assert (unasked.stated, unasked.not_stated, unasked.replaced) == ("3.5% a year.", "no source names CET1", "not stated")
+    assert (unasked.stated, unasked.not_stated, unasked.replaced) == (
+        "3.5% a year.",
+        "no source names CET1",
+        "not stated",
+    )
     with pytest.raises(SettingsError, match="QA_UNSUPPORTED"):
         load_settings(None, unsupported="silence")
 
@@ -183,7 +187,11 @@ def test_one_rag_pipeline_settles_the_answer_once_and_reports_what_was_replaced(
     *_, final = rag(demo, lease_retriever, "Up to 10% [1].", "quote")
     assert final.answer == "Under SEC Rule 10b-18 an issuer may repurchase up to 25% of the average daily volume. [1]"
     report = final.to_dict()
-    assert (report["model_answer"], report["replaced"], report["unsupported_figures"]) == ("Up to 10% [1].", "quote", ["10%"])
+    assert (report["model_answer"], report["replaced"], report["unsupported_figures"]) == (
+        "Up to 10% [1].",
+        "quote",
+        ["10%"],
+    )
     assert report["supported_figures"] == []  # the check is of what the model stated, not of the quote
 
 

@@ -15,7 +15,8 @@ LAYERS = [
     {"qa_core", "qa_core.errors", "qa_core.config", "qa_core.cli", "qa_core.memory", "qa_core.ports"},
     {"qa_core.hub", "qa_core.prompts", "qa_core.data", "qa_core.documents", "qa_core.chunking", "qa_core.embeddings"},
     {"qa_core.text_data", "qa_core.demo_model", "qa_core.smollm2", "qa_core.reports", "qa_core.metrics"},
-    {"qa_core.generation", "qa_core.extractive"},  # never imports models: a backend is handed its model
+    # generation never imports models: a backend is handed its model
+    {"qa_core.generation", "qa_core.extractive", "qa_core.quantities", "qa_core.questions"},
     {"qa_core.models", "qa_core.grounding"},
     {"qa_core.qa", "qa_core.perplexity", "qa_core.rag", "qa_core.synth", "qa_core.visitors"},
     {"qa_core.evaluate", "qa_core.serving", "qa_core.__main__", "hub", "train_job", "app"},
