@@ -109,9 +109,18 @@ def _why_not(
     return None
 
 
-def check_figures(answer: str, sources: list[str], question: str = "", preferred: Sequence[int] = ()) -> FigureCheck:
+def check_figures(
+    answer: str,
+    sources: list[str],
+    question: str = "",
+    preferred: Sequence[int] = (),
+    embedding: EmbeddingModel | None = None,
+) -> FigureCheck:
     """Look each figure of `answer` up in `sources`: the `preferred` source numbers (those the answer
-    cites) first, then the others in order; in each, sentence by sentence.
+    cites) first, then the others in order; in each, sentence by sentence. Where a source states
+    several quantities of the kind asked, the figure must be in the sentence of that source that
+    best answers `question` (ranked as extractive answers are, with `embedding`): a sheet's other
+    year, or the rent where the loan was asked, gets no ✓.
 
     Returns:
         The `FigureCheck`: figures with a ✓, figures found but not answering (each with source,
@@ -128,6 +137,22 @@ def check_figures(answer: str, sources: list[str], question: str = "", preferred
         for n in dict.fromkeys(order)
         for sentence in split_sentences(sources[n - 1])
     ]
+    answering: dict[int, tuple[str, list[Quantity]] | None] = {}
+
+    def answers_elsewhere(n: int, stated: Quantity) -> str | None:
+        """Why source `n`'s answer to the question is another sentence, without `stated` (None: it is not)."""
+        if n not in answering:
+            stating = [
+                (text, found) for m, text, found in sentences if m == n and any(accepts(kind, q.kind) for q in found)
+            ]
+            best = best_sentences(question, [text for text, _ in stating], embedding=embedding) if question else []
+            answering[n] = stating[best[0].passage] if best else None
+        if answering[n] is None or any(stated.same_as(q) for q in answering[n][1]):
+            return None
+        text, found = answering[n]
+        figures = " and ".join(q.text for q in found if accepts(kind, q.kind))
+        return f"[{n}] answers the question with {figures}: “{text}”"
+
     seen: list[Quantity] = []
     for figure in quantities(LIST_NUMBER.sub(" ", CITATION_MARK.sub(" ", answer))):
         if any(figure.same_as(s) for s in seen) or any(figure.figure.same_as(q.figure) for q in asked):
@@ -142,6 +167,7 @@ def check_figures(answer: str, sources: list[str], question: str = "", preferred
         if not reasons:
             check.unsupported.append(figure.text)
             continue
+        reasons = [(n, text, stated, why or answers_elsewhere(n, stated)) for n, text, stated, why in reasons]
         n, text, stated, why = next((r for r in reasons if r[3] is None), reasons[0])
         if why is None:
             named = subjects(question)

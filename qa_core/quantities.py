@@ -167,7 +167,9 @@ def _read(text: str, match: re.Match) -> Quantity | None:
         return Quantity(written, figure, MONEY, currency)
     if area := AREA_UNITS.match(after):
         return Quantity(written, figure, AREA, " ".join(area.group(1).lower().split()))
-    unit = DURATION_UNITS.get(re.sub(r"^-", "", after.split(None, 1)[0]).lower().strip(",.;:") if after.strip() else "")
+    unit = DURATION_UNITS.get(
+        re.sub(r"^-", "", after.split(None, 1)[0]).lower().strip(",.;:'’") if after.strip() else ""
+    )
     if unit and (following or after.startswith("-")):
         return Quantity(written, figure, DURATION, unit)
     if not fraction and not scale and "," not in integer and _is_date(before, following):

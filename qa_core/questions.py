@@ -31,7 +31,7 @@ KIND_PATTERNS = (
            r"|how many square|square (feet|metres|meters))"),
     (YEAR, r"\b(in (what|which) year|what year|since when|when|what date|by what date|which year)\b"),
     (MONEY, r"\b(how much|what( [\w'’-]+){0,3} (amount|price|fee|cost|sum|dividend|revenue|sales|income|profit"
-            r"|salary|budget|fine|penalty|principal|loan|payment)"
+            r"|salary|budget|fine|penalty|principal|loan|payment|rent)"
             r"|how (large|big|high) (was|is|were|are) .*\b(revenue|sales|income|profit|earnings"
             r"|dividend|loan|fine|payment|budget|cost)s?\b)"),
     (COUNT, r"\bhow many\b"),
