@@ -171,8 +171,8 @@ def check_figures(
         n, text, stated, why = next((r for r in reasons if r[3] is None), reasons[0])
         if why is None:
             named = subjects(question)
-            where = f"[{n}]" + (f", which names {' and '.join(named)}" if named else "")
-            check.supported.append(CheckedFigure(figure.text, n, text, f"{KIND_NAMES[stated.kind]} in {where}"))
+            where = f", in a source that names {' and '.join(named)}" if named else ""
+            check.supported.append(CheckedFigure(figure.text, n, text, f"{KIND_NAMES[stated.kind]}{where}"))
         else:
             check.off_question.append(CheckedFigure(figure.text, n, text, why))
     return check
@@ -271,14 +271,16 @@ def settle(
     quote: Callable[[], str],
     where: str = "documents",
     preferred: Sequence[int] = (),
+    off_topic: str | None = None,
 ) -> Grounded:
     """The answer to show for `answer`, grounded on `sources`: when no source states what is asked
     (`unstated`), that the `where` ("documents" or "context") do not state it; else, under
     QA_UNSUPPORTED `policy`, `warn` keeps an answer whose figures lack a ✓ (the check is shown
     beside it), `quote` replaces it by `quote()`, the sources' own best sentence, and `refuse` by a
-    refusal that names the figures."""
+    refusal that names the figures. `off_topic` is a reason, known beforehand, why the sources do
+    not speak of the question (RAG: the best chunk's retrieval score is too low)."""
     check = check_figures(answer, sources, question, preferred)
-    reason = unstated(question, sources)
+    reason = unstated(question, sources) or off_topic
     if reason:
         return Grounded(f"{NOT_STATED[where]} ({reason}).", answer, check, "not stated", reason)
     if policy == "warn" or not check.flagged:

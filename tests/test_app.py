@@ -116,9 +116,17 @@ def test_context_qa_highlights_supporting_sentences(client, tmp_path):
     )
     assert answer == "Breaches must be reported within 72 hours."
     assert [item["token"] for item in highlighted if item["class_or_confidence"] == "support"] == [answer]
-    stated = {"figure": "72", "source": 1, "sentence": answer}
-    assert checked == {"supported_figures": [stated], "unsupported_figures": []}
-    assert report == f"- ✓ 72: [1] “{answer}”"
+    stated = {"figure": "72", "source": 1, "sentence": answer, "why": "a duration"}
+    assert checked == {
+        "answer": answer,
+        "model_answer": answer,
+        "replaced": None,
+        "not_stated": None,
+        "supported_figures": [stated],
+        "off_question_figures": [],
+        "unsupported_figures": [],
+    }
+    assert report == f"- ✓ 72: [1] “{answer}” (a duration)"
     upload = tmp_path / "policy.md"
     upload.write_text("# Policy\n\nBreaches must be reported within 72 hours.")
     answer, *_ = client.predict("How fast?", "", handle_file(str(upload)), 8, api_name="/context_qa")
@@ -135,7 +143,8 @@ def test_ingest_then_rag_with_citations_then_delete(client, docs):
         )
     )
     answer, citations, chunks, _, checked = partials[-1]
-    assert set(checked) == {"supported_figures", "unsupported_figures"}  # the figure check comes with the last
+    assert "supported_figures" in checked and checked["answer"] == answer  # the report comes with the last
+    assert all(partial[4] == {} for partial in partials[:-1])  # and only then, once
     assert len(partials) > 1 and answer
     assert citations.startswith("Retrieved (the answer cites none of them):\n[1] harbor_q3.txt")  # demo noise
     assert chunks["data"][0][1] == "harbor_q3.txt" and "18.4%" in chunks["data"][0][4]
@@ -155,7 +164,7 @@ def test_offline_the_rag_tab_quotes_its_documents_with_a_citation(client, tmp_pa
     client.predict([handle_file(str(report))], api_name="/ingest")
     answer, citations, _, report, checked = client.predict("When does the fiscal year end?", api_name="/rag")
     assert answer == "The fiscal year ends on 31 March. [1]"
-    assert checked["unsupported_figures"] == [] and report == "- ✓ 31: [1] “The fiscal year ends on 31 March.”"
+    assert checked["unsupported_figures"] == [] and report == "- ✓ 31: [1] “The fiscal year ends on 31 March.” (a date)"
     assert citations.startswith("Sources:\n[1] annual_report.txt")
 
 

@@ -36,7 +36,7 @@ def test_a_figure_in_no_source_is_named_and_the_questions_own_figures_do_not_cou
     wrong = check_figures("It is $1.500 billion for 9 days.", [LEASE])
     assert wrong.unsupported == ["$1.500 billion", "9"] and wrong.supported == []
     right = check_figures("25% [2]", ["x", LEASE], REPURCHASE).supported[0]
-    assert (right.source, right.why) == (2, "a percentage in [2], which names SEC Rule 10b-18")
+    assert (right.source, right.why) == (2, "a percentage, in a source that names SEC Rule 10b-18")
 
 
 @pytest.mark.parametrize(
@@ -206,6 +206,8 @@ def test_extractive_answers_say_when_the_documents_do_not_state_it(lease_retriev
     unasked = answer(None, lease_retriever, "What was the CET1 ratio?", RagOptions(mode="extractive", k=2))
     assert unasked.answer == "The documents do not state this (no source names CET1)."
     assert unasked.citations.startswith("Closest passages (none states what was asked):\n[1] lease.txt")
+    elsewhere = answer(None, lease_retriever, "What is photosynthesis?", RagOptions(mode="extractive", k=2))
+    assert elsewhere.answer.startswith("The documents do not state this (the closest passage scores 0.")
     asked = answer(None, lease_retriever, "At what rate is the loan?", RagOptions(mode="extractive", k=2))
     assert asked.answer.startswith("The loan is $1,150,000 at 3.5% a year.")  # the sentence stating a rate
     report = asked.to_dict()

@@ -182,5 +182,6 @@ def test_ask_with_a_context_prints_the_figure_check_as_json():
     printed = json.loads(result.stdout.strip().splitlines()[-1])
     assert "$4.2 billion" in printed["answer"] and printed["unsupported_figures"] == []
     stated = "Acme's net revenue in fiscal 2022 was $4.2 billion."
-    assert {"figure": "$4.2 billion", "source": 1, "sentence": stated} in printed["supported_figures"]
+    why = "money, in a source that names Acme and 2022"
+    assert {"figure": "$4.2 billion", "source": 1, "sentence": stated, "why": why} in printed["supported_figures"]
     assert "warning:" not in result.stderr
