@@ -198,7 +198,11 @@ def context_qa_tab(service: QAService, shown: Callable) -> None:
         tokens = gr.Slider(1, 1024, value=256, step=1, label="Max new tokens")
     button = gr.Button("Answer from the context", variant="primary", elem_id="cqa-button")
     answer = gr.Textbox(label="Answer", lines=4, elem_id="cqa-answer")
-    support = gr.HighlightedText(label="Supporting sentences", elem_id="cqa-support")
+    support = gr.HighlightedText(
+        label="Supporting sentences (closest: the context does not state the answer)",
+        color_map={"support": "green", "closest": "gray"},
+        elem_id="cqa-support",
+    )
     report, checked = figure_outputs("cqa")
     button.click(
         context_qa,

@@ -34,6 +34,8 @@ import argparse
 import random
 from pathlib import Path
 
+from tqdm import tqdm
+
 from benchmarks import agreements, fact_sheets
 from benchmarks.figure_check import planted, written_otherwise
 from qa_core.grounding import check_figures, unstated
@@ -135,7 +137,8 @@ def model_answers(model: str, adapter: str | None, rows: list[dict], rag_rows: i
     facts = [row for row in rows if row["kind"] == "fact"]
     others = {kind: [r["evidence_text"] for r in rows if r["kind"] != kind] for kind in ("fact", "loan", "rule")}
     pairs = [(row, row["evidence_text"]) for row in rows] + [(row, rng.choice(others[row["kind"]])) for row in rows]
-    written = loaded.backend.generate_many([qa_prompt(loaded, r["question"], c) for r, c in pairs], generation)
+    prompts = [qa_prompt(loaded, r["question"], c) for r, c in pairs]
+    written = loaded.backend.generate_many(prompts, generation, show_progress=True)
     out: dict[str, float] = {}
     own, other = written[: len(rows)], written[len(rows) :]
     shown = [settle_from_context(r["question"], a, r["evidence_text"], "warn") for r, a in zip(rows, own, strict=True)]
@@ -161,7 +164,7 @@ def model_answers(model: str, adapter: str | None, rows: list[dict], rag_rows: i
             for policy in ("warn", "quote") if mode != "extractive" else ("warn",):
                 key = f"rag_{mode.split('-')[0]}_{policy}"
                 options = RagOptions(mode, k=3, generation=generation)
-                results = [answer(loaded, retriever, r["question"], options, policy) for r in asked]
+                results = [answer(loaded, retriever, r["question"], options, policy) for r in tqdm(asked, desc=key)]
                 invented = [r for r in results if check_figures(r.grounded.stated, sheets, r.question).unsupported]
                 right = [
                     r

@@ -226,8 +226,10 @@ class Settings:
     unsupported: str = setting(
         "warn",
         "QA_UNSUPPORTED",
-        help="a grounded answer (RAG, context QA) stating a figure that none of its sources states: `warn` (shown "
-        "with a warning), `quote` (replaced by the sources' best sentence) or `refuse` (replaced by a refusal)",
+        help="a grounded answer (RAG, context QA) stating a figure without a ✓ (in none of its sources, or not as "
+        "what was asked): `warn` (shown with the report), `quote` (replaced by the sources' answering sentence) or "
+        "`refuse` (replaced by a refusal); the report keeps the model's answer. Whatever the policy, when no source "
+        "states what is asked the answer says so",
         example="quote",
         choices=UNSUPPORTED_POLICIES,
     )

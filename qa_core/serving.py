@@ -36,8 +36,8 @@ from qa_core.visitors import VisitorCollections
 CONTEXT_MODES = ("generate", "extractive")  # write an answer with the model, or quote the context
 
 
-def marked_sentences(context: str, support: set[str]) -> list[tuple[str, str | None]]:
-    """`context` whole, cut into its sentences, each marked "support" when in `support` (else None),
+def marked_sentences(context: str, support: set[str], mark: str = "support") -> list[tuple[str, str | None]]:
+    """`context` whole, cut into its sentences, each marked `mark` when in `support` (else None),
     and the whitespace between them kept as it was (unmarked)."""
     pieces: list[tuple[str, str | None]] = []
     end = 0
@@ -45,7 +45,7 @@ def marked_sentences(context: str, support: set[str]) -> list[tuple[str, str | N
         if start > end:
             pieces.append((context[end:start], None))
         sentence = context[start:stop]
-        pieces.append((sentence, "support" if sentence in support else None))
+        pieces.append((sentence, mark if sentence in support else None))
         end = stop
     return pieces + ([(context[end:], None)] if end < len(context) else [])
 
@@ -130,7 +130,6 @@ class QAService:
         if mode == "extractive":
             best = answering_sentence(question, [context], self.embedding)
             answer = best.text if best else ""
-            support = {answer}
         else:
             answer = ""
             for text in self.answer_stream(question, context, generation):
@@ -138,10 +137,24 @@ class QAService:
                 yield answer, [(context, None)], None
                 if answer != text:
                     break  # a loop: closing the stream stops the generation
-            support = set(self.supporting_sentences(question, answer, context))
         grounded = settle_from_context(question, answer, context, self.settings.unsupported, self.embedding)
-        support |= {figure.sentence for figure in grounded.check.supported}  # each figure's sentence is shown
-        yield grounded.answer, marked_sentences(context, support), grounded
+        yield grounded.answer, self.marked_support(question, answer, context, grounded, mode), grounded
+
+    def marked_support(
+        self, question: str, answer: str, context: str, grounded: Grounded, mode: str
+    ) -> list[tuple[str, str | None]]:
+        """The context's sentences marked: when it does not state what was asked, the closest ones
+        ("closest"); when the answer states figures, only the sentences that state those with a ✓
+        (a sentence with the same digits as a wrong figure is no support); else the quote, or the
+        sentences closest to question and answer ("support")."""
+        if grounded.not_stated:
+            return marked_sentences(context, set(self.supporting_sentences(question, "", context)), "closest")
+        check = grounded.check
+        if check.supported or check.flagged:
+            support = {figure.sentence for figure in check.supported}
+        else:
+            support = {answer} if mode == "extractive" else set(self.supporting_sentences(question, answer, context))
+        return marked_sentences(context, support)
 
     def read_context_file(self, path: str, name: str) -> str:
         """The text of an uploaded .txt, .md, .pdf or .csv file, for context QA.
