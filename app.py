@@ -191,7 +191,7 @@ def context_qa_tab(service: QAService, shown: Callable) -> None:
     with gr.Row():
         mode = gr.Radio(
             list(CONTEXT_MODES),
-            value=CONTEXT_MODES[1] if service.extractive_by_default else CONTEXT_MODES[0],
+            value=service.context_mode,
             label="Answer: written by the model, or quoted from the context (extractive)",
             elem_id="cqa-mode",
         )
@@ -289,7 +289,7 @@ def rag_panel(service: QAService, shown: Callable) -> None:
     with gr.Row():
         mode = gr.Radio(
             list(MODES),
-            value="extractive" if service.extractive_by_default else MODES[0],
+            value=service.rag_mode,
             label="Mode",
             elem_id="rag-mode",
         )

@@ -28,7 +28,7 @@ from qa_core.memory import MemoryTrimmer
 from qa_core.models import LoadedModel, attach_adapter_folder, load_model
 from qa_core.prompts import check_question
 from qa_core.qa import qa_prompt
-from qa_core.rag.answer import RagAnswer, RagOptions, answer_stream
+from qa_core.rag.answer import RagAnswer, RagOptions, answer_stream, default_mode
 from qa_core.rag.chroma import open_client, store_errors
 from qa_core.reports import latest_results
 from qa_core.visitors import VisitorCollections
@@ -56,8 +56,10 @@ class QAService:
     def __init__(self, settings: Settings, loaded: LoadedModel | None = None) -> None:
         self.settings = settings
         self.loaded = loaded or load_model(settings=settings)
-        # The untrained demo model writes noise: quote the documents instead, until a real model is set.
-        self.extractive_by_default = self.loaded.is_demo
+        # The untrained demo model writes noise, and a small model answers numbered sources worse than
+        # a quote of them: quote the documents instead (see `default_mode`).
+        self.context_mode = CONTEXT_MODES[1] if self.loaded.is_demo else CONTEXT_MODES[0]
+        self.rag_mode = default_mode(self.loaded)
         self.batcher = self.loaded.backend.batcher(settings.max_batch_size)  # or the inference server's
         self.embedding = resolve_embedding_model(settings.embedding_model, settings)  # pinned once, for every visitor
         self.collections = VisitorCollections(settings, open_client(settings), self.embedding)

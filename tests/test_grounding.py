@@ -222,3 +222,17 @@ def test_retrieved_chunks_come_in_score_order(lease_retriever):
     hits = lease_retriever.search("how much of the daily volume may issuers repurchase", 4)
     assert len({hit.source for hit in hits}) == 2 and len(hits) == 4  # a page's second chunk among others' best
     assert [hit.score for hit in hits] == sorted((hit.score for hit in hits), reverse=True)
+
+
+@pytest.mark.slow
+def test_the_tick_is_precise_on_sheets_it_was_not_tuned_on():
+    """benchmarks/trust.py's check-alone figures on a few of its rows: fact and loan sheets with
+    wrong figures, other years', other kinds' and other companies' figures, and unit confusions."""
+    import random
+
+    from benchmarks.trust import check_alone, corpus
+
+    figures = check_alone(corpus(16), random.Random(0))
+    assert figures["unit_confusions_ticked"] == 0 and figures["right_flagged"] == 0.0, figures
+    assert figures["tick_precision"] >= 0.95 and figures["fooling_flagged"] >= 0.85, figures
+    assert figures["not_stated"] == 1.0, figures

@@ -73,13 +73,14 @@ def cmd_ask(args: argparse.Namespace, settings: Settings) -> int:
     check_question(args.question)  # before the model and the index take seconds to load
     from qa_core.generation import GenerationSettings
     from qa_core.models import load_model_for_cli
-    from qa_core.rag.answer import RagOptions, answer
+    from qa_core.rag.answer import RagOptions, answer, default_mode
     from qa_core.rag.retrieval import Retriever
 
     retriever = Retriever(RagStore(settings, args.collection))
     loaded = None if args.mode == "extractive" else load_model_for_cli(args, settings)  # quoting needs no model
     generation = GenerationSettings(max_new_tokens=args.max_new_tokens)
-    options = RagOptions(args.mode, args.k, args.hybrid, args.prompt_style, generation)
+    mode = args.mode or default_mode(loaded)
+    options = RagOptions(mode, args.k, args.hybrid, args.prompt_style, generation)
     result = answer(loaded, retriever, args.question, options, settings.unsupported)
     if args.json:
         print(json.dumps(result.to_dict()))
@@ -212,10 +213,10 @@ def add_ask(commands: argparse._SubParsersAction) -> None:
     ask.add_argument(
         "--mode",
         choices=MODES,
-        default=MODES[0],
         help=f"{MODES[0]}: retrieve, then the model answers from the chunks | {MODES[1]}: the model drafts "
         f"an answer, retrieves with it, then answers | {MODES[2]}: quote the chunks' best sentence, no "
-        f"model (default: {MODES[0]})",
+        f"model (default: what answers best for the model, as measured: {MODES[2]} under 1 B parameters, "
+        f"else {MODES[0]})",
     )
     add_model_options(ask)
     ask.add_argument("--prompt-style", default="auto", choices=list(STYLE_HELP), help="prompt style")
