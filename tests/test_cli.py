@@ -55,7 +55,10 @@ def test_help_explains_every_option():
     ):
         assert flag in result.stdout
     rag_help = run_cli("ask", "--help", module="qa_core.rag")
-    assert "(default: retrieve-then-answer)" in " ".join(rag_help.stdout.split())  # was "(default: first)"
+    assert (
+        "(default: what answers best for the model, as measured: extractive under 1 B parameters, else "
+        "retrieve-then-answer)" in " ".join(rag_help.stdout.split())
+    )  # was "(default: first)"
 
 
 @pytest.mark.slow

@@ -11,7 +11,15 @@ This is the only place that knows whether text is generated here or on a server;
 picks the backend once, when it loads a model. Nothing here imports `qa_core.models`.
 """
 
-from qa_core.generation.backend import Backend, TextGenerator
+from qa_core.generation.backend import Backend, Batcher, TextGenerator, growing
 from qa_core.generation.settings import GenerationSettings, check_prompt_length, prompt_budget
 
-__all__ = ["Backend", "GenerationSettings", "TextGenerator", "check_prompt_length", "prompt_budget"]
+__all__ = [
+    "Backend",
+    "Batcher",
+    "GenerationSettings",
+    "TextGenerator",
+    "check_prompt_length",
+    "growing",
+    "prompt_budget",
+]

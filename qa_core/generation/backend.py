@@ -19,11 +19,17 @@ from qa_core.generation.settings import GenerationSettings, check_prompt_length
 
 
 class TextGenerator(Protocol):
-    """Anything that answers one prompt, whole or streamed: a backend, or the app's batcher in front of one."""
+    """Anything that answers one prompt: a backend, or the app's batcher in front of one."""
 
     def generate(self, prompt: str, settings: GenerationSettings | None = None) -> str: ...
 
-    def stream(self, prompt: str, settings: GenerationSettings | None = None) -> Iterator[str]: ...
+
+def growing(pieces: Iterator[str]) -> Iterator[str]:
+    """A backend's stream of pieces as a batcher streams: the whole answer so far, each time it grows."""
+    text = ""
+    for piece in pieces:
+        text += piece
+        yield text.strip()
 
 
 class Batcher(Protocol):

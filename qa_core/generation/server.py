@@ -13,7 +13,7 @@ from pathlib import Path
 
 from transformers import PretrainedConfig, PreTrainedTokenizerBase
 
-from qa_core.generation.backend import Backend
+from qa_core.generation.backend import Backend, growing
 from qa_core.generation.inference_server import InferenceServer
 from qa_core.generation.settings import GenerationSettings
 
@@ -104,10 +104,7 @@ class ServerGenerations:
         """Yield the whole answer so far as it grows; the last item is the complete answer."""
         with self._lock:  # the model name is read here, never half-way through an adapter change
             pieces = self.backend.stream(prompt, settings, with_adapter)
-        text = ""
-        for piece in pieces:
-            text += piece
-            yield text.rstrip()
+        yield from growing(pieces)
 
     def generate(self, prompt: str, settings: GenerationSettings | None = None, with_adapter: bool = True) -> str:
         """The complete answer to `prompt`."""

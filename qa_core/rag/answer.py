@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 
 from qa_core.chunking import column_header
 from qa_core.errors import QAError
-from qa_core.generation import GenerationSettings, TextGenerator, prompt_budget
+from qa_core.generation import Batcher, GenerationSettings, TextGenerator, growing, prompt_budget
 from qa_core.grounding import Grounded, answering_sentence, settle, unrepeated
 from qa_core.metrics import figures
 from qa_core.models import LoadedModel
@@ -222,12 +222,12 @@ def answer_stream(
     question: str,
     options: RagOptions | None = None,
     unsupported: str = "warn",
-    generator: TextGenerator | None = None,
+    generator: Batcher | None = None,
 ) -> Iterator[RagAnswer]:
     """Answer `question` from the store, citing the chunks used (see `prepare`; the `extractive`
     mode quotes them, see `quote`, and needs no `loaded` model). Yields the `RagAnswer` as its
-    answer grows (through `generator`, default the model's backend; an answer that starts to loop
-    is cut and its generation stopped); the last one is settled (`qa_core.grounding.settle`, with
+    answer grows (through `generator`, the app's batcher, else the model's backend; an answer that
+    starts to loop is cut and its generation stopped); the last one is settled (`qa_core.grounding.settle`, with
     `unsupported` the QA_UNSUPPORTED policy) and carries its `grounded` report.
 
     Raises:
@@ -239,7 +239,11 @@ def answer_stream(
         result = quote(retriever, question, options)
     else:
         result = prepare(loaded, retriever, question, options, generator)
-        for text in (generator or loaded.backend).stream(result.prompt, options.generation):
+        if generator:
+            texts = generator.stream(result.prompt, options.generation)
+        else:
+            texts = growing(loaded.backend.stream(result.prompt, options.generation))
+        for text in texts:
             result.answer = unrepeated(text)
             yield result
             if result.answer != text:
