@@ -221,7 +221,7 @@ def answer_stream(
     retriever: Retriever,
     question: str,
     options: RagOptions | None = None,
-    unsupported: str = "warn",
+    unsupported: str = "quote",
     generator: Batcher | None = None,
 ) -> Iterator[RagAnswer]:
     """Answer `question` from the store, citing the chunks used (see `prepare`; the `extractive`
@@ -263,7 +263,7 @@ def answer(
     retriever: Retriever,
     question: str,
     options: RagOptions | None = None,
-    unsupported: str = "warn",
+    unsupported: str = "quote",
 ) -> RagAnswer:
     """The complete, settled answer of `answer_stream`."""
     *_, result = answer_stream(loaded, retriever, question, options, unsupported)
