@@ -161,29 +161,29 @@ def model_answers(model: str, adapter: str | None, rows: list[dict], rag_rows: i
         asked = [row for row in facts if row["evidence_text"] in sheets][:rag_rows]
         unanswerable = [row for row in rows if row["kind"] == "loan"][: len(asked) // 2]
         for mode in MODES:
-            for policy in ("warn", "quote") if mode != "extractive" else ("warn",):
-                key = f"rag_{mode.split('-')[0]}_{policy}"
+            for policy in ("warn", "quote") if mode != "extractive" else ("quote",):
+                key = f"rag_{mode.split('-')[0]}" + (f"_{policy}" if mode != "extractive" else "")
                 options = RagOptions(mode, k=3, generation=generation)
                 results = [answer(loaded, retriever, r["question"], options, policy) for r in tqdm(asked, desc=key)]
-                invented = [r for r in results if check_figures(r.grounded.stated, sheets, r.question).unsupported]
-                right = [
-                    r
-                    for r, row in zip(results, asked, strict=True)
-                    if contains_answer(r.grounded.stated, row["answer"])
-                ]
-                out[f"{key}_exact"] = sum(
-                    bool(exact_figure(r.answer, row["answer"], row["question"]))
-                    for r, row in zip(results, asked, strict=True)
-                ) / len(asked)
-                out[f"{key}_invented_flagged"] = sum(
-                    r.grounded.check.flagged or bool(r.grounded.not_stated) for r in invented
-                ) / max(len(invented), 1)
-                out[f"{key}_right_flagged"] = sum(
-                    r.grounded.check.flagged or bool(r.grounded.not_stated) for r in right
-                ) / max(len(right), 1)
+                stated = list(zip(results, asked, strict=True))
+                exact = [exact_figure(r.answer, row["answer"], row["question"]) for r, row in stated]
+                invented = [r for r, _ in stated if check_figures(r.grounded.stated, sheets, r.question).unsupported]
+                right = [r for r, row in stated if contains_answer(r.grounded.stated, row["answer"])]
                 off = [answer(loaded, retriever, r["question"], options, policy) for r in unanswerable]
-                out[f"{key}_unanswerable_not_stated"] = sum(bool(r.grounded.not_stated) for r in off) / len(off)
+                out |= {
+                    f"{key}_exact": sum(map(bool, exact)) / len(asked),
+                    f"{key}_invented": len(invented),
+                    f"{key}_invented_flagged": _flagged(invented),
+                    f"{key}_right": len(right),
+                    f"{key}_right_flagged": _flagged(right),
+                    f"{key}_unanswerable_not_stated": sum(bool(r.grounded.not_stated) for r in off) / len(off),
+                }
     return out
+
+
+def _flagged(results: list) -> float:
+    """The share of RAG results told not to rely on: a figure without a ✓, or "not stated" (0 of none)."""
+    return sum(r.grounded.check.flagged or bool(r.grounded.not_stated) for r in results) / max(len(results), 1)
 
 
 def main() -> None:
