@@ -36,7 +36,7 @@ _REFERENCE_WORDS_TEXT = """
 section sections sec § §§ rule rules clause clauses article articles art paragraph paragraphs para
     page pages p pp item items note notes footnote footnotes chapter chapters part parts schedule schedules
     exhibit exhibits annex appendix no nos number figure fig table title regulation form line step tier
-    version question questions"""
+    version question questions row rows"""
 REFERENCE_WORDS = frozenset(_REFERENCE_WORDS_TEXT.split())
 CURRENCY_SIGNS = {"$": "USD", "€": "EUR", "£": "GBP"}
 CURRENCY_WORDS = {
@@ -152,8 +152,8 @@ def _read(text: str, match: re.Match) -> Quantity | None:
     figure = Figure(float(integer.replace(",", "") + (fraction or "")), SCALES[scale.lower()] if scale else 1.0)
     written = match.group(0).strip()
     before, after = text[max(0, match.start() - 24) : match.start()], text[match.end() : match.end() + 40]
-    if _is_reference(before, after):
-        return None
+    if _is_reference(before, after) or re.match(r"\.\d", after):
+        return None  # a reference, or the head of "2.2Accelerated" (a page's menu): no figure
     if percent:
         return Quantity(written, figure, PERCENT)
     sign = next((code for mark, code in CURRENCY_SIGNS.items() if written.startswith(mark)), "")

@@ -48,6 +48,7 @@ def test_a_figure_in_no_source_is_named_and_the_questions_own_figures_do_not_cou
         ("12%", "The company sells in 12 countries and holds 9.5% of its market."),
         ("1", "Share repurchases (report.pdf:1) were $2.2 billion."),
         ("2", "See page 2 and Note 2 for the repurchase of $2.2 billion."),
+        ("2", "Home 2.2Accelerated Share Repurchase; faq.csv, row 2; a buyback of $2.2 billion."),
         ("90 days", "The plant employs 90 people."),
         ("25,000 square feet", "Rent is $25,000 a month."),
     ],
