@@ -124,7 +124,9 @@ def figure_report(grounded: Grounded | None) -> str:
     check = grounded.check
     lines = []
     if grounded.not_stated:
-        lines.append(f"ℹ️ **Not stated in the sources** ({grounded.not_stated}). The model wrote: “{grounded.stated}”")
+        lines.append(
+            f"ℹ️ **Not stated in the sources** ({grounded.not_stated}). Answer before the check: “{grounded.stated}”"
+        )
     elif grounded.replaced:
         lines.append(f"⚠️ **The model's answer was replaced** (QA_UNSUPPORTED={grounded.replaced}): “{grounded.stated}”")
     elif check.flagged:

@@ -146,13 +146,15 @@ class QAService:
         self, question: str, answer: str, context: str, grounded: Grounded, mode: str
     ) -> list[tuple[str, str | None]]:
         """The context's sentences marked: when it does not state what was asked, the closest ones
-        ("closest"); when the answer states figures, only the sentences that state those with a ✓
-        (a sentence with the same digits as a wrong figure is no support); else the quote, or the
-        sentences closest to question and answer ("support")."""
+        ("closest"); the quote that replaced the model's answer; when the answer states figures, only
+        the sentences that state those with a ✓ (a sentence with the same digits as a wrong figure
+        is no support); else the quote, or the sentences closest to question and answer ("support")."""
         if grounded.not_stated:
             return marked_sentences(context, set(self.supporting_sentences(question, "", context)), "closest")
         check = grounded.check
-        if check.supported or check.flagged:
+        if grounded.replaced == "quote":
+            support = {grounded.answer}  # the context's own sentence, in place of the model's
+        elif check.supported or check.flagged:
             support = {figure.sentence for figure in check.supported}
         else:
             support = {answer} if mode == "extractive" else set(self.supporting_sentences(question, answer, context))
