@@ -272,14 +272,16 @@ def settle(
     where: str = "documents",
     preferred: Sequence[int] = (),
     off_topic: str | None = None,
+    embedding: EmbeddingModel | None = None,
 ) -> Grounded:
     """The answer to show for `answer`, grounded on `sources`: when no source states what is asked
     (`unstated`), that the `where` ("documents" or "context") do not state it; else, under
     QA_UNSUPPORTED `policy`, `warn` keeps an answer whose figures lack a ✓ (the check is shown
     beside it), `quote` replaces it by `quote()`, the sources' own best sentence, and `refuse` by a
     refusal that names the figures. `off_topic` is a reason, known beforehand, why the sources do
-    not speak of the question (RAG: the best chunk's retrieval score is too low)."""
-    check = check_figures(answer, sources, question, preferred)
+    not speak of the question (RAG: the best chunk's retrieval score is too low); `embedding` ranks
+    the sources' sentences (see `check_figures`)."""
+    check = check_figures(answer, sources, question, preferred, embedding)
     reason = unstated(question, sources) or off_topic
     if reason:
         return Grounded(f"{NOT_STATED[where]} ({reason}).", answer, check, "not stated", reason)
@@ -301,4 +303,4 @@ def settle_from_context(
         best = answering_sentence(question, [context], embedding)
         return best.text if best else ""
 
-    return settle(question, unrepeated(answer), [context], policy, quote, "context")
+    return settle(question, unrepeated(answer), [context], policy, quote, "context", embedding=embedding)

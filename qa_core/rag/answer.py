@@ -251,8 +251,9 @@ def answer_stream(
     quote_instead = functools.partial(best_quote, question, result.hits, retriever)  # only made when needed
     best = max(hit.score for hit in result.hits)
     far = f"the closest passage scores {best:.2f}, under {options.min_score}" if best < options.min_score else None
+    pinned = retriever.store.embedder.pinned
     result.grounded = settle(
-        question, result.answer, result.grounds, unsupported, quote_instead, "documents", result.cited, far
+        question, result.answer, result.grounds, unsupported, quote_instead, "documents", result.cited, far, pinned
     )
     result.answer = result.grounded.answer
     yield result
