@@ -212,6 +212,7 @@ def test_extractive_answers_say_when_the_documents_do_not_state_it(lease_retriev
     asked = answer(None, lease_retriever, "At what rate is the loan?", RagOptions(mode="extractive", k=2))
     assert asked.answer.startswith("The loan is $1,150,000 at 3.5% a year.")  # the sentence stating a rate
     report = asked.to_dict()
+    assert report["replaced"] is None and report["model_answer"] == asked.answer  # a quote is never replaced
     assert [f["figure"] for f in report["supported_figures"]] == ["3.5%"]
     assert [f["figure"] for f in report["off_question_figures"]] == ["$1,150,000"]  # money, where a rate is asked
 

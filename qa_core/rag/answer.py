@@ -237,6 +237,7 @@ def answer_stream(
     options = options or RagOptions()
     if options.mode == "extractive":
         result = quote(retriever, question, options)
+        unsupported = "warn"  # a quote is what the policy would put in its place: its report is shown
     else:
         result = prepare(loaded, retriever, question, options, generator)
         if generator:
