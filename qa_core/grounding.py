@@ -28,7 +28,7 @@ answers that the documents do not state it (`settle`), whatever the model wrote.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 
 from qa_core.embeddings import EmbeddingModel
@@ -230,6 +230,26 @@ def unrepeated(answer: str) -> str:
     return answer
 
 
+def until_looping(texts: Iterable[str]) -> Iterator[str]:
+    """A stream of the whole answer so far, each cut where it starts to loop (`unrepeated`); at the
+    first loop the stream is closed, which stops its generation."""
+    texts = iter(texts)
+    for text in texts:
+        kept = unrepeated(text)
+        yield kept
+        if kept != text:
+            close = getattr(texts, "close", None)
+            if close:
+                close()
+            return
+
+
+def context_quote(question: str, context: str, embedding: EmbeddingModel | None = None) -> str:
+    """The sentence of `context` that answers `question` (`answering_sentence`; "" when it has none)."""
+    best = answering_sentence(question, [context], embedding)
+    return best.text if best else ""
+
+
 @dataclass
 class Grounded:
     """A grounded answer as shown (`answer`), what the model (or the quote) stated (`stated`), the
@@ -300,7 +320,6 @@ def settle_from_context(
     `settle`; the quote, the context's answering sentence, is only looked for when it replaces the answer)."""
 
     def quote() -> str:
-        best = answering_sentence(question, [context], embedding)
-        return best.text if best else ""
+        return context_quote(question, context, embedding)
 
     return settle(question, unrepeated(answer), [context], policy, quote, "context", embedding=embedding)

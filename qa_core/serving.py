@@ -22,7 +22,7 @@ from qa_core.embeddings import resolve_embedding_model
 from qa_core.errors import QAError
 from qa_core.extractive import best_sentences, sentence_spans, split_sentences
 from qa_core.generation import GenerationSettings
-from qa_core.grounding import Grounded, answering_sentence, settle_from_context, unrepeated
+from qa_core.grounding import Grounded, context_quote, settle_from_context, until_looping
 from qa_core.hub.visitor_adapters import fetch_visitor_adapter, list_visitor_checkpoints
 from qa_core.memory import MemoryTrimmer
 from qa_core.models import LoadedModel, attach_adapter_folder, load_model
@@ -130,15 +130,11 @@ class QAService:
         self.check_input(question, context)
         check_question(question)
         if mode == "extractive":
-            best = answering_sentence(question, [context], self.embedding)
-            answer = best.text if best else ""
+            answer = context_quote(question, context, self.embedding)
         else:
             answer = ""
-            for text in self.answer_stream(question, context, generation):
-                answer = unrepeated(text)
+            for answer in until_looping(self.answer_stream(question, context, generation)):
                 yield answer, [(context, None)], None
-                if answer != text:
-                    break  # a loop: closing the stream stops the generation
         grounded = settle_from_context(question, answer, context, self.settings.unsupported, self.embedding)
         yield grounded.answer, self.marked_support(question, answer, context, grounded, mode), grounded
 

@@ -21,11 +21,11 @@ from dataclasses import dataclass, field
 from qa_core.chunking import column_header
 from qa_core.errors import QAError
 from qa_core.generation import Batcher, GenerationSettings, TextGenerator, growing, prompt_budget
-from qa_core.grounding import Grounded, answering_sentence, settle, unrepeated
-from qa_core.metrics import figures
+from qa_core.grounding import Grounded, answering_sentence, settle, until_looping
 from qa_core.models import LoadedModel
 from qa_core.prompts import check_question
 from qa_core.qa import qa_prompt
+from qa_core.quantities import quantities
 from qa_core.rag import MODES
 from qa_core.rag.retrieval import Hit, Retriever
 
@@ -64,13 +64,13 @@ class RagAnswer:
     @property
     def supported_by(self) -> list[int]:
         """The source numbers whose text states every figure of the answer (none when it states no figure)."""
-        stated = figures(CITATION.sub(" ", self.answer))
+        stated = quantities(CITATION.sub(" ", self.answer))
         if not stated:
             return []
         return [
             n
             for n, hit in enumerate(self.hits, start=1)
-            if all(any(figure.same_as(found) for found in figures(hit.text)) for figure in stated)
+            if all(any(figure.same_as(found) for found in quantities(hit.text)) for figure in stated)
         ]
 
     @property
@@ -244,17 +244,21 @@ def answer_stream(
             texts = generator.stream(result.prompt, options.generation)
         else:
             texts = growing(loaded.backend.stream(result.prompt, options.generation))
-        for text in texts:
-            result.answer = unrepeated(text)
+        for text in until_looping(texts):
+            result.answer = text
             yield result
-            if result.answer != text:
-                break  # closing the stream stops the generation
     quote_instead = functools.partial(best_quote, question, result.hits, retriever)  # only made when needed
     best = max(hit.score for hit in result.hits)
     far = f"the closest passage scores {best:.2f}, under {options.min_score}" if best < options.min_score else None
-    pinned = retriever.store.embedder.pinned
     result.grounded = settle(
-        question, result.answer, result.grounds, unsupported, quote_instead, "documents", result.cited, far, pinned
+        question,
+        result.answer,
+        result.grounds,
+        unsupported,
+        quote_instead,
+        preferred=result.cited,
+        off_topic=far,
+        embedding=retriever.store.embedder.pinned,
     )
     result.answer = result.grounded.answer
     yield result
