@@ -129,7 +129,8 @@ def fact_sheet(company: str, variant: str, rng: random.Random) -> tuple[str, dic
         revenue = FACTS["revenue"][variant][0].format(v=values["revenue"], **fields)
         sentences.insert(sentences.index(revenue) + 1, PREVIOUS_YEAR[variant].format(v=_money(rng), y=year - 1))
     facts = {fact: (FACTS[fact][variant][1].format(**fields), values[fact]) for fact in chosen}
-    return " ".join(sentences), facts
+    # titled, as fact sheets are: a sheet whose sentences all say "the company" still names it
+    return f"{company} fact sheet. " + " ".join(sentences), facts
 
 
 def build_rows(rows: int = 240, variant: str = "a", seed: int = 0) -> list[dict[str, str]]:

@@ -1,6 +1,8 @@
 """Evaluate answers on held-out QA data: base vs fine-tuned vs engineered prompt vs RAG.
 
     python -m qa_core.evaluate --data qa_core/resources/sample_qa.csv --model demo --modes base,prompt,rag
+    python -m qa_core.evaluate --data facts.csv --model smollm2 --adapter runs/smollm2-cpu/final \
+        --modes base,finetuned --unanswerable 0.2    # with questions their context cannot answer
     python -m qa_core.evaluate --data policy_qa.csv --model NousResearch/Llama-2-7b-hf \
         --adapter your-name/policy-run@3f2a1c --modes base,finetuned,prompt,rag --out results/
 
@@ -53,11 +55,13 @@ from qa_core.hub.refs import ModelRef
 from qa_core.models import LoadedModel, adapter_off, attach_adapter, load_model_for_cli
 from qa_core.perplexity import DEFAULT_STRIDE, DEFAULT_WINDOW, compare_perplexity, reference_perplexity
 from qa_core.prompts import STYLE_HELP, build_prompt
+from qa_core.quantities import quantities
 from qa_core.rag.answer import RagOptions, prepare
 from qa_core.rag.retrieval import Retriever
 from qa_core.rag.store import temporary_store
 from qa_core.reports import write_checkpoint_results, write_perplexity_results, write_results
 from qa_core.text_data import load_texts
+from qa_core.unanswerable import with_unanswerable
 
 MODES = ("base", "finetuned", "prompt", "rag")
 CONTEXTS = ("row", "none")
@@ -95,6 +99,21 @@ def figure_scores(answer: str, sources: list[str] | None, question: str) -> dict
     }
 
 
+def not_stated_scores(answer: str, reference: str) -> dict:
+    """Whether the question is unanswerable (its reference says the context does not state it), and
+    whether the answer says so or states a figure all the same."""
+    return {
+        "unanswerable": metrics.says_not_stated(reference),
+        "says_not_stated": metrics.says_not_stated(answer),
+        "states_figure": bool(quantities(answer)),
+    }
+
+
+def _share(per_question: list[dict], name: str, unanswerable: bool) -> float | None:
+    """The mean of `name` over the unanswerable questions, or over the answerable ones (None if none)."""
+    return _mean([q[name] for q in per_question if q["unanswerable"] == unanswerable])
+
+
 def score_mode(
     answers: list[str], references: list[str], questions: list[str], grounds: list[list[str]] | None = None
 ) -> tuple[dict, list[dict]]:
@@ -115,6 +134,7 @@ def score_mode(
                 **metrics.rouge(answer, reference),
                 "numeric_match": metrics.numeric_match(answer, reference, question),
                 "refused": metrics.is_refusal(answer),
+                **not_stated_scores(answer, reference),
                 "answer_words": len(answer.split()),
                 **figure_scores(answer, sources, question),
             }
@@ -134,6 +154,11 @@ def score_mode(
         # of all grounded answers, the share with a figure in none of them
         "figures_supported": _mean(column["figures_supported"]),
         "unsupported_figure": _mean(column["unsupported_figure"]),
+        # questions whose context cannot answer them: said so, or stated a figure anyway; and the
+        # answerable ones wrongly said not stated
+        "not_stated": _share(per_question, "says_not_stated", unanswerable=True),
+        "figure_when_unanswerable": _share(per_question, "states_figure", unanswerable=True),
+        "not_stated_when_answerable": _share(per_question, "says_not_stated", unanswerable=False),
         "answer_words": _mean(column["answer_words"]),
     }
     return row, per_question
@@ -246,6 +271,8 @@ def answer_questions(args: argparse.Namespace, data: Dataset, loaded: LoadedMode
     contexts = list(data["context"])  # RAG retrieves from every context, not only the test split's
     if args.split == "test":
         data = split_qa_data(data, args.test_size, args.seed)["test"]
+    # made as train_job/run.py makes them, after the split and with its seed: the rows it held out
+    data = with_unanswerable(data, args.unanswerable, seed=args.seed)
     if args.limit:
         data = data.select(range(min(args.limit, len(data))))
     generation = GenerationSettings(max_new_tokens=args.max_new_tokens)
@@ -285,6 +312,11 @@ def answer_questions(args: argparse.Namespace, data: Dataset, loaded: LoadedMode
         "exact_figure and numeric_match average over questions whose reference states a figure the question "
         "does not; contains_answer: the whole reference is in the answer (for short answers)"
     )
+    notes.append(
+        "not_stated: of the questions whose reference says the context does not state it, the share answered so; "
+        "figure_when_unanswerable: the share of them answered with a figure all the same; "
+        "not_stated_when_answerable: the share of the others answered 'not stated'"
+    )
     write_results(rows, answers, Path(args.out), "Answer quality by mode", notes)
     print((Path(args.out) / "results.md").read_text())
 
@@ -302,6 +334,14 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--test-size", type=float, default=0.1)
     parser.add_argument("--seed", type=int, default=42)
     parser.add_argument("--limit", type=int, help="at most this many questions")
+    parser.add_argument(
+        "--unanswerable",
+        type=float,
+        default=0.0,
+        metavar="SHARE",
+        help="add questions their context cannot answer, this share of all, as training's --unanswerable_share "
+        "does; the not_stated column is the share of them answered 'not stated' (default: 0, none)",
+    )
     add_model_options(parser)
     parser.add_argument("--modes", default="base,finetuned,prompt,rag", help=f"comma-separated: {', '.join(MODES)}")
     parser.add_argument(

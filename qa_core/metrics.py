@@ -56,6 +56,12 @@ REFUSAL = re.compile(
     r"information|does not (?:contain|provide|mention)|no information|i'?m sorry|i am sorry|not able to)\b",
     re.IGNORECASE,
 )
+# "The context does not state this", as taught (qa_core.unanswerable) and as models put it otherwise.
+NOT_STATED = re.compile(
+    r"\b(?:does|do|did)\s*n[o']t (?:state|say|mention|specify|give|include|provide|contain)\b"
+    r"|\bnot (?:stated|mentioned|specified|given|provided)\b|\bno (?:information|mention)\b",
+    re.IGNORECASE,
+)
 BERTSCORE_MODEL = "roberta-large"
 
 
@@ -131,7 +137,12 @@ def contains_answer(answer: str, reference: str) -> bool:
 
 def is_refusal(answer: str) -> bool:
     """True when the answer declines ("I don't know", "the context does not contain ...") or is empty."""
-    return not answer.strip() or bool(REFUSAL.search(answer))
+    return not answer.strip() or bool(REFUSAL.search(answer)) or says_not_stated(answer)
+
+
+def says_not_stated(answer: str) -> bool:
+    """True when the answer says its context (or the documents) does not state what was asked."""
+    return bool(NOT_STATED.search(answer))
 
 
 def semantic_similarity(answers: Sequence[str], references: Sequence[str], model: str | None = None) -> list[float]:

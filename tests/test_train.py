@@ -202,6 +202,44 @@ def test_a_trained_adapter_is_asked_the_way_it_was_trained(pushed, hub_settings,
     assert "### Instruction:\nWhat is a bond?" in explicit.stderr and qa not in explicit.stderr
 
 
+def test_a_preference_stage_continues_the_adapter_from_its_own_answers(pushed, hub_server, hub_settings, tmp_path):
+    """--task dpo: the demo model's answers (random weights) are all wrong, so every question gives a
+    pair whose chosen answer is the reference; the adapter is trained on and pushed as SFT's is."""
+    pairs_file = tmp_path / "pairs.jsonl"
+    options = ["--task", "dpo", "--adapter", "tester/tiny@20", "--max_steps", "4", "--save_steps", "2"]
+    options += ["--pair_samples", "1", "--unanswerable_share", "0.25", "--save_pairs", str(pairs_file)]
+    push = ["--push-to-hub", "--hub-repo", "tester/tiny-dpo"]
+    record = train(tmp_path / "run", *options, "--eval_strategy", "no", *push, server=hub_server)
+
+    assert (record["task"], record["step"]) == ("dpo", 4) and record["init_adapter"].startswith("tester/tiny@")
+    preference = record["preference"]
+    assert (preference["stage"], preference["beta"]) == ("dpo", 0.1)
+    counts = preference["pairs"]
+    assert counts["pairs"] == counts["questions"] and counts["chosen_own"] == 0 and counts["unanswerable"] > 0
+    pairs = [json.loads(line) for line in pairs_file.read_text().splitlines()]
+    assert len(pairs) == counts["pairs"] and set(pairs[0]) == {"prompt", "chosen", "rejected"}
+    data = load_qa_data(sample_data_path())
+    references = {" " + answer for answer in data["answer"]} | {" The context does not state this."}
+    assert {pair["chosen"] for pair in pairs} <= references
+    assert all(pair["prompt"].startswith("Answer the following question using the provided context:") for pair in pairs)
+
+    assert [c.step for c in list_checkpoints("tester/tiny-dpo", hub_settings)] == [4, 2]
+    final = tmp_path / "run" / "final"
+    assert sorted(p.name for p in final.iterdir() if p.is_dir()) == []  # no copy of the reference adapter
+    started, tuned = load_model("demo", "tester/tiny@20", settings=hub_settings), load_model("demo", str(final))
+    ids = started.tokenizer(
+        ["Answer the following question:\nQuestion: What is a bond?\n---\nAnswer:"], return_tensors="pt"
+    )
+    with torch.no_grad():
+        assert not torch.allclose(tuned.model(**ids).logits, started.model(**ids).logits, atol=1e-5)
+
+
+def test_a_preference_stage_needs_an_adapter(tmp_path):
+    with pytest.raises(QAError, match="--task dpo tunes a trained adapter further: give --adapter"):
+        train(tmp_path / "out", "--task", "dpo")
+    assert not (tmp_path / "out").exists()
+
+
 def test_resume_from_a_hub_checkpoint_continues_at_its_step(pushed, hub_server, hub_settings, tmp_path):
     record = train(
         tmp_path,
@@ -415,9 +453,9 @@ def test_a_token_that_cannot_push_fails_before_training(pushed, hub_server, tmp_
 
 def test_every_preset_parses():
     for preset in sorted((ROOT / "configs").glob("*.yaml")):
-        data_args, model_args, _, _ = parse_args(["--config", str(preset), "--bf16", "false"])
+        data_args, model_args, *_ = parse_args(["--config", str(preset), "--bf16", "false"])
         assert model_args.lora_r >= 8 and data_args.batching in ("auto", "grouped"), preset.name
-    data_args, _, _, policy = parse_args(["--config", str(ROOT / "configs/policy-qa-int8.yaml"), "--bf16", "false"])
+    data_args, *_, policy = parse_args(["--config", str(ROOT / "configs/policy-qa-int8.yaml"), "--bf16", "false"])
     assert (policy.optim.value, policy.learning_rate, policy.max_grad_norm, data_args.batching) == (
         "paged_adamw_8bit",
         2e-4,

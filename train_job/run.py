@@ -39,16 +39,16 @@ import shutil
 import sys
 import time
 import warnings
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 
 import torch
 from accelerate import PartialState
 from datasets import Dataset, DatasetDict
 from peft import LoraConfig, PeftModel, prepare_model_for_kbit_training
-from transformers import PreTrainedModel
+from transformers import PreTrainedModel, TrainingArguments
 from transformers.trainer_utils import get_last_checkpoint
-from trl import SFTConfig, TrlParser
+from trl import DPOConfig, SFTConfig, TrlParser
 
 from qa_core.config import Settings, load_settings, setting_option
 from qa_core.data import load_qa_data, split_qa_data
@@ -58,11 +58,14 @@ from qa_core.hub.checkpoints import pull, read_checkpoint_record, write_record
 from qa_core.hub.publish import adapter_card, check_push_options, check_write_access
 from qa_core.hub.refs import ModelRef, public_name
 from qa_core.hub.snapshots import require_adapter
+from qa_core.metrics import says_not_stated
 from qa_core.models import LoadedModel, load_model, locate
 from qa_core.prompts import STYLE_HELP, build_prompt, resolve_style
 from qa_core.reports import write_loss_curve
 from qa_core.text_data import load_texts, passages
+from qa_core.unanswerable import NOT_STATED_ANSWER, with_unanswerable
 from train_job.launch import check_job, check_launch, job_facts
+from train_job.preference import PreferenceTrainer, build_pairs, completion
 from train_job.pushing import CheckpointCallback, CheckpointPusher, PushReport, checkpoint_record
 from train_job.sampling import GroupedSFTTrainer
 from train_job.shards import is_sharded, write_whole_adapter
@@ -73,7 +76,7 @@ warnings.filterwarnings("ignore", r"`(is_)?gradient_checkpointing` is deprecated
 
 BATCHINGS = ("auto", "packed", "grouped", "max-length")
 KERNELS = ("auto", "liger", "none")
-TASKS = ("sft", "pretrain")
+TASKS = ("sft", "pretrain", "dpo")
 LOSS_CURVE = "loss.png"
 PUSH_FAILED = 3  # exit status: training completed, but some checkpoint pushes failed for good
 
@@ -102,6 +105,17 @@ class DataArguments:
     test_size: float = field(default=0.1, metadata={"help": "Fraction held out for evaluation."})
     prompt_style: str = field(
         default="auto", metadata={"help": "; ".join(f"{name}: {text}" for name, text in STYLE_HELP.items())}
+    )
+    unanswerable_share: float = field(
+        default=0.0,
+        metadata={
+            "help": "sft: the share of training (and held-out) rows made unanswerable, their answer "
+            "--not_stated_answer: the question with another document's context, or with its own less the "
+            "sentences stating the answer (qa_core/unanswerable.py). 0: none."
+        },
+    )
+    not_stated_answer: str = field(
+        default=NOT_STATED_ANSWER, metadata={"help": "The answer taught for unanswerable rows."}
     )
     batching: str = field(
         default="auto",
@@ -133,8 +147,9 @@ class ModelArguments:
     init_adapter: str | None = field(
         default=None,
         metadata={
+            "aliases": ["--adapter"],
             "help": "Start from this LoRA adapter (folder or REPO[@REV]) instead of a new one; its rank, alpha "
-            "and target modules replace the lora_* options."
+            "and target modules replace the lora_* options.",
         },
     )
     lora_r: int = field(default=16, metadata={"help": "LoRA rank."})
@@ -177,12 +192,27 @@ class PublishArguments:
     )
 
 
+@dataclass
+class PreferenceArguments:
+    """--task dpo: the pairs built from the data and the adapter's own answers (train_job/preference.py)."""
+
+    beta: float = field(
+        default=0.1,
+        metadata={"help": "DPO's beta: how far the tuned adapter may move from where it started (higher: less)."},
+    )
+    pair_samples: int = field(default=2, metadata={"help": "Answers sampled per question to judge."})
+    pair_temperature: float = field(default=0.7, metadata={"help": "Sampling temperature of those answers."})
+    save_pairs: str | None = field(
+        default=None, metadata={"help": "Also write the training pairs here (JSONL: prompt, chosen, rejected)."}
+    )
+
+
 def prompt_completion(data: Dataset, style: str, tokenizer) -> Dataset:
     """Turn QA rows into TRL's prompt / completion format, the prompt built as at inference time."""
 
     def convert(row: dict) -> dict:
         prompt = build_prompt(style, row["question"], row["context"] or None, tokenizer)
-        return {"prompt": prompt, "completion": row["answer"] if prompt[-1:].isspace() else " " + row["answer"]}
+        return {"prompt": prompt, "completion": completion(prompt, row["answer"])}
 
     return data.map(convert, remove_columns=data.column_names)
 
@@ -208,6 +238,15 @@ def check_options(
         raise QAError(f"--batching {data_args.batching!r}: choose {', '.join(BATCHINGS)}")
     if data_args.task not in TASKS:
         raise QAError(f"--task {data_args.task!r}: choose {', '.join(TASKS)}")
+    if data_args.task == "dpo" and not model_args.init_adapter:
+        raise QAError("--task dpo tunes a trained adapter further: give --adapter FOLDER_OR_REPO[@REV]")
+    if not says_not_stated(data_args.not_stated_answer):
+        raise QAError(
+            f"--not_stated_answer {data_args.not_stated_answer!r} would not be read as saying the context is silent "
+            "(evaluation and the DPO stage look for 'does not state', 'not stated', 'not mentioned' ...)"
+        )
+    if data_args.task == "pretrain" and data_args.unanswerable_share:
+        raise QAError("--unanswerable_share applies to --task sft: raw text has no questions to make unanswerable")
     if data_args.task == "pretrain" and data_args.batching != "auto":
         raise QAError("--batching applies to --task sft; pretraining always cuts the text into full max_length blocks")
     if push:
@@ -224,7 +263,11 @@ def load_data(data_args: DataArguments, settings: Settings, seed: int) -> Datase
         data = Dataset.from_dict({"text": passages(texts)})
     else:
         data = load_qa_data(data_args.data, data_args.columns, token=settings.hub_token)
-    return split_qa_data(data, data_args.test_size, seed)
+    parts = split_qa_data(data, data_args.test_size, seed)
+    if data_args.task != "pretrain":  # made after the split: no held-out question is trained on in another context
+        for name, part in parts.items():
+            parts[name] = with_unanswerable(part, data_args.unanswerable_share, data_args.not_stated_answer, seed)
+    return parts
 
 
 def load_trainable_model(
@@ -279,7 +322,46 @@ def prepare_examples(
     style = resolve_style(data_args.prompt_style, tokenizer, trained=init_record.get("prompt_style"))
     train = prompt_completion(parts["train"], style, tokenizer)
     test = prompt_completion(parts["test"], style, tokenizer)
-    return style, resolve_batching(data_args.batching, model), train, test
+    # DPO's collator pads each batch to its longest pair; its examples are made later, from answers
+    batching = resolve_batching(data_args.batching, model) if data_args.task == "sft" else "padded"
+    return style, batching, train, test
+
+
+def preference_pairs(
+    loaded: LoadedModel, parts: DatasetDict, style: str, options: PreferenceArguments, seed: int
+) -> tuple[Dataset, Dataset, dict]:
+    """The DPO stage's train and held-out pairs, from the model's own answers (train_job/preference.py).
+
+    Returns:
+        (train pairs, held-out pairs, what the checkpoint record says of them: stage, beta, counts).
+
+    Raises:
+        QAError: the model answered every training question right: there is nothing to prefer.
+    """
+    loaded.model.eval()  # sampled as served: no dropout
+    sample = functools.partial(
+        build_pairs, loaded, style=style, samples=options.pair_samples, temperature=options.pair_temperature, seed=seed
+    )
+    train, counts = sample(parts["train"])
+    if not len(train):
+        raise QAError(f"every one of {counts['answers']} sampled answers is right: no preference pairs to train on")
+    if options.save_pairs:
+        train.to_json(options.save_pairs)
+    # Held-out questions are judged the same way; a split answered right every time gives no pairs,
+    # and then no eval loss (qa_core.evaluate measures the answers either way).
+    test, _ = sample(parts["test"])
+    return train, test if len(test) else None, {"stage": "dpo", "beta": options.beta, "pairs": counts}
+
+
+def dpo_config(training_args: SFTConfig, options: PreferenceArguments, evaluate: bool) -> DPOConfig:
+    """The DPO stage's arguments: the Trainer's own (steps, learning rate, saving, logging ...) and
+    max_length as set for the run, and beta; no evaluation during training without held-out pairs
+    (`evaluate` False). SFT's own fields (its loss type, packing ...) mean other things, or nothing, here."""
+    names = [f.name for f in fields(TrainingArguments) if f.init] + ["max_length"]
+    shared = {name: getattr(training_args, name) for name in names}
+    if not evaluate:
+        shared["eval_strategy"] = "no"
+    return DPOConfig(**shared, beta=options.beta)
 
 
 def resolve_batching(batching: str, model) -> str:
@@ -434,7 +516,8 @@ def train_and_evaluate(trainer: GroupedSFTTrainer, resume_from: str | None, push
     """
     try:
         output = trainer.train(resume_from_checkpoint=resume_from)
-        trainer.evaluate()
+        if trainer.eval_dataset is not None:
+            trainer.evaluate()
         return output
     except BaseException as exc:
         if pusher:
@@ -498,7 +581,11 @@ def push_summary(report: PushReport, repo: str, output_dir: str, final: Path) ->
 
 
 def main(
-    data_args: DataArguments, model_args: ModelArguments, publish_args: PublishArguments, training_args: SFTConfig
+    data_args: DataArguments,
+    model_args: ModelArguments,
+    publish_args: PublishArguments,
+    preference_args: PreferenceArguments,
+    training_args: SFTConfig,
 ) -> dict:
     """Train, evaluate and publish; returns the final checkpoint record (step, losses, metrics,
     train_runtime and train_tokens, the real tokens trained on, padding excluded; `push_failures`,
@@ -516,20 +603,33 @@ def main(
     kernels = resolve_kernels(model_args.kernels, model)
     configure_trainer(training_args, publish_args, batching, kernels)
     resume_from, already_pushed = find_resume_point(publish_args, training_args, settings)
+    preference = {}
+    if data_args.task == "dpo":
+        train, test, preference = preference_pairs(loaded, parts, style, preference_args, training_args.seed)
 
     extra = {**run_facts(loaded, data_args, model_args, lora), "prompt_style": style, "batching": batching}
     extra["kernels"] = kernels
+    if data_args.unanswerable_share:
+        extra["unanswerable"] = {"share": data_args.unanswerable_share, "answer": data_args.not_stated_answer}
     if init_record:
         extra["init_adapter"] = init_record["adapter"]
+    if preference:
+        extra["preference"] = preference
     pusher = None
     if push and is_main:  # write access is checked before any compute is spent
         repo = publish_args.hub_repo
         check_write_access(repo, settings)
         card = functools.partial(adapter_card, repo)
         pusher = CheckpointPusher(repo, settings, card, already_pushed, patience=publish_args.push_patience)
-    trainer = GroupedSFTTrainer(
+    trainer_class, trainer_args = GroupedSFTTrainer, training_args
+    if data_args.task == "dpo":
+        trainer_class, trainer_args = (
+            PreferenceTrainer,
+            dpo_config(training_args, preference_args, evaluate=test is not None),
+        )
+    trainer = trainer_class(
         model=model,
-        args=training_args,
+        args=trainer_args,
         train_dataset=train,
         eval_dataset=test,
         processing_class=loaded.tokenizer,
@@ -571,9 +671,9 @@ def push_later_hint(report: PushReport, output_dir: str, repo: str, final: Path)
 
 def parse_args(
     argv: list[str] | None = None,
-) -> tuple[DataArguments, ModelArguments, PublishArguments, SFTConfig]:
+) -> tuple[DataArguments, ModelArguments, PublishArguments, PreferenceArguments, SFTConfig]:
     """The options of a run, from `--config PRESET.yaml` and the command line (which wins)."""
-    parser = TrlParser((DataArguments, ModelArguments, PublishArguments, SFTConfig))
+    parser = TrlParser((DataArguments, ModelArguments, PublishArguments, PreferenceArguments, SFTConfig))
     parser.set_defaults(report_to="none", output_dir="runs/qa-lora")
     return parser.parse_args_and_config(argv)
 

@@ -94,7 +94,8 @@ def adapter_card(repo_id: str, record: dict) -> str:
     usage = f'python -m qa_core ask "Your question" --model {base} --adapter {repo_id}'
     style = record.get("prompt_style")
     task = record.get("task", "sft")
-    what = "continued pretraining on raw text" if task == "pretrain" else "question answering"
+    what = {"pretrain": "continued pretraining on raw text", "dpo": "question answering, preference-tuned (DPO)"}
+    what = what.get(task, "question answering")
     intro = f"LoRA adapter trained with qa-toolkit (`train_job/run.py`) for {what}; one commit per checkpoint."
     intro += f"\n\n```bash\n{usage}\n```"
     if record.get("loss_curve"):
@@ -116,7 +117,24 @@ def adapter_card(repo_id: str, record: dict) -> str:
             if lora
             else None,
             "trained head": ", ".join(lora.get("modules_to_save") or []) or "no",
+            "unanswerable rows": _unanswerable(record.get("unanswerable")),
+            "preference pairs": _pairs(record.get("preference")),
             "steps": record.get("step"),
         },
         record,
+    )
+
+
+def _unanswerable(made: dict | None) -> str | None:
+    return f"{made['share']:.0%} of the rows, answered “{made['answer']}”" if made else None
+
+
+def _pairs(preference: dict | None) -> str | None:
+    if not preference:
+        return None
+    pairs = preference["pairs"]
+    return (
+        f"{pairs.get('pairs', 0)} from the adapter's own answers to {pairs['questions']} questions "
+        f"({pairs.get('unanswerable', 0)} unanswerable; {pairs.get('chosen_own', 0)} prefer an answer of its own "
+        f"to the reference), beta {preference['beta']}"
     )

@@ -1,0 +1,115 @@
+"""Preference pairs for DPO, built from QA rows and the adapter's own answers, judged against the
+reference and by the figure check.
+
+    python train_job/run.py --config configs/smollm2-cpu-dpo.yaml --data facts.csv --adapter runs/smollm2-cpu/final
+    python train_job/run.py --config configs/smollm2-cpu-dpo.yaml --data facts.csv --adapter runs/smollm2-cpu/final \
+        --save_pairs pairs.jsonl          # the pairs in TRL's preference format, to read or to share
+
+Every question (the data's rows and the unanswerable ones made from them, `qa_core.unanswerable`)
+is answered `samples` times by the model being tuned, sampled as a user would see it, and each
+answer is judged (`is_right`):
+- answerable: right when it states the reference's figures (or, without figures, the reference
+  word for word), the figure check gives each of its figures a ✓ from the row's context, and it
+  does not say the context is silent;
+- unanswerable: right when it says the context does not state it and states no figure.
+A question whose reference itself is not judged right (the figure check finds no ✓ for it in
+the context) is left out. A question with a wrong answer gives one pair: chosen, a right answer of the model's own (the
+reference where none is); rejected, the wrong one. A question answered right every time gives
+none: there is nothing to learn from it.
+
+`PreferenceTrainer` trains on the pairs with TRL's DPO, continuing the adapter; its reference is a
+frozen copy of the adapter as it started (TRL's way for a PEFT model: no second model in memory),
+which is never saved or pushed.
+"""
+
+from __future__ import annotations
+
+import random
+from collections import Counter
+
+from datasets import Dataset
+from transformers import set_seed
+from trl import DPOTrainer
+
+from qa_core.generation import GenerationSettings
+from qa_core.grounding import check_figures
+from qa_core.metrics import contains_answer, exact_figure, says_not_stated
+from qa_core.models import LoadedModel
+from qa_core.prompts import build_prompt
+from qa_core.quantities import quantities
+
+
+def completion(prompt: str, answer: str) -> str:
+    """`answer` as it follows `prompt` in training: after a space unless the prompt ends with one."""
+    return answer if prompt[-1:].isspace() else " " + answer
+
+
+def is_right(answer: str, question: str, reference: str, context: str) -> bool:
+    """Whether `answer` is one to prefer (see the module's docstring)."""
+    if says_not_stated(reference):
+        return says_not_stated(answer) and not quantities(answer)
+    if says_not_stated(answer):
+        return False
+    exact = exact_figure(answer, reference, question)
+    if exact is None:
+        return contains_answer(answer, reference)
+    return exact and not check_figures(answer, [context], question).flagged
+
+
+def build_pairs(
+    loaded: LoadedModel,
+    rows: Dataset,
+    style: str,
+    samples: int = 2,
+    temperature: float = 0.7,
+    max_new_tokens: int = 48,
+    seed: int = 42,
+    show_progress: bool = True,
+) -> tuple[Dataset, dict[str, int]]:
+    """Preference pairs from `rows` (question, context, answer) and the model's own sampled answers.
+
+    Returns:
+        (a Dataset of prompt / chosen / rejected strings, the prompt built in `style` as at
+        inference time; counts: `questions`, `answers`, `right` answers, `unconfirmed`
+        questions, whose reference the check does not confirm (left out), `pairs`, and of the
+        pairs `unanswerable` and `chosen_own`, those whose chosen answer is the model's own).
+    """
+    prompts = [build_prompt(style, row["question"], row["context"] or None, loaded.tokenizer) for row in rows]
+    set_seed(seed)
+    generation = GenerationSettings(max_new_tokens=max_new_tokens, temperature=temperature)
+    answers = loaded.backend.generate_many(prompts * samples, generation, show_progress=show_progress)
+    rng = random.Random(seed)
+    pairs, counts = [], Counter(questions=len(rows), answers=len(answers))
+    for n, (row, prompt) in enumerate(zip(rows, prompts, strict=True)):
+        if not is_right(row["answer"], row["question"], row["answer"], row["context"]):
+            counts["unconfirmed"] += 1  # the check cannot confirm the reference itself: no judgement to trust
+            continue
+        own = list(dict.fromkeys(a.strip() for a in answers[n :: len(prompts)]))
+        right = [a for a in own if is_right(a, row["question"], row["answer"], row["context"])]
+        wrong = [a for a in own if a not in right]
+        counts["right"] += len(right)
+        if not wrong:
+            continue
+        chosen = rng.choice(right) if right else row["answer"]
+        pairs.append(
+            {"prompt": prompt, "chosen": completion(prompt, chosen), "rejected": completion(prompt, rng.choice(wrong))}
+        )
+        counts["pairs"] += 1
+        counts["unanswerable"] += says_not_stated(row["answer"])
+        counts["chosen_own"] += bool(right)
+    return Dataset.from_list(pairs), dict(counts)
+
+
+class PreferenceTrainer(DPOTrainer):
+    """TRL's DPOTrainer saving only the adapter it tunes: TRL keeps the starting adapter as a frozen
+    second adapter named "ref" to compute the reference's log-probabilities, and PEFT would save it
+    into every checkpoint (a ref/ folder, pushed with it)."""
+
+    def _save(self, output_dir: str | None = None, state_dict: dict | None = None) -> None:
+        model = self.accelerator.unwrap_model(self.model)
+        reference = model.peft_config.pop("ref", None)
+        try:
+            super()._save(output_dir, state_dict)
+        finally:
+            if reference is not None:
+                model.peft_config["ref"] = reference
