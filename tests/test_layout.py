@@ -17,7 +17,7 @@ LAYERS = [
     {"qa_core.text_data", "qa_core.demo_model", "qa_core.smollm2", "qa_core.reports", "qa_core.metrics"},
     # generation never imports models: a backend is handed its model
     {"qa_core.generation", "qa_core.extractive", "qa_core.quantities", "qa_core.questions"},
-    {"qa_core.models", "qa_core.grounding"},
+    {"qa_core.models", "qa_core.grounding", "qa_core.unanswerable"},
     {"qa_core.qa", "qa_core.perplexity", "qa_core.rag", "qa_core.synth", "qa_core.visitors"},
     {"qa_core.evaluate", "qa_core.serving", "qa_core.__main__", "hub", "train_job", "app"},
 ]

@@ -208,6 +208,7 @@ def test_a_preference_stage_continues_the_adapter_from_its_own_answers(pushed, h
     pairs_file = tmp_path / "pairs.jsonl"
     options = ["--task", "dpo", "--adapter", "tester/tiny@20", "--max_steps", "4", "--save_steps", "2"]
     options += ["--pair_samples", "1", "--unanswerable_share", "0.25", "--save_pairs", str(pairs_file)]
+    options += ["--push_pairs", "tester/tiny-pairs"]
     push = ["--push-to-hub", "--hub-repo", "tester/tiny-dpo"]
     record = train(tmp_path / "run", *options, "--eval_strategy", "no", *push, server=hub_server)
 
@@ -215,7 +216,8 @@ def test_a_preference_stage_continues_the_adapter_from_its_own_answers(pushed, h
     preference = record["preference"]
     assert (preference["stage"], preference["beta"]) == ("dpo", 0.1)
     counts = preference["pairs"]
-    assert counts["pairs"] == counts["questions"] and counts["chosen_own"] == 0 and counts["unanswerable"] > 0
+    assert counts["pairs"] + counts["unconfirmed"] == counts["questions"] and counts["pairs"] > counts["questions"] / 2
+    assert counts["chosen_own"] == 0 and counts["unanswerable"] > 0
     pairs = [json.loads(line) for line in pairs_file.read_text().splitlines()]
     assert len(pairs) == counts["pairs"] and set(pairs[0]) == {"prompt", "chosen", "rejected"}
     data = load_qa_data(sample_data_path())
@@ -223,7 +225,12 @@ def test_a_preference_stage_continues_the_adapter_from_its_own_answers(pushed, h
     assert {pair["chosen"] for pair in pairs} <= references
     assert all(pair["prompt"].startswith("Answer the following question using the provided context:") for pair in pairs)
 
+    published = Path(snapshot_download("tester/tiny-pairs", repo_type="dataset", **hub_kwargs(hub_settings)))
+    assert (published / "pairs.jsonl").read_text() == pairs_file.read_text()
+    assert "- dpo" in (published / "README.md").read_text() and preference["pairs_repo"] == "tester/tiny-pairs"
     assert [c.step for c in list_checkpoints("tester/tiny-dpo", hub_settings)] == [4, 2]
+    card = (Path(snapshot_download("tester/tiny-dpo", **hub_kwargs(hub_settings))) / "README.md").read_text()
+    assert "preference-tuned (DPO)" in card and f"| preference pairs | {counts['pairs']} from" in card
     final = tmp_path / "run" / "final"
     assert sorted(p.name for p in final.iterdir() if p.is_dir()) == []  # no copy of the reference adapter
     started, tuned = load_model("demo", "tester/tiny@20", settings=hub_settings), load_model("demo", str(final))

@@ -3,7 +3,7 @@ reference and by the figure check.
 
     python train_job/run.py --config configs/smollm2-cpu-dpo.yaml --data facts.csv --adapter runs/smollm2-cpu/final
     python train_job/run.py --config configs/smollm2-cpu-dpo.yaml --data facts.csv --adapter runs/smollm2-cpu/final \
-        --save_pairs pairs.jsonl          # the pairs in TRL's preference format, to read or to share
+        --save_pairs pairs.jsonl --push_pairs your-name/facts-pairs   # the pairs, TRL's preference format
 
 Every question (the data's rows and the unanswerable ones made from them, `qa_core.unanswerable`)
 is answered `samples` times by the model being tuned, sampled as a user would see it, and each
@@ -25,14 +25,19 @@ which is never saved or pushed.
 from __future__ import annotations
 
 import random
+import tempfile
 from collections import Counter
+from pathlib import Path
 
 from datasets import Dataset
+from huggingface_hub import DatasetCardData
 from transformers import set_seed
 from trl import DPOTrainer
 
+from qa_core.config import Settings
 from qa_core.generation import GenerationSettings
 from qa_core.grounding import check_figures
+from qa_core.hub.client import push_folder
 from qa_core.metrics import contains_answer, exact_figure, says_not_stated
 from qa_core.models import LoadedModel
 from qa_core.prompts import build_prompt
@@ -98,6 +103,26 @@ def build_pairs(
         counts["unanswerable"] += says_not_stated(row["answer"])
         counts["chosen_own"] += bool(right)
     return Dataset.from_list(pairs), dict(counts)
+
+
+def push_pairs(pairs: Dataset, repo_id: str, settings: Settings, about: str) -> str:
+    """Push `pairs` to the Hub as a dataset repo: pairs.jsonl (prompt, chosen, rejected: TRL's
+    preference format, `load_dataset(repo_id)` reads it) and a card saying how they were made.
+
+    Returns:
+        The commit's sha.
+
+    Raises:
+        HubError: no write access, or the Hub is unreachable.
+    """
+    data = DatasetCardData(tags=["dpo", "preference", "qa-toolkit"], task_categories=["question-answering"])
+    card = f"---\n{data.to_yaml()}\n---\n# {repo_id}\n\n{about}\n"
+    with tempfile.TemporaryDirectory() as folder:
+        pairs.to_json(Path(folder) / "pairs.jsonl")
+        return push_folder(
+            folder, repo_id, settings, f"{len(pairs)} preference pairs", extra_files={"README.md": card},
+            repo_type="dataset",
+        )  # fmt: skip
 
 
 class PreferenceTrainer(DPOTrainer):

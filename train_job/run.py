@@ -65,7 +65,7 @@ from qa_core.reports import write_loss_curve
 from qa_core.text_data import load_texts, passages
 from qa_core.unanswerable import NOT_STATED_ANSWER, with_unanswerable
 from train_job.launch import check_job, check_launch, job_facts
-from train_job.preference import PreferenceTrainer, build_pairs, completion
+from train_job.preference import PreferenceTrainer, build_pairs, completion, push_pairs
 from train_job.pushing import CheckpointCallback, CheckpointPusher, PushReport, checkpoint_record
 from train_job.sampling import GroupedSFTTrainer
 from train_job.shards import is_sharded, write_whole_adapter
@@ -205,6 +205,9 @@ class PreferenceArguments:
     save_pairs: str | None = field(
         default=None, metadata={"help": "Also write the training pairs here (JSONL: prompt, chosen, rejected)."}
     )
+    push_pairs: str | None = field(
+        default=None, metadata={"help": "Also push the training pairs to this Hub dataset repo (USER/NAME)."}
+    )
 
 
 def prompt_completion(data: Dataset, style: str, tokenizer) -> Dataset:
@@ -328,12 +331,19 @@ def prepare_examples(
 
 
 def preference_pairs(
-    loaded: LoadedModel, parts: DatasetDict, style: str, options: PreferenceArguments, seed: int
-) -> tuple[Dataset, Dataset, dict]:
+    loaded: LoadedModel,
+    parts: DatasetDict,
+    style: str,
+    options: PreferenceArguments,
+    seed: int,
+    data_name: str,
+    settings: Settings,
+) -> tuple[Dataset, Dataset | None, dict]:
     """The DPO stage's train and held-out pairs, from the model's own answers (train_job/preference.py).
 
     Returns:
-        (train pairs, held-out pairs, what the checkpoint record says of them: stage, beta, counts).
+        (train pairs; held-out pairs, None if there are none; what the checkpoint record says of
+        them: stage, beta, counts, and where they were pushed).
 
     Raises:
         QAError: the model answered every training question right: there is nothing to prefer.
@@ -347,10 +357,15 @@ def preference_pairs(
         raise QAError(f"every one of {counts['answers']} sampled answers is right: no preference pairs to train on")
     if options.save_pairs:
         train.to_json(options.save_pairs)
+    record = {"stage": "dpo", "beta": options.beta, "pairs": counts}
+    if options.push_pairs:
+        about = f"Made by qa-toolkit's `train_job/run.py --task dpo` from `{public_name(data_name)}`: {counts}."
+        record["pairs_commit"] = push_pairs(train, options.push_pairs, settings, about)
+        record["pairs_repo"] = options.push_pairs
     # Held-out questions are judged the same way; a split answered right every time gives no pairs,
     # and then no eval loss (qa_core.evaluate measures the answers either way).
     test, _ = sample(parts["test"])
-    return train, test if len(test) else None, {"stage": "dpo", "beta": options.beta, "pairs": counts}
+    return train, test if len(test) else None, record
 
 
 def dpo_config(training_args: SFTConfig, options: PreferenceArguments, evaluate: bool) -> DPOConfig:
@@ -596,6 +611,8 @@ def main(
     push, is_main = training_args.push_to_hub, training_args.process_index == 0
     check_launch(training_args.device.type)
     check_options(data_args, model_args, publish_args, push, settings)
+    if preference_args.push_pairs and not settings.hf_token:
+        raise QAError("--push_pairs needs a token: set HF_TOKEN or pass --hub-token")
 
     parts = load_data(data_args, settings, training_args.seed)
     loaded, model, lora, init_record = load_trainable_model(model_args, training_args, settings)
@@ -603,9 +620,19 @@ def main(
     kernels = resolve_kernels(model_args.kernels, model)
     configure_trainer(training_args, publish_args, batching, kernels)
     resume_from, already_pushed = find_resume_point(publish_args, training_args, settings)
+    pusher = None
+    if push and is_main:  # write access is checked before any compute is spent
+        repo = publish_args.hub_repo
+        check_write_access(repo, settings)
+        card = functools.partial(adapter_card, repo)
+        pusher = CheckpointPusher(repo, settings, card, already_pushed, patience=publish_args.push_patience)
+    if preference_args.push_pairs and is_main:
+        check_write_access(preference_args.push_pairs, settings, repo_type="dataset")
     preference = {}
     if data_args.task == "dpo":
-        train, test, preference = preference_pairs(loaded, parts, style, preference_args, training_args.seed)
+        train, test, preference = preference_pairs(
+            loaded, parts, style, preference_args, training_args.seed, data_args.data, settings
+        )
 
     extra = {**run_facts(loaded, data_args, model_args, lora), "prompt_style": style, "batching": batching}
     extra["kernels"] = kernels
@@ -615,12 +642,6 @@ def main(
         extra["init_adapter"] = init_record["adapter"]
     if preference:
         extra["preference"] = preference
-    pusher = None
-    if push and is_main:  # write access is checked before any compute is spent
-        repo = publish_args.hub_repo
-        check_write_access(repo, settings)
-        card = functools.partial(adapter_card, repo)
-        pusher = CheckpointPusher(repo, settings, card, already_pushed, patience=publish_args.push_patience)
     trainer_class, trainer_args = GroupedSFTTrainer, training_args
     if data_args.task == "dpo":
         trainer_class, trainer_args = (

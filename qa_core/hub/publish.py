@@ -34,12 +34,12 @@ def check_push_options(repo_id: str | None, settings: Settings) -> None:
         raise HubError("--push-to-hub needs a token: set HF_TOKEN or pass --hub-token")
 
 
-def check_write_access(repo_id: str, settings: Settings) -> None:
+def check_write_access(repo_id: str, settings: Settings, repo_type: str = "model") -> None:
     """Fail early (before training) when the token cannot write to `repo_id` (creating it if needed)."""
     identity = call(lambda: api(settings).whoami(), settings, repo_id)
     if identity.get("auth", {}).get("accessToken", {}).get("role") == "read":
         raise HubError(f"{repo_id}: the token is read-only; pushing needs a write token")
-    call(lambda: api(settings).create_repo(repo_id, exist_ok=True), settings, repo_id)
+    call(lambda: api(settings).create_repo(repo_id, exist_ok=True, repo_type=repo_type), settings, repo_id)
 
 
 def _card(data: ModelCardData, title: str, intro: str, facts: dict, metrics: dict) -> str:
