@@ -24,6 +24,7 @@ from qa_core.grounding import NOT_STATED
 from qa_core.metrics import contains_answer, exact_figure
 
 NOT_STATED_ANSWER = f"{NOT_STATED['context']}."
+WITHHELD = "withheld_answer"  # the answer an unanswerable row's context no longer states ("" in the others)
 
 
 def states(sentence: str, answer: str) -> bool:
@@ -58,8 +59,9 @@ def _other_context(row: dict, rows: list[dict], rng: random.Random) -> str | Non
 def with_unanswerable(data: Dataset, share: float, answer: str = NOT_STATED_ANSWER, seed: int = 0) -> Dataset:
     """`data` with unanswerable rows added, so that they are `share` of the rows returned; half with
     another document's context, half with their own less the sentences stating the answer (another
-    document's where no sentence states it word for word). Shuffled with `seed`; the same seed and
-    data always give the same rows.
+    document's where no sentence states it word for word). A column `withheld_answer` holds the
+    answer the context of an added row no longer states ("" in the others: with `share` 0, `data`
+    is returned as it is). Shuffled with `seed`; the same seed and data always give the same rows.
 
     Raises:
         QAError: `share` not in [0, 1), or no row has a context to make such rows from.
@@ -79,7 +81,7 @@ def with_unanswerable(data: Dataset, share: float, answer: str = NOT_STATED_ANSW
         context = without_answer(row["context"], row["answer"]) if n % 2 else None
         context = context or _other_context(row, with_context, rng)
         if context:
-            added.append({**row, "context": context, "answer": answer})
-    combined = rows + added
+            added.append({**row, "context": context, "answer": answer, WITHHELD: row["answer"]})
+    combined = [{**row, WITHHELD: ""} for row in rows] + added
     rng.shuffle(combined)
-    return Dataset.from_list(combined, features=data.features)
+    return Dataset.from_list(combined)

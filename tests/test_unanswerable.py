@@ -47,10 +47,12 @@ def test_unanswerable_rows_are_the_share_asked_and_none_states_its_answer():
     for row in added:
         original = originals[row["question"]]
         assert not states(row["context"], original["answer"]), row
+        assert row["withheld_answer"] == original["answer"]
         own += row["context"] in original["context"] or original["context"].startswith(row["context"][:20])
     assert 0 < own < len(added)  # both kinds: its own sheet less the answer, and another sheet
     assert [r["context"] for r in with_unanswerable(data, 0.2, seed=3)] == [r["context"] for r in mixed]
     assert {r["question"] for r in mixed} == set(originals)  # every question kept, none invented
+    assert all(r["withheld_answer"] == "" for r in mixed if r["answer"] != NOT_STATED_ANSWER)
 
 
 def test_the_sample_data_makes_unanswerable_rows_too():

@@ -12,10 +12,13 @@ answer is judged (`is_right`):
   word for word), the figure check gives each of its figures a ✓ from the row's context, and it
   does not say the context is silent;
 - unanswerable: right when it says the context does not state it and states no figure.
-A question whose reference itself is not judged right (the figure check finds no ✓ for it in
-the context) is left out. A question with a wrong answer gives one pair: chosen, a right answer of the model's own (the
-reference where none is); rejected, the wrong one. A question answered right every time gives
-none: there is nothing to learn from it.
+Every question gives one pair: chosen, a right answer of the model's own (the reference where none
+is); rejected, a wrong one of its own, or, when it answered right every time, the wrong answer a
+tuned model is drawn to: "not stated" where the context answers, the answer the context no longer
+states where it cannot. Those keep the pairs as balanced as the questions are: pairs of its own
+mistakes alone, mostly of one kind, tune a model too far the other way (measured: pairs mostly
+rejecting "not stated" taught it never to say so). A question whose reference itself is not
+judged right (the figure check finds no ✓ for it in the context) is left out.
 
 `PreferenceTrainer` trains on the pairs with TRL's DPO, continuing the adapter; its reference is a
 frozen copy of the adapter as it started (TRL's way for a PEFT model: no second model in memory),
@@ -42,6 +45,7 @@ from qa_core.metrics import contains_answer, exact_figure, says_not_stated
 from qa_core.models import LoadedModel
 from qa_core.prompts import build_prompt
 from qa_core.quantities import quantities
+from qa_core.unanswerable import NOT_STATED_ANSWER, WITHHELD
 
 
 def completion(prompt: str, answer: str) -> str:
@@ -69,6 +73,7 @@ def build_pairs(
     temperature: float = 0.7,
     max_new_tokens: int = 48,
     seed: int = 42,
+    not_stated: str = NOT_STATED_ANSWER,
     show_progress: bool = True,
 ) -> tuple[Dataset, dict[str, int]]:
     """Preference pairs from `rows` (question, context, answer) and the model's own sampled answers.
@@ -77,7 +82,8 @@ def build_pairs(
         (a Dataset of prompt / chosen / rejected strings, the prompt built in `style` as at
         inference time; counts: `questions`, `answers`, `right` answers, `unconfirmed`
         questions, whose reference the check does not confirm (left out), `pairs`, and of the
-        pairs `unanswerable` and `chosen_own`, those whose chosen answer is the model's own).
+        pairs `unanswerable`, `chosen_own` and `rejected_own`, those whose chosen or rejected
+        answer is the model's own). `not_stated` is the phrase the model was taught.
     """
     prompts = [build_prompt(style, row["question"], row["context"] or None, loaded.tokenizer) for row in rows]
     set_seed(seed)
@@ -92,16 +98,18 @@ def build_pairs(
         own = list(dict.fromkeys(a.strip() for a in answers[n :: len(prompts)]))
         right = [a for a in own if is_right(a, row["question"], row["answer"], row["context"])]
         wrong = [a for a in own if a not in right]
-        counts["right"] += len(right)
-        if not wrong:
+        unanswerable = says_not_stated(row["answer"])
+        foil = row.get(WITHHELD) if unanswerable else not_stated
+        if not (wrong or foil):
             continue
         chosen = rng.choice(right) if right else row["answer"]
-        pairs.append(
-            {"prompt": prompt, "chosen": completion(prompt, chosen), "rejected": completion(prompt, rng.choice(wrong))}
-        )
+        rejected = rng.choice(wrong) if wrong else foil
+        pairs.append({"prompt": prompt, "chosen": completion(prompt, chosen), "rejected": completion(prompt, rejected)})
+        counts["right"] += len(right)
         counts["pairs"] += 1
-        counts["unanswerable"] += says_not_stated(row["answer"])
+        counts["unanswerable"] += unanswerable
         counts["chosen_own"] += bool(right)
+        counts["rejected_own"] += bool(wrong)
     return Dataset.from_list(pairs), dict(counts)
 
 

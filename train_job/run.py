@@ -336,7 +336,7 @@ def preference_pairs(
     style: str,
     options: PreferenceArguments,
     seed: int,
-    data_name: str,
+    data_args: DataArguments,
     settings: Settings,
 ) -> tuple[Dataset, Dataset | None, dict]:
     """The DPO stage's train and held-out pairs, from the model's own answers (train_job/preference.py).
@@ -349,17 +349,27 @@ def preference_pairs(
         QAError: the model answered every training question right: there is nothing to prefer.
     """
     loaded.model.eval()  # sampled as served: no dropout
+    not_stated = data_args.not_stated_answer
     sample = functools.partial(
-        build_pairs, loaded, style=style, samples=options.pair_samples, temperature=options.pair_temperature, seed=seed
+        build_pairs,
+        loaded,
+        style=style,
+        samples=options.pair_samples,
+        temperature=options.pair_temperature,
+        seed=seed,
+        not_stated=not_stated,
     )
     train, counts = sample(parts["train"])
     if not len(train):
-        raise QAError(f"every one of {counts['answers']} sampled answers is right: no preference pairs to train on")
+        raise QAError(
+            f"none of the {counts['questions']} training questions gives a preference pair: the figure check "
+            "confirms none of their reference answers in their context"
+        )
     if options.save_pairs:
         train.to_json(options.save_pairs)
     record = {"stage": "dpo", "beta": options.beta, "pairs": counts}
     if options.push_pairs:
-        about = f"Made by qa-toolkit's `train_job/run.py --task dpo` from `{public_name(data_name)}`: {counts}."
+        about = f"Made by qa-toolkit's `train_job/run.py --task dpo` from `{public_name(data_args.data)}`: {counts}."
         record["pairs_commit"] = push_pairs(train, options.push_pairs, settings, about)
         record["pairs_repo"] = options.push_pairs
     # Held-out questions are judged the same way; a split answered right every time gives no pairs,
@@ -631,7 +641,7 @@ def main(
     preference = {}
     if data_args.task == "dpo":
         train, test, preference = preference_pairs(
-            loaded, parts, style, preference_args, training_args.seed, data_args.data, settings
+            loaded, parts, style, preference_args, training_args.seed, data_args, settings
         )
 
     extra = {**run_facts(loaded, data_args, model_args, lora), "prompt_style": style, "batching": batching}
