@@ -458,6 +458,20 @@ def test_a_token_that_cannot_push_fails_before_training(pushed, hub_server, tmp_
     assert not (tmp_path / "out").exists()
 
 
+@pytest.mark.parametrize(
+    ("option", "message"),
+    [
+        ("--bogus-flag", "error: unknown option --bogus-flag; python train_job/run.py --help lists every option"),
+        ("--learning-rat", "error: unknown option --learning-rat; did you mean --learning_rate?"),  # no prefix match
+    ],
+)
+def test_a_misspelled_option_is_one_error_line(tmp_path, option, message):
+    command = [sys.executable, "train_job/run.py", "--config", TINY, option, "3", "--output_dir", str(tmp_path / "o")]
+    result = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert (result.returncode, result.stderr.strip().splitlines()[-1]) == (2, message)
+    assert "Traceback" not in result.stderr and not (tmp_path / "o").exists()
+
+
 def test_every_preset_parses():
     for preset in sorted((ROOT / "configs").glob("*.yaml")):
         data_args, model_args, *_ = parse_args(["--config", str(preset), "--bf16", "false"])

@@ -31,6 +31,7 @@ from __future__ import annotations
 import qa_core  # noqa: F401  (before peft imports bitsandbytes: qa_core quiets its warnings)
 
 # isort: split
+import difflib
 import functools
 import importlib.util
 import json
@@ -704,9 +705,26 @@ def parse_args(
     argv: list[str] | None = None,
 ) -> tuple[DataArguments, ModelArguments, PublishArguments, PreferenceArguments, SFTConfig]:
     """The options of a run, from `--config PRESET.yaml` and the command line (which wins)."""
-    parser = TrlParser((DataArguments, ModelArguments, PublishArguments, PreferenceArguments, SFTConfig))
+    # no abbreviations: a mistyped --learning-rat 3 must be refused, not taken as --learning_rate 3
+    parser = TrlParser(
+        (DataArguments, ModelArguments, PublishArguments, PreferenceArguments, SFTConfig), allow_abbrev=False
+    )
     parser.set_defaults(report_to="none", output_dir="runs/qa-lora")
-    return parser.parse_args_and_config(argv)
+    *options, unknown = parser.parse_args_and_config(argv, return_remaining_strings=True)
+    if unknown:
+        raise QAError(unknown_option(unknown, parser))
+    return tuple(options)
+
+
+def unknown_option(unknown: list[str], parser: TrlParser) -> str:
+    """What is wrong with options no argument class declares (a preset's keys, or the command line's):
+    the first one named, and the known option closest to it."""
+    name = next((item for item in unknown if item.startswith("-")), unknown[0])
+    flag = "--" + name.lstrip("-").split("=", 1)[0].replace("-", "_")
+    known = [option for action in parser._actions for option in action.option_strings if option.startswith("--")]
+    close = difflib.get_close_matches(flag, known, n=1)
+    hint = f"; did you mean {close[0]}?" if close else "; python train_job/run.py --help lists every option"
+    return f"unknown option {name}{hint}"
 
 
 if __name__ == "__main__":
