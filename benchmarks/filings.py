@@ -210,6 +210,7 @@ def build_rows(companies: int = 12, years: int = 5, per_filing: int = 3, seed: i
 
 
 def write_csv(path: Path, rows: list[dict[str, str]]) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
     with path.open("w", newline="") as f:
         writer = csv.DictWriter(f, fieldnames=["question", "answer", "evidence_text", "doc_name"])
         writer.writeheader()

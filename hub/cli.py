@@ -51,7 +51,8 @@ def cmd_list(args: argparse.Namespace, settings: Settings) -> int:
 def cmd_pull(args: argparse.Namespace, settings: Settings) -> int:
     require_reachable(args.repo, settings)
     commit = pull(args.repo, args.revision, args.out, settings)
-    print(f"{args.repo}@{commit} -> {args.out}")
+    step = read_checkpoint_record(Path(args.out)).get("step")
+    print(f"{args.repo}@{commit}" + (f" (step {step})" if step is not None else "") + f" -> {args.out}")
     return 0
 
 
@@ -150,7 +151,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     pulling = add_command(commands, "pull", "download one checkpoint exactly, by commit sha or step", shared_options)
     pulling.add_argument("repo")
-    pulling.add_argument("--revision", required=True, help="a step (40, step-40), a commit sha, a branch or tag")
+    pulling.add_argument(
+        "--revision", default="main", help="a step (40, step-40), a commit sha, a branch or tag (default: the latest)"
+    )
     pulling.add_argument("--out", required=True, help="folder to write the checkpoint's files to")
     pulling.set_defaults(run=cmd_pull)
 

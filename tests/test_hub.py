@@ -74,6 +74,8 @@ def test_cli_list_and_pull(run, hub_server, tmp_path, capsys):
     assert [c["step"] for c in listed] == [20, 10] and listed[0]["commit"] == run["commits"][20]
     assert hub_main([*flags, "pull", run["repo"], "--revision", "step-20", "--out", str(tmp_path / "c")]) == 0
     assert run["commits"][20] in capsys.readouterr().out
+    assert hub_main([*flags, "pull", run["repo"], "--out", str(tmp_path / "latest")]) == 0  # default: the latest
+    assert f"{run['repo']}@{run['commits'][20]} (step 20) -> " in capsys.readouterr().out
 
 
 def test_merge_verify_push_download_generate(run, hub_server, hub_settings, tmp_path, capsys, monkeypatch):
