@@ -141,6 +141,14 @@ def test_each_refusal_is_one_line_and_changes_nothing(capsys, hub_server, checko
         assert not space_api(hub_server).repo_exists(space, repo_type="space")
 
 
+def test_every_file_holding_the_token_is_named_and_nothing_is_pushed(capsys, hub_server, checkout):
+    (checkout / "docs" / "notes.md").write_text(f"export HF_TOKEN={HUB_TOKEN}\n")
+    (checkout / "qa_core" / "secret.py").write_text(f"TOKEN = '{HUB_TOKEN}'\n")
+    status, _, err = deploy(capsys, hub_server, checkout, "tester/leaky")
+    assert status == 2 and "docs/notes.md, qa_core/secret.py: contain the Hugging Face token" in err, err
+    assert HUB_TOKEN not in err and not space_api(hub_server).repo_exists("tester/leaky", repo_type="space")
+
+
 def test_a_space_of_another_sdk_or_a_file_over_10_mb_is_refused_before_anything_changes(capsys, hub_server, checkout):
     hub = space_api(hub_server)
     hub.create_repo("tester/docker-space", repo_type="space", space_sdk="docker")

@@ -31,7 +31,7 @@ from huggingface_hub.utils import filter_repo_objects, validate_repo_id
 
 from qa_core.config import Settings
 from qa_core.errors import DeployError, HubError
-from qa_core.hub.client import api, call, check_for_token, push_folder
+from qa_core.hub.client import api, call, push_folder
 
 SDK = "gradio"
 APP_FILE = "app.py"
@@ -157,8 +157,10 @@ def plan_space(
     front = metadata_load(root / "README.md") or {}
     if front.get("sdk") != SDK or front.get("app_file", APP_FILE) != APP_FILE:
         raise DeployError(f"{root / 'README.md'}: its front matter must say sdk: {SDK} and app_file: {APP_FILE}")
-    for name in files:  # push_folder checks again, but only after the Space's settings have changed
-        check_for_token(name, (root / name).read_bytes(), settings)
+    # push_folder checks again, but only after the Space's settings have changed
+    holding = [name for name in files if settings.hf_token and settings.hf_token.encode() in (root / name).read_bytes()]
+    if holding:
+        raise HubError(f"{', '.join(holding)}: contain the Hugging Face token; refusing to push them")
     return SpacePlan(space_id, root, files, parsed, values, hardware, private)
 
 
