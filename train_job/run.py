@@ -350,7 +350,6 @@ def preference_pairs(
         QAError: the model answered every training question right: there is nothing to prefer.
     """
     loaded.model.eval()  # sampled as served: no dropout
-    not_stated = data_args.not_stated_answer
     sample = functools.partial(
         build_pairs,
         loaded,
@@ -358,7 +357,6 @@ def preference_pairs(
         samples=options.pair_samples,
         temperature=options.pair_temperature,
         seed=seed,
-        not_stated=not_stated,
     )
     train, counts = sample(parts["train"])
     if not len(train):
