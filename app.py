@@ -112,7 +112,10 @@ def user(profile: gr.OAuthProfile | None) -> str | None:
 
 
 def model_info(service: QAService) -> str:
-    return f"**Model:** `{service.loaded.description}`"
+    loaded = service.loaded
+    return f"**Model:** `{loaded.description}`" + (
+        f" — chosen because {loaded.chosen_because}" if loaded.chosen_because else ""
+    )
 
 
 def figure_report(grounded: Grounded | None) -> str:

@@ -69,6 +69,7 @@ class LoadedModel:
     adapter_path: Path | None = None
     quantization: str = "none"
     prompt_style: str | None = None  # the style the adapter was trained with (from its checkpoint record)
+    chosen_because: str = ""  # why the toolkit chose this model when none was named ("" when one was)
 
     @property
     def model(self) -> PreTrainedModel | None:
@@ -97,6 +98,15 @@ class LoadedModel:
 
 def _with_commit(name: str, commit: str | None) -> str:
     return f"{name}@{commit[:12]}" if commit else name
+
+
+def why_chosen(name: str, by_default: bool, settings: Settings) -> str:
+    """Why the toolkit chose `name` when no model was named ("" when one was, or it is the online
+    default): offline, the online default gives way to smollm2, and smollm2 to demo."""
+    if not by_default or name == DEFAULT_ONLINE_MODEL:
+        return ""
+    why = unreachable_reason(settings.hf_endpoint, timeout=2.0) or f"{settings.hf_endpoint} did not answer"
+    return f"no model named, and the default {DEFAULT_ONLINE_MODEL} is not cached and cannot be fetched: {why}"
 
 
 def resolve_model_name(name: str | None, settings: Settings) -> str:
@@ -250,6 +260,7 @@ def load_model(
 
     base.eval()
     loaded = LoadedModel(tokenizer, LocalBackend(base, tokenizer), name, commit, quantization=mode)
+    loaded.chosen_because = why_chosen(name, by_default, settings)
     if adapter:
         attach_adapter(loaded, adapter, settings)
     return loaded
@@ -339,7 +350,10 @@ def load_model_for_cli(args: argparse.Namespace, settings: Settings) -> LoadedMo
     """Load a command line's `--model` / `--adapter` (see `qa_core.cli.add_model_options`), saying on
     stderr what was loaded and if it is the demo model."""
     loaded = load_model(args.model, args.adapter, settings)
-    print(f"model: {loaded.description}", file=sys.stderr)
+    print(
+        f"model: {loaded.description}" + (f" ({loaded.chosen_because})" if loaded.chosen_because else ""),
+        file=sys.stderr,
+    )
     if loaded.is_demo:
         print(DEMO_NOTICE, file=sys.stderr)
     return loaded

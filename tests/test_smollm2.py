@@ -53,6 +53,8 @@ def test_offline_with_no_model_named_the_cli_answers_with_smollm2():
     assert result.returncode == 0, result.stderr
     assert "$4.2 billion" in result.stdout
     assert "model: smollm2" in result.stderr and "untrained" not in result.stderr  # no demo notice
+    why = "(no model named, and the default Qwen/Qwen2.5-0.5B-Instruct is not cached and cannot be fetched: "
+    assert why + "HF_HUB_OFFLINE is set)" in result.stderr
 
 
 def test_where_smollm2_cannot_be_had_the_default_is_demo_with_its_notice(tmp_path):
