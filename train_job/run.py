@@ -201,6 +201,13 @@ class PreferenceArguments:
         default=0.1,
         metadata={"help": "DPO's beta: how far the tuned adapter may move from where it started (higher: less)."},
     )
+    preference_loss: list[str] = field(
+        default_factory=lambda: ["sigmoid", "sft"],
+        metadata={
+            "help": "TRL's DPO loss types, summed: sigmoid is DPO's; sft adds the chosen answers' likelihood "
+            "(RPO), without which DPO lowered 'not stated' even where it was chosen (see docs/training.md)."
+        },
+    )
     pair_samples: int = field(default=2, metadata={"help": "Answers sampled per question to judge."})
     pair_temperature: float = field(default=0.7, metadata={"help": "Sampling temperature of those answers."})
     save_pairs: str | None = field(
@@ -366,7 +373,7 @@ def preference_pairs(
         )
     if options.save_pairs:
         train.to_json(options.save_pairs)
-    record = {"stage": "dpo", "beta": options.beta, "pairs": counts}
+    record = {"stage": "dpo", "beta": options.beta, "loss": options.preference_loss, "pairs": counts}
     if options.push_pairs:
         about = f"Made by qa-toolkit's `train_job/run.py --task dpo` from `{public_name(data_args.data)}`: {counts}."
         record["pairs_commit"] = push_pairs(train, options.push_pairs, settings, about)
@@ -385,7 +392,7 @@ def dpo_config(training_args: SFTConfig, options: PreferenceArguments, evaluate:
     shared = {name: getattr(training_args, name) for name in names}
     if not evaluate:
         shared["eval_strategy"] = "no"
-    return DPOConfig(**shared, beta=options.beta)
+    return DPOConfig(**shared, beta=options.beta, loss_type=options.preference_loss)
 
 
 def resolve_batching(batching: str, model) -> str:
