@@ -32,6 +32,7 @@ SKIPPED = {
     r"Client\(": "needs a running app: tests/test_app.py calls every endpoint with gradio_client",
     r"hub rehearse": "a fresh environment and a deployed Space: tests/test_rehearsal.py",
     r"benchmarks\.not_stated": "trains three ways and evaluates each (~30 min): its figures are in the walk-through",
+    r"smollm2-cpu-dpo\.yaml": "the preference stage on smollm2 (~10 min): tests/test_smollm2.py runs it for two steps",
 }
 
 
