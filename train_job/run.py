@@ -3,6 +3,8 @@
     python train_job/run.py --config configs/tiny-cpu.yaml
     python train_job/run.py --config configs/tiny-cpu-pretrain.yaml --data reports/   # raw text (--task pretrain)
     python train_job/run.py --config configs/tiny-cpu.yaml --init-adapter runs/tiny-cpu/final   # continue an adapter
+    python train_job/run.py --config configs/smollm2-cpu-dpo.yaml --data runs/facts.csv \
+        --adapter runs/smollm2-cpu/final          # preference stage (DPO) on the adapter's own answers
     python train_job/run.py --config configs/tiny-cpu.yaml --push-to-hub --hub-repo me/qa-run --push-every 10
     python train_job/run.py --config configs/llama2-context-qa.yaml --data filings.csv --learning_rate 1e-4
     python train_job/run.py --config configs/tiny-cpu.yaml --push-to-hub --hub-repo me/qa-run \
@@ -22,7 +24,10 @@ prompt and context are masked out), and no compute is spent on padding (--batchi
 the naive way, every example padded to max_length, stays available with --batching max-length.
 --task pretrain continues pretraining on raw text (files, folders or a text column): loss on every
 token, the text cut into full max_length blocks. --init-adapter starts either from a trained adapter,
-so documents -> pretrain -> SFT is two runs. Every run draws its loss curve into output_dir/loss.png,
+so documents -> pretrain -> SFT is two runs. --unanswerable_share adds questions their context cannot
+answer, taught "The context does not state this." (qa_core/unanswerable.py); --task dpo continues an
+adapter on preference pairs judged from its own answers (train_job/preference.py).
+Every run draws its loss curve into output_dir/loss.png,
 which is saved and pushed with the final checkpoint.
 """
 
@@ -110,7 +115,7 @@ class DataArguments:
     unanswerable_share: float = field(
         default=0.0,
         metadata={
-            "help": "sft: the share of training (and held-out) rows made unanswerable, their answer "
+            "help": "sft, dpo: the share of training (and held-out) rows made unanswerable, their answer "
             "--not_stated_answer: the question with another document's context, or with its own less the "
             "sentences stating the answer (qa_core/unanswerable.py). 0: none."
         },
