@@ -100,7 +100,9 @@ def build_pairs(
     generation = GenerationSettings(max_new_tokens=max_new_tokens, temperature=temperature)
     answers = loaded.backend.generate_many(prompts * samples, generation, show_progress=show_progress)
     rng = random.Random(seed)
-    pairs, counts = [], Counter(questions=len(rows), answers=len(answers))
+    pairs = []
+    counts = Counter(dict.fromkeys(("right", "unconfirmed", "pairs", "unanswerable", "chosen_own", "rejected_own"), 0))
+    counts.update(questions=len(rows), answers=len(answers))
     for n, (row, prompt) in enumerate(zip(rows, prompts, strict=True)):
         if not is_right(row["answer"], row["question"], row["answer"], row["context"]):
             counts["unconfirmed"] += 1  # the check cannot confirm the reference itself: no judgement to trust
