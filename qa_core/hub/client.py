@@ -176,8 +176,13 @@ def _files(folder: Path) -> list[Path]:
     )
 
 
+def holds_token(content: bytes, settings: Settings) -> bool:
+    """Whether `content` contains the Hugging Face token of `settings`."""
+    return bool(settings.hf_token) and settings.hf_token.encode() in content
+
+
 def check_for_token(name: str, content: bytes, settings: Settings) -> None:
-    if settings.hf_token and settings.hf_token.encode() in content:
+    if holds_token(content, settings):
         raise HubError(f"{name} contains the Hugging Face token; refusing to push it")
 
 

@@ -31,7 +31,7 @@ from huggingface_hub.utils import filter_repo_objects, validate_repo_id
 
 from qa_core.config import Settings
 from qa_core.errors import DeployError, HubError
-from qa_core.hub.client import api, call, push_folder
+from qa_core.hub.client import api, call, holds_token, push_folder
 
 SDK = "gradio"
 APP_FILE = "app.py"
@@ -158,7 +158,7 @@ def plan_space(
     if front.get("sdk") != SDK or front.get("app_file", APP_FILE) != APP_FILE:
         raise DeployError(f"{root / 'README.md'}: its front matter must say sdk: {SDK} and app_file: {APP_FILE}")
     # push_folder checks again, but only after the Space's settings have changed
-    holding = [name for name in files if settings.hf_token and settings.hf_token.encode() in (root / name).read_bytes()]
+    holding = [name for name in files if holds_token((root / name).read_bytes(), settings)]
     if holding:
         raise HubError(f"{', '.join(holding)}: contain the Hugging Face token; refusing to push them")
     return SpacePlan(space_id, root, files, parsed, values, hardware, private)
