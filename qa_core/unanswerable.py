@@ -59,7 +59,7 @@ def _other_context(row: dict, rows: list[dict], rng: random.Random) -> str | Non
 def with_unanswerable(data: Dataset, share: float, answer: str = NOT_STATED_ANSWER, seed: int = 0) -> Dataset:
     """`data` with unanswerable rows added, so that they are `share` of the rows returned; half with
     another document's context, half with their own less the sentences stating the answer (another
-    document's where no sentence states it word for word). A column `withheld_answer` holds the
+    document's where no sentence states it, word for word or every figure of it). A column `withheld_answer` holds the
     answer the context of an added row no longer states ("" in the others: with `share` 0, `data`
     is returned as it is). Shuffled with `seed`; the same seed and data always give the same rows.
 

@@ -359,7 +359,7 @@ def preference_pairs(
         them: stage, beta, counts, and where they were pushed).
 
     Raises:
-        QAError: the model answered every training question right: there is nothing to prefer.
+        QAError: no training question gives a pair (the figure check confirms none of their references).
     """
     loaded.model.eval()  # sampled as served: no dropout
     sample = functools.partial(
@@ -383,8 +383,8 @@ def preference_pairs(
         about = f"Made by qa-toolkit's `train_job/run.py --task dpo` from `{public_name(data_args.data)}`: {counts}."
         record["pairs_commit"] = push_pairs(train, options.push_pairs, settings, about)
         record["pairs_repo"] = options.push_pairs
-    # Held-out questions are judged the same way; a split answered right every time gives no pairs,
-    # and then no eval loss (qa_core.evaluate measures the answers either way).
+    # Held-out questions are judged the same way; a split whose references the check confirms none
+    # of gives no pairs, and then no eval loss (qa_core.evaluate measures the answers either way).
     test, _ = sample(parts["test"])
     return train, test if len(test) else None, record
 
