@@ -16,6 +16,7 @@ from trl import SFTConfig, SFTTrainer
 import qa_core.hub.client
 from benchmarks.train_throughput import mixed_length_data
 from hub.merge import merge_adapter
+from qa_core.config import load_settings
 from qa_core.data import load_qa_data
 from qa_core.demo_model import random_adapter, sample_data_path
 from qa_core.errors import DataError, QAError
@@ -25,6 +26,7 @@ from qa_core.qa import qa_prompt
 from qa_core.serving import QAService
 from tests.conftest import HUB_READ_TOKEN, HUB_TOKEN
 from tests.helpers import ROOT, run_cli
+from train_job.preference import load_pairs
 from train_job.pushing import CheckpointPusher
 from train_job.run import main, parse_args, prompt_completion
 from train_job.sampling import GroupedSFTTrainer, LengthBucketSampler
@@ -233,12 +235,26 @@ def test_a_preference_stage_continues_the_adapter_from_its_own_answers(pushed, h
     assert "preference-tuned (DPO)" in card and f"| preference pairs | {counts['pairs']} from" in card
     final = tmp_path / "run" / "final"
     assert sorted(p.name for p in final.iterdir() if p.is_dir()) == []  # no copy of the reference adapter
+
+    # the pushed pairs train again without sampling: another beta, the same pairs
+    again = train(tmp_path / "again", *options[:6], "--pairs", "tester/tiny-pairs", "--beta", "0.3", server=hub_server)
+    assert again["preference"]["pairs"] == {"loaded_from": "tester/tiny-pairs", "pairs": counts["pairs"]}
+    assert again["preference"]["beta"] == 0.3 and again["step"] == 4
     started, tuned = load_model("demo", "tester/tiny@20", settings=hub_settings), load_model("demo", str(final))
     ids = started.tokenizer(
         ["Answer the following question:\nQuestion: What is a bond?\n---\nAnswer:"], return_tensors="pt"
     )
     with torch.no_grad():
         assert not torch.allclose(tuned.model(**ids).logits, started.model(**ids).logits, atol=1e-5)
+
+
+def test_pairs_made_earlier_must_hold_pairs(tmp_path):
+    with pytest.raises(QAError, match="--pairs missing.jsonl: no such file"):
+        load_pairs("missing.jsonl", load_settings(None))
+    rows = tmp_path / "rows.jsonl"
+    rows.write_text('{"prompt": "Q", "chosen": " A"}\n')
+    with pytest.raises(QAError, match="no preference pairs in it \\(rejected; a pair is prompt / chosen / rejected\\)"):
+        load_pairs(str(rows), load_settings(None))
 
 
 def test_a_preference_stage_needs_an_adapter(tmp_path):

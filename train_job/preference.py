@@ -34,20 +34,25 @@ import tempfile
 from collections import Counter
 from pathlib import Path
 
-from datasets import Dataset
+from datasets import Dataset, load_dataset
 from huggingface_hub import DatasetCardData
 from transformers import set_seed
 from trl import DPOTrainer
 
 from qa_core.config import Settings
+from qa_core.errors import QAError
 from qa_core.generation import GenerationSettings
 from qa_core.grounding import check_figures
-from qa_core.hub.client import push_folder
+from qa_core.hub.client import api, call, push_folder
+from qa_core.hub.refs import ModelRef, is_hub_dataset
 from qa_core.metrics import contains_answer, exact_figure, says_not_stated
 from qa_core.models import LoadedModel
 from qa_core.prompts import build_prompt
 from qa_core.quantities import quantities
 from qa_core.unanswerable import WITHHELD
+
+PAIR_COLUMNS = ("prompt", "chosen", "rejected")  # TRL's preference format
+PAIRS_FILE = "pairs.jsonl"  # of a pushed pairs dataset
 
 
 def completion(prompt: str, answer: str) -> str:
@@ -125,6 +130,39 @@ def build_pairs(
     return Dataset.from_list(pairs), dict(counts)
 
 
+def load_pairs(spec: str, settings: Settings) -> Dataset:
+    """Pairs made earlier: a JSONL file written by `--save_pairs`, or a Hub dataset pushed by
+    `--push_pairs` (`REPO[@REV]`).
+
+    Returns:
+        A Dataset of prompt / chosen / rejected strings.
+
+    Raises:
+        QAError: no such file, or a file or dataset that holds no pairs (the message says which columns lack).
+        HubError: the dataset cannot be fetched.
+    """
+    ref = ModelRef.parse(spec)
+    if ref.path is not None or not is_hub_dataset(spec):
+        path = Path(spec).expanduser()
+        if not path.is_file():
+            raise QAError(f"--pairs {spec}: no such file (give a JSONL file written by --save_pairs, or REPO[@REV])")
+        pairs = load_dataset("json", data_files=str(path), split="train")
+    else:
+        hub = api(settings)
+        download = call(
+            lambda: hub.hf_hub_download(ref.repo_id, PAIRS_FILE, repo_type="dataset", revision=ref.revision),
+            settings, ref.repo_id, ref.revision,
+        )  # fmt: skip
+        pairs = load_dataset("json", data_files=download, split="train")
+    missing = [column for column in PAIR_COLUMNS if column not in pairs.column_names]
+    if missing or not len(pairs):
+        raise QAError(
+            f"--pairs {spec}: no preference pairs in it ({', '.join(missing) or 'no rows'}; "
+            f"a pair is {' / '.join(PAIR_COLUMNS)})"
+        )
+    return pairs.select_columns(list(PAIR_COLUMNS))
+
+
 def push_pairs(pairs: Dataset, repo_id: str, settings: Settings, about: str) -> str:
     """Push `pairs` to the Hub as a dataset repo: pairs.jsonl (prompt, chosen, rejected: TRL's
     preference format, `load_dataset(repo_id)` reads it) and a card saying how they were made.
@@ -138,7 +176,7 @@ def push_pairs(pairs: Dataset, repo_id: str, settings: Settings, about: str) -> 
     data = DatasetCardData(tags=["dpo", "preference", "qa-toolkit"], task_categories=["question-answering"])
     card = f"---\n{data.to_yaml()}\n---\n# {repo_id}\n\n{about}\n"
     with tempfile.TemporaryDirectory() as folder:
-        pairs.to_json(Path(folder) / "pairs.jsonl")
+        pairs.to_json(Path(folder) / PAIRS_FILE)
         return push_folder(
             folder, repo_id, settings, f"{len(pairs)} preference pairs", extra_files={"README.md": card},
             repo_type="dataset",

@@ -71,7 +71,7 @@ from qa_core.reports import write_loss_curve
 from qa_core.text_data import load_texts, passages
 from qa_core.unanswerable import NOT_STATED_ANSWER, with_unanswerable
 from train_job.launch import check_job, check_launch, job_facts
-from train_job.preference import PreferenceTrainer, build_pairs, completion, push_pairs
+from train_job.preference import PreferenceTrainer, build_pairs, completion, load_pairs, push_pairs
 from train_job.pushing import CheckpointCallback, CheckpointPusher, PushReport, checkpoint_record
 from train_job.sampling import GroupedSFTTrainer
 from train_job.shards import is_sharded, write_whole_adapter
@@ -215,6 +215,13 @@ class PreferenceArguments:
     )
     pair_samples: int = field(default=2, metadata={"help": "Answers sampled per question to judge."})
     pair_temperature: float = field(default=0.7, metadata={"help": "Sampling temperature of those answers."})
+    pairs: str | None = field(
+        default=None,
+        metadata={
+            "help": "Train on pairs made before instead of sampling new ones: a JSONL file written by --save_pairs, "
+            "or a Hub dataset pushed by --push_pairs (REPO[@REV]). Held-out pairs are still made from the data."
+        },
+    )
     save_pairs: str | None = field(
         default=None, metadata={"help": "Also write the training pairs here (JSONL: prompt, chosen, rejected)."}
     )
@@ -370,7 +377,11 @@ def preference_pairs(
         temperature=options.pair_temperature,
         seed=seed,
     )
-    train, counts = sample(parts["train"])
+    if options.pairs:  # sampling is most of the stage's cost: trying another beta or lr need not repeat it
+        train, counts = load_pairs(options.pairs, settings), {"loaded_from": public_name(options.pairs)}
+        counts["pairs"] = len(train)
+    else:
+        train, counts = sample(parts["train"])
     if not len(train):
         raise QAError(
             f"none of the {counts['questions']} training questions gives a preference pair: the figure check "

@@ -133,6 +133,8 @@ def _pairs(preference: dict | None) -> str | None:
     if not preference:
         return None
     pairs = preference["pairs"]
+    if "loaded_from" in pairs:
+        return f"{pairs['pairs']} made earlier, from {pairs['loaded_from']}, beta {preference['beta']}"
     return (
         f"{pairs.get('pairs', 0)} from the adapter's own answers to {pairs['questions']} questions "
         f"({pairs.get('unanswerable', 0)} unanswerable; {pairs.get('chosen_own', 0)} prefer an answer of its own "
