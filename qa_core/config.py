@@ -157,7 +157,7 @@ class Settings:
         help="app: one collection every visitor sees (default: one per browser session)",
         example="team-docs",
     )
-    max_uploads: int = setting(10, "QA_MAX_UPLOADS", help="app: most files per upload", parse=int, example="10")
+    max_uploads: int = setting(50, "QA_MAX_UPLOADS", help="app: most files per upload", parse=int, example="50")
     results_dir: Path = setting(
         Path("results"),
         "QA_RESULTS_DIR",
@@ -203,11 +203,12 @@ class Settings:
         parse=float,
         example="3600",
     )
-    max_session_chunks: int = setting(
-        2000, "QA_MAX_SESSION_CHUNKS", help="app: most chunks one visitor may store", parse=int, example="2000"
-    )
     max_session_mb: float = setting(
-        20.0, "QA_MAX_SESSION_MB", help="app: most text one visitor may store, in MB", parse=float, example="20"
+        5.0,
+        "QA_MAX_SESSION_MB",
+        help="app: most text one visitor may store, in MB (about 2,000 chunks a MB to embed)",
+        parse=float,
+        example="5",
     )
     login: bool = setting(
         False,

@@ -94,7 +94,7 @@ class VisitorCollections:
 
         Raises:
             QAError: more files than QA_MAX_UPLOADS at once, or the collection would grow past
-                QA_MAX_SESSION_MB of text or QA_MAX_SESSION_CHUNKS chunks (then nothing is added).
+                QA_MAX_SESSION_MB of text (then nothing is added; the message says how much is stored).
         """
         if len(paths) > self.settings.max_uploads:
             raise QAError(f"{len(paths)} files at once; the limit is {self.settings.max_uploads} (QA_MAX_UPLOADS)")
@@ -103,23 +103,26 @@ class VisitorCollections:
             return self._ingest_within_quota(store, paths, names)
 
     def _ingest_within_quota(self, store: RagStore, paths: list[str], names: list[str]) -> IngestReport:
-        incoming, stored = sum(Path(p).stat().st_size for p in paths), store.text_bytes()
-        if stored + incoming > self.settings.max_session_mb * 1e6:
-            raise QAError(
-                f"your documents hold {stored / 1e6:.1f} MB and this upload {incoming / 1e6:.1f} MB: over this "
-                f"server's limit of {self.settings.max_session_mb:g} MB per visitor (QA_MAX_SESSION_MB); "
-                "delete documents first"
-            )
+        limit, stored = self.settings.max_session_mb * 1e6, store.text_bytes()
+        # A PDF's bytes are mostly not text: only other files can be refused before they are read.
+        text_files = sum(Path(p).stat().st_size for p in paths if Path(p).suffix.lower() != ".pdf")
+        if stored + text_files > limit:
+            raise QAError(self._over_quota(stored, stored + text_files))
         before = {entry["source"] for entry in store.sources()}
         report = ingest(store, paths, names, progress=True)
-        if store.count() > self.settings.max_session_chunks:
+        after = store.text_bytes()
+        if after > limit:
             for source in set(report.added) - before:
                 store.delete(source)
-            raise QAError(
-                f"this upload would bring your documents to more than {self.settings.max_session_chunks} chunks, "
-                "this server's limit per visitor (QA_MAX_SESSION_CHUNKS); it was not added"
-            )
+            raise QAError(self._over_quota(stored, after))
         return report
+
+    def _over_quota(self, stored: float, total: float) -> str:
+        return (
+            f"your documents hold {stored / 1e6:.3g} MB of text and this upload would bring them to "
+            f"{total / 1e6:.3g} MB, over this server's limit of {self.settings.max_session_mb:g} MB per visitor; "
+            "it was not added. Delete documents first (or, running the server yourself, raise QA_MAX_SESSION_MB)"
+        )
 
     def documents(self, session: str, user: str | None = None) -> list[dict]:
         retriever = self.retriever(session, user=user)

@@ -25,7 +25,7 @@ from qa_core.models import load_model
 from qa_core.qa import ask, qa_prompt
 from qa_core.serving import QAService, marked_sentences
 from tests.conftest import HUB_TOKEN
-from tests.helpers import ROOT, free_port
+from tests.helpers import ROOT, free_port, write_pdf
 
 pytestmark = pytest.mark.slow  # see pyproject.toml: the fast tier is pytest -m "not slow"
 
@@ -150,6 +150,9 @@ def test_ingest_then_rag_with_citations_then_delete(client, docs):
     assert chunks["data"][0][1] == "harbor_q3.txt" and "18.4%" in chunks["data"][0][4]
     status, table = client.predict("faq.csv", api_name="/delete_document")
     assert status == "faq.csv: 1 chunks deleted" and [row[0] for row in table["data"]] == ["harbor_q3.txt"]
+    unknown = r"^no document 'harbor_q3.tx' among the 1 stored; did you mean 'harbor_q3.txt'\?$"
+    with pytest.raises(AppError, match=unknown):
+        client.predict("harbor_q3.tx", api_name="/delete_document")  # not the session's internal collection name
 
 
 def test_offline_the_rag_tab_quotes_its_documents_with_a_citation(client, tmp_path):
@@ -362,18 +365,24 @@ def test_idle_sessions_are_swept_and_active_ones_kept(tmp_path, docs):
     service.close()
 
 
-def test_per_session_caps_refuse_an_upload_and_keep_what_was_stored(tmp_path, docs):
-    settings = load_settings(None, chroma_path=tmp_path / "chroma", max_session_chunks=1)
-    service = QAService(settings, load_model("demo", settings=settings))
-    service.collections.ingest("visitor", [str(docs[0])], [docs[0].name])
-    with pytest.raises(QAError, match=r"more than 1 chunks, this server's limit per visitor \(QA_MAX_SESSION_CHUNKS\)"):
-        service.collections.ingest("visitor", [str(docs[1])], [docs[1].name])
-    assert [d["source"] for d in service.collections.documents("visitor")] == [docs[0].name]
-    service.close()
-    limit = r"over this server's limit of 1e-05 MB per visitor \(QA_MAX_SESSION_MB\)"
-    small_cap = replace(settings, max_session_mb=0.00001)
-    with QAService(small_cap, service.loaded) as small, pytest.raises(QAError, match=limit):
-        small.collections.ingest("visitor", [str(docs[1])], [docs[1].name])
+def test_the_per_visitor_quota_refuses_an_upload_says_how_much_is_stored_and_keeps_it(tmp_path, docs):
+    """One quota, QA_MAX_SESSION_MB of stored text: a text file is refused before it is read, a PDF
+    (whose bytes are mostly not text) once read; either way what was stored stays."""
+    report = docs[0]
+    settings = load_settings(None, chroma_path=tmp_path / "chroma", max_session_mb=len(report.read_bytes()) * 1.5e-6)
+    pdf = write_pdf(tmp_path / "minutes.pdf", ["The board approved a budget of $4.2 million for the new substation."])
+    quota = (
+        r"^your documents hold 8\.4e-05 MB of text and this upload would bring them to 0\.000[0-9]+ MB, over this "
+        r"server's limit of 0\.0001[0-9]+ MB per visitor; it was not added\. "
+        r"Delete documents first \(or, running the server yourself, raise QA_MAX_SESSION_MB\)$"
+    )
+    with QAService(settings, load_model("demo", settings=settings)) as service:
+        service.collections.ingest("visitor", [str(report)], [report.name])
+        stored = service.collections.documents("visitor")
+        for doomed in (docs[1], pdf):
+            with pytest.raises(QAError, match=quota):
+                service.collections.ingest("visitor", [str(doomed)], [doomed.name])
+            assert service.collections.documents("visitor") == stored
 
 
 def test_the_model_tab_lists_checkpoints_to_pick_from(served, client, tmp_path, demo_dir):

@@ -146,8 +146,11 @@ def test_list_delete_reset_and_errors(corpus, settings):
     ingest(store, [str(corpus)])
     assert store.delete(str(corpus / "faq.csv")) == 2
     assert str(corpus / "faq.csv") not in [e["source"] for e in store.sources()]
-    with pytest.raises(StoreError, match="no document 'nope.txt'"):
+    with pytest.raises(StoreError, match="no document 'nope.txt' among the 3 stored$"):
         store.delete("nope.txt")
+    misspelt = str(corpus / "harbour.txt")
+    with pytest.raises(StoreError, match=f"among the 3 stored; did you mean '{corpus / 'harbor.txt'}'\\?$"):
+        store.delete(misspelt)
     store.reset()
     assert store.count() == 0 and RagStore(settings).count() == 0
     with pytest.raises(StoreError, match="collection name 'x'"):

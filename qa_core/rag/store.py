@@ -10,6 +10,7 @@ Which chunks an ingest writes is `qa_core.rag.ingest`'s business; Chroma's clien
 
 from __future__ import annotations
 
+import difflib
 import re
 import uuid
 from collections.abc import Iterator
@@ -211,8 +212,11 @@ class RagStore:
         """
         ids = self.collection.get(where={"source": source}, include=[])["ids"]
         if not ids:
-            known = ", ".join(entry["source"] for entry in self.sources()[:10]) or "none"
-            raise StoreError(f"no document {source!r} in collection {self.name!r} (stored: {known})")
+            # the collection's own name is left out: a visitor's is internal (session-…) and says nothing
+            known = [entry["source"] for entry in self.sources()]
+            close = difflib.get_close_matches(source, known, n=1)
+            hint = f"; did you mean {close[0]!r}?" if close else ""
+            raise StoreError(f"no document {source!r} among the {len(known)} stored{hint}")
         self.collection.delete(ids=ids)
         self.changes += 1
         return len(ids)
