@@ -365,8 +365,8 @@ def model_tab(service: QAService, shown: Callable, app: gr.Blocks, info: gr.Mark
 
     @gpu
     @shown
-    def compare(question: str, max_new_tokens: float):
-        return service.compare(question, GenerationSettings(int(max_new_tokens)))
+    def compare(question: str, max_new_tokens: float, context: str):
+        return service.compare(question, GenerationSettings(int(max_new_tokens)), context)
 
     with gr.Row():
         repo = gr.Textbox(label="Adapter: Hub repo", placeholder="your-name/qa-run", scale=3, elem_id="repo")
@@ -387,13 +387,23 @@ def model_tab(service: QAService, shown: Callable, app: gr.Blocks, info: gr.Mark
     checkpoint_table.select(pick_checkpoint, None, revision, api_name=False)
     load_button.click(load_adapter, [repo, revision], info, api_name="load_adapter", **model_queue(service))
     question = gr.Textbox(label="Question to compare", elem_id="cmp-question")
+    compare_context = gr.Textbox(
+        "",
+        label="Context (optional): the document the question is about; without one both answer closed-book",
+        lines=3,
+        elem_id="cmp-context",
+    )
     tokens = gr.Slider(1, 1024, value=128, step=1, label="Max new tokens")
     compare_button = gr.Button("Compare base and fine-tuned", elem_id="cmp-button")
     with gr.Row():
         base_answer = gr.Textbox(label="Base model", lines=5, elem_id="cmp-base")
         tuned_answer = gr.Textbox(label="Fine-tuned", lines=5, elem_id="cmp-tuned")
     compare_button.click(
-        compare, [question, tokens], [base_answer, tuned_answer], api_name="compare", **model_queue(service)
+        compare,
+        [question, tokens, compare_context],
+        [base_answer, tuned_answer],
+        api_name="compare",
+        **model_queue(service),
     )
     with gr.Accordion("Latest evaluation (python -m qa_core.evaluate)", open=False):
         results = gr.Markdown(elem_id="results")

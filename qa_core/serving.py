@@ -22,7 +22,7 @@ from qa_core.embeddings import resolve_embedding_model
 from qa_core.errors import QAError
 from qa_core.extractive import best_sentences, sentence_spans, split_sentences
 from qa_core.generation import GenerationSettings
-from qa_core.grounding import Grounded, context_quote, settle_from_context, until_looping
+from qa_core.grounding import Grounded, check_figures, context_quote, settle_from_context, until_looping
 from qa_core.hub.visitor_adapters import fetch_visitor_adapter, list_visitor_checkpoints
 from qa_core.memory import MemoryTrimmer
 from qa_core.models import LoadedModel, attach_adapter_folder, load_model
@@ -243,14 +243,35 @@ class QAService:
         heading = f"*Latest evaluation: `{table.relative_to(folder.parent)}`, written {written:%Y-%m-%d %H:%M} UTC*"
         return f"{heading}\n\n{table.read_text(encoding='utf-8')}"
 
-    def compare(self, question: str, generation: GenerationSettings | None = None) -> tuple[str, str]:
-        """(base model's answer, fine-tuned answer) to the same question.
+    def compare(
+        self, question: str, generation: GenerationSettings | None = None, context: str | None = None
+    ) -> tuple[str, str]:
+        """(base model's answer, fine-tuned answer) to the same question, with `context` when one is
+        given: each as the model wrote it (no answer policy), followed by what the figure check says
+        of it against the context, or, without one, that it was asked closed-book.
 
         Raises:
-            QAError: no adapter is loaded.
+            QAError: no adapter is loaded; empty question or input over the limits.
         """
-        self.check_input(question)
+        context = context.strip() if context and context.strip() else None
+        self.check_input(question, context)
         if not self.loaded.adapter:
             raise QAError("no adapter is loaded: load one first to compare base and fine-tuned answers")
-        prompt = qa_prompt(self.loaded, question)  # the same prompt, with and without the adapter
-        return self.batcher.generate(prompt, generation, with_adapter=False), self.batcher.generate(prompt, generation)
+        prompt = qa_prompt(self.loaded, question, context)  # the same prompt, with and without the adapter
+        base = self.batcher.generate(prompt, generation, with_adapter=False)
+        tuned = self.batcher.generate(prompt, generation)
+        return with_check(base, question, context), with_check(tuned, question, context)
+
+
+def with_check(answer: str, question: str, context: str | None) -> str:
+    """`answer` and a line saying which of its figures the context states with a ✓ and which it
+    does not; without a context, that nothing was checked (a closed-book answer's figures come from
+    the model's memory)."""
+    if context is None:
+        return f"{answer}\n\n(closed-book: no context given, so its figures are the model's own and unchecked)"
+    check = check_figures(answer, [context], question)
+    if check.warning:
+        return f"{answer}\n\n⚠ {check.warning}"
+    if check.supported:
+        return f"{answer}\n\n✓ {', '.join(f.figure for f in check.supported)}: stated in the context"
+    return answer

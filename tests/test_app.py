@@ -191,8 +191,11 @@ def test_load_an_adapter_by_step_and_compare(served, client, tmp_path, demo_dir)
         client.predict("What is a bond?", 8, api_name="/compare")
     info = client.predict("tester/app-run", "10", api_name="/load_adapter")
     assert f"demo + adapter tester/app-run@{commit[:12]}" in info
-    base, tuned = client.predict("What is a bond?", 8, api_name="/compare")
-    assert base and tuned and base != tuned
+    base, tuned = client.predict("What is a bond?", 8, "", api_name="/compare")
+    assert base != tuned and base.endswith("unchecked)") and tuned.endswith("unchecked)")  # closed-book, said so
+    sheet = "Harbor Utilities achieved an operating margin of 18.4% in the third quarter of 2025."
+    with_context = client.predict("What operating margin did Harbor Utilities achieve?", 8, sheet, api_name="/compare")
+    assert not any("closed-book" in answer for answer in with_context)
     with pytest.raises(AppError, match="no checkpoint at step 99"):
         client.predict("tester/app-run", "99", api_name="/load_adapter")
 

@@ -14,6 +14,7 @@ from qa_core.questions import asked_kind, subjects
 from qa_core.rag.answer import RagOptions, answer, answer_stream
 from qa_core.rag.retrieval import Retriever
 from qa_core.rag.store import RagStore
+from qa_core.serving import with_check
 
 LEASE = (
     "Northwind leases its Dayton plant for 90 days at a time. The loan is $1,150,000 at 3.5% a year.\n\n"
@@ -103,6 +104,17 @@ def test_a_figure_found_but_not_answering_the_question_gets_no_tick():
     assert other_year.off_question[0].why == "for 2022, and the question asks about 2023"
     assert "$3.1 billion is stated in [1] but for 2022" in other_year.warning
     assert check_figures("$4.2 billion", [sheet], "What was Contoso's revenue in fiscal 2023?").supported
+
+
+def test_compared_answers_say_what_the_check_makes_of_their_figures():
+    sheet = "In fiscal 2023, Contoso reported revenue of $4.2 billion. That compares with $3.1 billion in 2022."
+    question = "What was Contoso's revenue in fiscal 2023?"
+    assert with_check("$4.2 billion", question, sheet) == "$4.2 billion\n\n✓ $4.2 billion: stated in the context"
+    assert with_check("$1.1 billion", question, sheet).endswith("\n\n⚠ $1.1 billion is in none of the sources")
+    assert "⚠ $3.1 billion is stated in [1] but for 2022" in with_check("$3.1 billion", question, sheet)
+    assert with_check("$1.1 billion", question, None).endswith(
+        "(closed-book: no context given, so its figures are the model's own and unchecked)"
+    )
 
 
 def test_the_sentence_shown_is_the_cited_sources_one_stating_that_quantity():
