@@ -57,7 +57,11 @@ UNEXPECTED = "Something went wrong on the server (it has been logged). Please tr
 # A failed request is told in a toast (gr.Error). Gradio would also cover each of the event's outputs
 # with a red "Error" badge until the next success, hiding what they showed (the visitor's document
 # list after a failed upload, the model line after a failed load): those outputs keep their content.
-APP_CSS = '[data-testid="status-tracker"]:has(span.error) { display: none !important; }'
+# An evaluation's table has some twenty columns: it scrolls sideways rather than break headers mid-word.
+APP_CSS = """[data-testid="status-tracker"]:has(span.error) { display: none !important; }
+#results table { display: block; overflow-x: auto; }
+#results th, #results td { white-space: nowrap; }
+"""
 log = logging.getLogger("qa_toolkit.app")
 TRACK_TQDM = gr.Progress(track_tqdm=True)  # Gradio's idiom: the default marks the progress parameter
 
@@ -260,7 +264,12 @@ def documents_panel(service: QAService, shown: Callable, app: gr.Blocks) -> None
     ingest_button = gr.Button("Add to my collection", elem_id="rag-ingest")
     status = gr.Markdown(elem_id="rag-status")
     table = gr.Dataframe(
-        headers=["source", "title", "chunks"], label="My documents", interactive=False, elem_id="rag-docs"
+        headers=["source", "title", "chunks"],
+        label="My documents",
+        interactive=False,
+        wrap=True,  # long file names wrap rather than push the chunks column out of sight
+        column_widths=["50%", "32%", "18%"],
+        elem_id="rag-docs",
     )
     with gr.Row():
         doomed = gr.Textbox(label="Source to delete", scale=3)

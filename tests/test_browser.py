@@ -18,6 +18,7 @@ from qa_core.generation import GenerationSettings
 from qa_core.hub.checkpoints import push_checkpoint
 from qa_core.models import load_model
 from qa_core.qa import ask
+from qa_core.reports import write_results
 from qa_core.serving import QAService
 from tests.conftest import HUB_TOKEN
 from tests.helpers import ROOT, free_port
@@ -39,8 +40,14 @@ ARGS = [
 @pytest.fixture(scope="module")
 def served(tmp_path_factory, hub_server, demo_dir):
     settings = load_settings(
-        None, chroma_path=tmp_path_factory.mktemp("browser-chroma"), hf_endpoint=hub_server.url, hf_token=HUB_TOKEN
+        None,
+        chroma_path=tmp_path_factory.mktemp("browser-chroma"),
+        hf_endpoint=hub_server.url,
+        hf_token=HUB_TOKEN,
+        results_dir=tmp_path_factory.mktemp("results"),
     )
+    row = {"mode": "finetuned", "n": 24, **dict.fromkeys(EVALUATION_COLUMNS, 0.938)}
+    write_results([row], [{"question": "q", "answer": "a"}], settings.results_dir, "Answer quality by mode", [])
     for step, loss in ((10, 2.5), (20, 1.5)):
         adapter = random_adapter(demo_dir, tmp_path_factory.mktemp(f"adapter{step}"), seed=step)
         push_checkpoint(adapter, "tester/browser-run", {"step": step, "loss": loss, "eval_loss": loss + 0.2}, settings)
@@ -50,6 +57,38 @@ def served(tmp_path_factory, hub_server, demo_dir):
     yield app.local_url, service
     app.close()
     service.close()
+
+
+# An evaluation's columns, as `qa_core.evaluate` writes them
+EVALUATION_COLUMNS = [
+    *("exact_figure", "contains_answer", "semantic_similarity", "bleu", "rouge_1", "rouge_2", "rouge_l"),
+    *("bertscore", "numeric_match", "refusal_rate", "figures_supported", "unsupported_figure", "not_stated"),
+    *("figure_when_unanswerable", "not_stated_when_answerable", "answer_words", "perplexity", "latency_s"),
+]
+# The cells whose text (one word each) the browser laid out on more than one line.
+WRAPPED = """cells => cells.filter(cell => {
+    const walker = document.createTreeWalker(cell, NodeFilter.SHOW_TEXT);
+    const tops = new Set();
+    for (let node = walker.nextNode(); node; node = walker.nextNode()) {
+        if (!node.textContent.trim() || node.textContent.trim() === "⋮") continue;  // Gradio's column menu
+        const range = document.createRange(); range.selectNodeContents(node);
+        for (const rect of range.getClientRects()) tops.add(Math.round(rect.top));
+    }
+    return tops.size > 1;
+}).map(cell => cell.textContent.replace("⋮", "").trim())"""
+
+
+def within_table(page, table: str, column: str) -> bool:
+    """Whether the header cell `column` of `table` lies inside the table's visible box."""
+    inside = page.locator(table).evaluate(
+        """(table, column) => {
+            const cell = [...table.querySelectorAll("th")].find(th => th.textContent.replace("⋮", "").trim() === column);
+            const frame = table.querySelector("table").parentElement.getBoundingClientRect();
+            return !!cell && cell.getBoundingClientRect().right <= frame.right + 1;
+        }""",
+        column,
+    )
+    return bool(inside)
 
 
 def visitor_collections(service: QAService) -> set[str]:
@@ -63,7 +102,7 @@ def test_every_tab_in_a_real_browser(served, tmp_path):
     assert Path(CHROMIUM).exists(), "install Debian's chromium: bash tests/setup.sh"
     screenshots = Path(os.environ.get("SCREENSHOTS_DIR", tmp_path))
     screenshots.mkdir(parents=True, exist_ok=True)
-    document = tmp_path / "harbor_q3.txt"
+    document = tmp_path / "harbor_utilities_quarterly_report_q3_2025_final_version.txt"  # a name as long as real ones
     document.write_text("Harbor Utilities achieved an operating margin of 18.4% in the third quarter of 2025.")
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=CHROMIUM, args=ARGS)
@@ -94,11 +133,13 @@ def test_every_tab_in_a_real_browser(served, tmp_path):
         page.locator("#rag-files input[type=file]").set_input_files(str(document))
         page.locator("#rag-ingest").click()
         expect(page.locator("#rag-status")).to_contain_text("1 file(s) added", timeout=60_000)
-        expect(page.locator("#rag-docs")).to_contain_text("harbor_q3.txt")
+        expect(page.locator("#rag-docs")).to_contain_text(document.name)
+        assert within_table(page, "#rag-docs", "chunks"), "the My documents table hides its chunks column"
+        assert page.locator("#rag-docs th").evaluate_all(WRAPPED) == [], "My documents' headers wrapped"
         page.locator("#rag-question textarea").fill("What operating margin did Harbor Utilities achieve?")
         page.locator("#rag-button").click()
         expect(page.locator("#rag-sources textarea")).to_have_value(
-            re.compile(r"^Sources:\n\[1\] harbor_q3\.txt \(score"), timeout=30_000
+            re.compile(rf"^Sources:\n\[1\] {document.name} \(score"), timeout=30_000
         )
         expect(page.locator("#rag-chunks")).to_contain_text("operating margin of 18.4%")
         expect(page.locator("#rag-answer textarea")).to_have_value(re.compile(r"operating margin of 18\.4%.*\[1\]$"))
@@ -113,7 +154,7 @@ def test_every_tab_in_a_real_browser(served, tmp_path):
         expect(page.get_by_text("the question is empty")).to_be_visible(timeout=30_000)
         for output in ("#rag-docs", "#rag-status", "#rag-answer", "#rag-sources", "#rag-chunks"):
             expect(page.locator(output).get_by_text("Error", exact=True)).to_be_hidden()
-        expect(page.locator("#rag-docs")).to_contain_text("harbor_q3.txt")  # before: hidden under the badge
+        expect(page.locator("#rag-docs")).to_contain_text(document.name)  # before: hidden under the badge
         expect(page.locator("#rag-answer textarea")).to_have_value(answered)
         page.screenshot(path=str(screenshots / "rag-after-errors.png"), full_page=True)
 
@@ -138,6 +179,10 @@ def test_every_tab_in_a_real_browser(served, tmp_path):
         page.locator("#cmp-button").click()
         expect(page.locator("#cmp-tuned textarea")).not_to_have_value("", timeout=30_000)
 
+        page.get_by_text("Latest evaluation").click()
+        expect(page.locator("#results")).to_contain_text("figure_when_unanswerable")
+        wrapped = page.locator("#results th, #results td").evaluate_all(WRAPPED)
+        assert wrapped == [], f"evaluation table cells wrapped mid-word: {wrapped}"
         page.screenshot(path=str(screenshots / "model.png"), full_page=True)
         browser.close()
 
