@@ -82,7 +82,8 @@ def within_table(page, table: str, column: str) -> bool:
     """Whether the header cell `column` of `table` lies inside the table's visible box."""
     inside = page.locator(table).evaluate(
         """(table, column) => {
-            const cell = [...table.querySelectorAll("th")].find(th => th.textContent.replace("⋮", "").trim() === column);
+            const named = th => th.textContent.replace("⋮", "").trim() === column;  // less Gradio's column menu
+            const cell = [...table.querySelectorAll("th")].find(named);
             const frame = table.querySelector("table").parentElement.getBoundingClientRect();
             return !!cell && cell.getBoundingClientRect().right <= frame.right + 1;
         }""",
