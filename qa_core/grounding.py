@@ -27,6 +27,7 @@ answers that the documents do not state it (`settle`), whatever the model wrote.
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
@@ -154,27 +155,36 @@ def check_figures(
         return f"[{n}] answers the question with {figures}: “{text}”"
 
     seen: list[Quantity] = []
+    # A year or date the question does not ask for, by the sentences that state it as their one year.
+    dating: dict[str, set[tuple[int, str]]] = {}
     for figure in quantities(LIST_NUMBER.sub(" ", CITATION_MARK.sub(" ", answer))):
         if any(figure.same_as(s) for s in seen) or any(figure.figure.same_as(q.figure) for q in asked):
             continue
         seen.append(figure)
-        reasons = [
-            (n, text, stated, _why_not(kind, asked_years, stated, in_sentence, missing[n]))
-            for n, text, in_sentence in sentences
-            for stated in in_sentence
-            if figure.same_as(stated)
-        ]
-        if not reasons:
+        stating = [(n, text, in_sentence, stated) for n, text, in_sentence in sentences for stated in in_sentence]
+        stating = [found for found in stating if figure.same_as(found[3])]
+        if not stating:
             check.unsupported.append(figure.text)
             continue
-        reasons = [(n, text, stated, why or answers_elsewhere(n, stated)) for n, text, stated, why in reasons]
+        why_not = functools.partial(_why_not, kind, asked_years)
+        reasons = [
+            (n, text, stated, why_not(stated, in_sentence, missing[n]) or answers_elsewhere(n, stated))
+            for n, text, in_sentence, stated in stating
+        ]
         n, text, stated, why = next((r for r in reasons if r[3] is None), reasons[0])
         if why is None:
             named = subjects(question)
             where = f", in a source that names {' and '.join(named)}" if named else ""
             check.supported.append(CheckedFigure(figure.text, n, text, f"{KIND_NAMES[stated.kind]}{where}"))
-        else:
-            check.off_question.append(CheckedFigure(figure.text, n, text, why))
+            continue
+        check.off_question.append(CheckedFigure(figure.text, n, text, why))
+        if not asked_years and stated.kind in (YEAR, DATE):
+            dating[figure.text] = {(m, t) for m, t, found, q in stating if _years(found) == _years([q])}
+    # "18.4% in the third quarter of 2025" for a question naming no year: the one year of the ✓
+    # figure's own sentence dates the answer; it is no second answer to flag. (Where that sentence
+    # states two years, either may be the wrong one: it stays flagged.)
+    supported = {(f.source, f.sentence) for f in check.supported}
+    check.off_question = [f for f in check.off_question if not dating.get(f.figure, set()) & supported]
     return check
 
 

@@ -106,6 +106,22 @@ def test_a_figure_found_but_not_answering_the_question_gets_no_tick():
     assert check_figures("$4.2 billion", [sheet], "What was Contoso's revenue in fiscal 2023?").supported
 
 
+def test_a_year_dating_a_figure_in_its_own_sentence_is_no_second_answer_to_flag():
+    source = "Harbor Utilities achieved an operating margin of 18.4% in the third quarter of 2025."
+    question = "What operating margin did Harbor Utilities achieve?"
+    quoted = check_figures(source + " [1]", [source], question)
+    assert [f.figure for f in quoted.supported] == ["18.4%"] and not quoted.flagged
+    assert check_figures("18.4% in the third quarter of 2024.", [source], question).unsupported == ["2024"]
+    sheet = "In fiscal 2023, Contoso reported revenue of $4.2 billion. That compares with $3.1 billion in 2022."
+    other_sentence = check_figures("$4.2 billion, against 2022.", [sheet], "What was Contoso's revenue in fiscal 2023?")
+    assert other_sentence.supported and [f.figure for f in other_sentence.off_question] == ["2022"]
+    two_years = "Contoso's revenue was $4.2 billion in 2023, up from $3.1 billion in 2022."
+    misdated = check_figures("$4.2 billion in 2022.", [two_years], "What was Contoso's revenue?")
+    assert misdated.supported and [f.figure for f in misdated.off_question] == ["2022"]  # either year may be wrong
+    when = check_figures("In 2025.", [source], "In which year did Harbor Utilities achieve an 18.4% margin?")
+    assert [f.figure for f in when.supported] == ["2025"]  # asked for, a year is the answer
+
+
 def test_compared_answers_say_what_the_check_makes_of_their_figures():
     sheet = "In fiscal 2023, Contoso reported revenue of $4.2 billion. That compares with $3.1 billion in 2022."
     question = "What was Contoso's revenue in fiscal 2023?"
