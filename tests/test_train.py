@@ -28,7 +28,7 @@ from tests.conftest import HUB_READ_TOKEN, HUB_TOKEN
 from tests.helpers import ROOT, run_cli
 from train_job.preference import load_pairs
 from train_job.pushing import CheckpointPusher
-from train_job.run import main, parse_args, prompt_completion
+from train_job.run import error_line, main, parse_args, prompt_completion
 from train_job.sampling import GroupedSFTTrainer, LengthBucketSampler
 
 pytestmark = pytest.mark.slow  # see pyproject.toml: the fast tier is pytest -m "not slow"
@@ -486,6 +486,21 @@ def test_a_misspelled_option_is_one_error_line(tmp_path, option, message):
     result = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert (result.returncode, result.stderr.strip().splitlines()[-1]) == (2, message)
     assert "Traceback" not in result.stderr and not (tmp_path / "o").exists()
+
+
+def test_options_that_disagree_are_one_error_line_and_a_token_never_shows(tmp_path):
+    options = ["--load_best_model_at_end", "true", "--save_strategy", "no", "--output_dir", str(tmp_path / "o")]
+    result = subprocess.run(
+        [sys.executable, "train_job/run.py", "--config", TINY, *options], cwd=ROOT, capture_output=True, text=True
+    )
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert (
+        result.stderr.strip()
+        .splitlines()[-1]
+        .startswith("error: invalid options: --load_best_model_at_end requires the save and eval strategy to match")
+    )
+    failed = QAError("hf_abc123 was refused\nby the Hub")
+    assert error_line(failed, ["--hub-token", "hf_abc123"]) == "error: *** was refused by the Hub"
 
 
 def test_every_preset_parses():

@@ -56,6 +56,7 @@ from transformers import PreTrainedModel, TrainingArguments
 from transformers.trainer_utils import get_last_checkpoint
 from trl import DPOConfig, SFTConfig, TrlParser
 
+from qa_core.cli import one_line
 from qa_core.config import Settings, load_settings, setting_option
 from qa_core.data import load_qa_data, split_qa_data
 from qa_core.demo_model import sample_data_path
@@ -731,7 +732,10 @@ def parse_args(
         (DataArguments, ModelArguments, PublishArguments, PreferenceArguments, SFTConfig), allow_abbrev=False
     )
     parser.set_defaults(report_to="none", output_dir="runs/qa-lora")
-    *options, unknown = parser.parse_args_and_config(argv, return_remaining_strings=True)
+    try:
+        *options, unknown = parser.parse_args_and_config(argv, return_remaining_strings=True)
+    except ValueError as exc:  # an argument class's own check: bf16 without support, strategies that disagree ...
+        raise QAError(f"invalid options: {exc}") from exc
     if unknown:
         raise QAError(unknown_option(unknown, parser))
     return tuple(options)
@@ -748,6 +752,13 @@ def unknown_option(unknown: list[str], parser: TrlParser) -> str:
     return f"unknown option {name}{hint}"
 
 
+def error_line(exc: QAError, argv: list[str]) -> str:
+    """`exc` as the one `error:` line every command prints, the run's token (--hub-token or HF_TOKEN) hidden."""
+    flags = [n for n, arg in enumerate(argv[:-1]) if arg in ("--hub-token", "--hub_token")]
+    given = argv[flags[-1] + 1] if flags else None
+    return f"error: {one_line(load_settings(None, hf_token=given).redact(str(exc)))}"
+
+
 if __name__ == "__main__":
     try:
         final_record = main(*parse_args())
@@ -756,10 +767,7 @@ if __name__ == "__main__":
         PartialState().destroy_process_group()
         if final_record["push_failures"]:  # trained and saved, but not (all) published
             sys.exit(PUSH_FAILED)
-    except (QAError, ValueError) as exc:
-        # ValueError: an option the machine cannot honour, e.g. bf16 without a GPU
-        if not isinstance(exc, QAError) and "support" not in str(exc) and "You need" not in str(exc):
-            raise
+    except QAError as exc:
         if int(os.environ.get("RANK", "0")) == 0:  # every process of a job fails alike: one says so
-            print(f"error: {exc}", file=sys.stderr)
+            print(error_line(exc, sys.argv[1:]), file=sys.stderr)
         sys.exit(2)
