@@ -20,6 +20,7 @@ from qa_core.documents import Document
 from qa_core.errors import ModelLoadError
 from qa_core.evaluate import evaluate
 from qa_core.generation import GenerationSettings
+from qa_core.metrics import says_not_stated
 from qa_core.models import load_model
 from qa_core.qa import ask
 from qa_core.rag.answer import RagOptions, answer
@@ -123,6 +124,9 @@ def test_the_preference_stage_pairs_the_real_models_own_answers(walkthrough_adap
     assert counts["chosen_own"] > counts["pairs"] / 2 and counts["unanswerable"] >= 4, counts
     pairs = [json.loads(line) for line in (tmp_path / "pairs.jsonl").read_text().splitlines()]
     assert all(pair["chosen"] != pair["rejected"] for pair in pairs)
+    # about half the answerable questions it answered right teach it not to decline them
+    declines = [p for p in pairs if says_not_stated(p["rejected"]) and not says_not_stated(p["chosen"])]
+    assert len(declines) >= counts["declines_rejected"] > 0, counts
     tuned = load_model("smollm2", adapter=str(tmp_path / "dpo" / "final"))
     assert "$4.2 billion" in ask(tuned, ACME_QUESTION, context=ACME, settings=SHORT)
 

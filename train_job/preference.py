@@ -15,11 +15,13 @@ answer is judged (`is_right`):
 Every question gives one pair: chosen, a right answer of the model's own (the reference where none
 is); rejected, a wrong one of its own, or, when it answered right every time, a wrong figure it
 could have stated (`foil`): another figure of its context, of the reference's kind where there is
-one, or, where the context cannot answer, the answer it no longer states. So the pairs are as
-balanced as the questions, and "not stated" is rejected only where the model itself said it
-wrongly: pairs of its own mistakes alone, mostly of one kind, or "not stated" rejected wherever the
-context answers, taught the walk-through's model never to say it (measured: 0.03 of unanswerable
-questions, from 0.82). A question whose reference itself is not judged right (the figure check
+one, or, where the context cannot answer, the answer it no longer states. For a `decline_share` of
+the answerable questions it answered right, the rejected answer is "not stated" instead. So the
+pairs are as balanced as the questions, and teach both ways: measured on the walk-through's model,
+"not stated" rejected wherever the context answers taught it never to say it (0.03 of unanswerable
+questions, from 0.82); never rejected but for its own mistakes, more DPO steps taught it to decline
+answerable questions too (0.30 of them after 48 steps); half and half kept those at 0.03 while
+"not stated" rose to 0.73 where the context cannot answer. A question whose reference itself is not judged right (the figure check
 finds no ✓ for it in the context) is left out.
 
 `PreferenceTrainer` trains on the pairs with TRL's DPO, continuing the adapter; its reference is a
@@ -49,7 +51,7 @@ from qa_core.metrics import contains_answer, exact_figure, says_not_stated
 from qa_core.models import LoadedModel
 from qa_core.prompts import build_prompt
 from qa_core.quantities import quantities
-from qa_core.unanswerable import WITHHELD
+from qa_core.unanswerable import NOT_STATED_ANSWER, WITHHELD
 
 PAIR_COLUMNS = ("prompt", "chosen", "rejected")  # TRL's preference format
 PAIRS_FILE = "pairs.jsonl"  # of a pushed pairs dataset
@@ -90,6 +92,8 @@ def build_pairs(
     max_new_tokens: int = 48,
     seed: int = 42,
     show_progress: bool = True,
+    decline_share: float = 0.0,
+    not_stated: str = NOT_STATED_ANSWER,
 ) -> tuple[Dataset, dict[str, int]]:
     """Preference pairs from `rows` (question, context, answer) and the model's own sampled answers.
 
@@ -98,7 +102,9 @@ def build_pairs(
         inference time; counts: `questions`, `answers`, `right` answers, `unconfirmed`
         questions, whose reference the check does not confirm (left out), `pairs`, and of the
         pairs `unanswerable`, `chosen_own` and `rejected_own`, those whose chosen or rejected
-        answer is the model's own).
+        answer is the model's own, and `declines_rejected`, answerable questions the model
+        answered right whose pair rejects `not_stated` (a `decline_share` of them) rather than a
+        wrong figure).
     """
     prompts = [build_prompt(style, row["question"], row["context"] or None, loaded.tokenizer) for row in rows]
     set_seed(seed)
@@ -106,7 +112,8 @@ def build_pairs(
     answers = loaded.backend.generate_many(prompts * samples, generation, show_progress=show_progress)
     rng = random.Random(seed)
     pairs = []
-    counts = Counter(dict.fromkeys(("right", "unconfirmed", "pairs", "unanswerable", "chosen_own", "rejected_own"), 0))
+    kept = ("right", "unconfirmed", "pairs", "unanswerable", "chosen_own", "rejected_own", "declines_rejected")
+    counts = Counter(dict.fromkeys(kept, 0))
     counts.update(questions=len(rows), answers=len(answers))
     for n, (row, prompt) in enumerate(zip(rows, prompts, strict=True)):
         if not is_right(row["answer"], row["question"], row["answer"], row["context"]):
@@ -117,6 +124,9 @@ def build_pairs(
         wrong = [a for a in own if a not in right]
         unanswerable = says_not_stated(row["answer"])
         foil = row.get(WITHHELD) if unanswerable else wrong_figure(row, rng)
+        if decline_share and not (unanswerable or wrong) and rng.random() < decline_share:
+            foil = not_stated  # answered right: declining it is what must not be learnt
+            counts["declines_rejected"] += 1
         if not (wrong or foil):
             continue
         chosen = rng.choice(right) if right else row["answer"]

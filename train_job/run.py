@@ -214,6 +214,13 @@ class PreferenceArguments:
             "(RPO), without which DPO lowered 'not stated' even where it was chosen (see docs/training.md)."
         },
     )
+    decline_share: float = field(
+        default=0.5,
+        metadata={
+            "help": "Of the answerable questions the model answered right, the share whose pair rejects the "
+            "not-stated answer rather than a wrong figure: without it DPO taught declining answerable ones too."
+        },
+    )
     pair_samples: int = field(default=2, metadata={"help": "Answers sampled per question to judge."})
     pair_temperature: float = field(default=0.7, metadata={"help": "Sampling temperature of those answers."})
     pairs: str | None = field(
@@ -377,6 +384,8 @@ def preference_pairs(
         samples=options.pair_samples,
         temperature=options.pair_temperature,
         seed=seed,
+        decline_share=options.decline_share,
+        not_stated=data_args.not_stated_answer,
     )
     if options.pairs:  # sampling is most of the stage's cost: trying another beta or lr need not repeat it
         train, counts = load_pairs(options.pairs, settings), {"loaded_from": public_name(options.pairs)}
