@@ -21,8 +21,8 @@ pairs are as balanced as the questions, and teach both ways: measured on the wal
 "not stated" rejected wherever the context answers taught it never to say it (0.03 of unanswerable
 questions, from 0.82); never rejected but for its own mistakes, more DPO steps taught it to decline
 answerable questions too (0.30 of them after 48 steps); half and half kept those at 0.03 while
-"not stated" rose to 0.73 where the context cannot answer. A question whose reference itself is not judged right (the figure check
-finds no ✓ for it in the context) is left out.
+"not stated" rose to 0.73 where the context cannot answer. A question whose reference itself is
+not judged right (the figure check finds no ✓ for it in the context) is left out.
 
 `PreferenceTrainer` trains on the pairs with TRL's DPO, continuing the adapter; its reference is a
 frozen copy of the adapter as it started (TRL's way for a PEFT model: no second model in memory),
