@@ -22,7 +22,8 @@ FENCE = re.compile(r"^```(bash|python)\n(.*?)^```", re.MULTILINE | re.DOTALL)
 DOC_LINK = re.compile(r"\]\((docs/[\w-]+\.md)\)")
 HUB_COMMAND = re.compile(r"your-name/|--push-to-hub|-m hub |hub\.local_server")
 # The walk-through's block trains this preset; its adapter is written here, relative to the folder.
-WALKTHROUGH_MARK = "--config configs/smollm2-cpu.yaml"
+# (docs/deploy.md's offline trial trains the same preset, into a folder of its own: not this mark)
+WALKTHROUGH_MARK = "--config configs/smollm2-cpu.yaml --data runs/facts.csv --push-to-hub --hub-repo tester/facts-qa"
 WALKTHROUGH_ADAPTER = Path("runs/smollm2-cpu/final")
 
 
