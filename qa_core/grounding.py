@@ -154,6 +154,7 @@ def check_figures(
         figures = " and ".join(q.text for q in found if accepts(kind, q.kind))
         return f"[{n}] answers the question with {figures}: “{text}”"
 
+    why_not = functools.partial(_why_not, kind, asked_years)
     seen: list[Quantity] = []
     # A year or date the question does not ask for, by the sentences that state it as their one year.
     dating: dict[str, set[tuple[int, str]]] = {}
@@ -161,12 +162,15 @@ def check_figures(
         if any(figure.same_as(s) for s in seen) or any(figure.figure.same_as(q.figure) for q in asked):
             continue
         seen.append(figure)
-        stating = [(n, text, in_sentence, stated) for n, text, in_sentence in sentences for stated in in_sentence]
-        stating = [found for found in stating if figure.same_as(found[3])]
+        stating = [
+            (n, text, in_sentence, stated)
+            for n, text, in_sentence in sentences
+            for stated in in_sentence
+            if figure.same_as(stated)
+        ]
         if not stating:
             check.unsupported.append(figure.text)
             continue
-        why_not = functools.partial(_why_not, kind, asked_years)
         reasons = [
             (n, text, stated, why_not(stated, in_sentence, missing[n]) or answers_elsewhere(n, stated))
             for n, text, in_sentence, stated in stating
