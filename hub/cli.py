@@ -2,6 +2,7 @@
 
     python -m hub list me/policy-qa-run
     python -m hub pull me/policy-qa-run --revision 40 --out ckpt-40          # step 40, or a commit sha
+    python -m hub pull me/policy-qa-run --revision best --out best           # the best answer score
     python -m hub merge --base demo --adapter me/policy-qa-run@3f2a1c --out merged --verify
     python -m hub merge --base NousResearch/Llama-2-7b-chat-hf --adapter ckpt-40 --out merged \
         --dtype bfloat16 --push me/policy-qa-merged
@@ -23,7 +24,15 @@ from pathlib import Path
 
 from qa_core.cli import add_command, new_parser, run
 from qa_core.config import Settings, setting_option
-from qa_core.hub.checkpoints import CHECKPOINT_FILE, list_checkpoints, pull, push_checkpoint, read_checkpoint_record
+from qa_core.hub.checkpoints import (
+    CHECKPOINT_FILE,
+    SCORE_KEYS,
+    list_checkpoints,
+    pull,
+    push_checkpoint,
+    read_checkpoint_record,
+    score_label,
+)
 from qa_core.hub.client import push_folder, require_reachable
 from qa_core.hub.publish import DEFAULT_TOLERANCE, MERGE_INFO_FILE, model_card
 from qa_core.hub.spaces import HARDWARE, deploy, plan_space
@@ -35,17 +44,29 @@ def cmd_list(args: argparse.Namespace, settings: Settings) -> int:
     require_reachable(args.repo, settings)
     checkpoints = list_checkpoints(args.repo, settings)
     if args.json:
-        print(json.dumps([{"commit": c.commit, "date": c.date.isoformat(), **c.info} for c in checkpoints]))
+        found = [{"commit": c.commit, "date": c.date.isoformat(), **c.info} for c in checkpoints]
+        for item, checkpoint in zip(found, checkpoints, strict=True):
+            if checkpoint.base_scores:
+                item["base_scores"] = checkpoint.base_scores
+        print(json.dumps(found))
         return 0
+    keys = [key for key in ("loss", "eval_loss", *SCORE_KEYS) if any(key in c.info for c in checkpoints)]
+    labels = [f"{COLUMN.get(key) or score_label(key):>15}" for key in keys]
+    print("  ".join([f"{'commit':<12}", f"{'step':>6}", f"{'date':<16}", *labels]))
     for c in checkpoints:
-        extras = "  ".join(
-            f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}"
-            for k, v in c.info.items()
-            if k != "step" and isinstance(v, (int, float))
-        )
-        print(f"{c.commit[:12]}  step {c.step:>6}  {c.date:%Y-%m-%d %H:%M}  {extras}")
-    print(f"{args.repo}: {len(checkpoints)} checkpoint(s)", file=sys.stderr)
+        print("  ".join([c.commit[:12], f"{c.step:>6}", f"{c.date:%Y-%m-%d %H:%M}", *_cells(c.info, keys)]))
+    base = next((c.base_scores for c in checkpoints if c.base_scores), None)
+    if base:  # what the checkpoints' answer scores compare with
+        print("  ".join([f"{'base model':<12}", f"{0:>6}", f"{'before training':<16}", *_cells(base, keys)]))
+    print(f"{args.repo}: {len(checkpoints)} checkpoint(s); --json for every recorded field", file=sys.stderr)
     return 0
+
+
+COLUMN = {"loss": "train loss", "eval_loss": "eval loss"}
+
+
+def _cells(info: dict, keys: list[str]) -> list[str]:
+    return [f"{info[key]:>15.4g}" if isinstance(info.get(key), (int, float)) else f"{'':>15}" for key in keys]
 
 
 def cmd_pull(args: argparse.Namespace, settings: Settings) -> int:
@@ -152,7 +173,10 @@ def build_parser() -> argparse.ArgumentParser:
     pulling = add_command(commands, "pull", "download one checkpoint exactly, by commit sha or step", shared_options)
     pulling.add_argument("repo")
     pulling.add_argument(
-        "--revision", default="main", help="a step (40, step-40), a commit sha, a branch or tag (default: the latest)"
+        "--revision",
+        default="main",
+        help="a step (40, step-40), best or best:METRIC (the best answer score: exact_figure unless the run "
+        "chose another), a commit sha, a branch or tag (default: the latest)",
     )
     pulling.add_argument("--out", required=True, help="folder to write the checkpoint's files to")
     pulling.set_defaults(run=cmd_pull)

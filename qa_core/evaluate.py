@@ -61,7 +61,7 @@ from qa_core.rag.retrieval import Retriever
 from qa_core.rag.store import temporary_store
 from qa_core.reports import write_checkpoint_results, write_perplexity_results, write_results
 from qa_core.text_data import load_texts
-from qa_core.unanswerable import with_unanswerable
+from qa_core.unanswerable import NOT_STATED_ANSWER, with_unanswerable
 
 MODES = ("base", "finetuned", "prompt", "rag")
 CONTEXTS = ("row", "none")
@@ -162,6 +162,22 @@ def score_mode(
         "answer_words": _mean(column["answer_words"]),
     }
     return row, per_question
+
+
+def held_out_questions(
+    rows: Dataset, limit: int | None, unanswerable: float, answer: str = NOT_STATED_ANSWER, seed: int = 42
+) -> Dataset:
+    """The questions evaluation asks of `rows` (a held-out split, or all the data): the first `limit`
+    rows, then the unanswerable ones `with_unanswerable` makes from them (`unanswerable` of the
+    rows returned), as training does with `seed`. So a run's answer scores (train_job/scoring.py)
+    and `--limit N` here are the same answerable questions, with or without --unanswerable.
+
+    Raises:
+        QAError: `unanswerable` not in [0, 1).
+    """
+    if limit:
+        rows = rows.select(range(min(limit, len(rows))))
+    return with_unanswerable(rows, unanswerable, answer, seed)
 
 
 def evaluate(
@@ -271,10 +287,7 @@ def answer_questions(args: argparse.Namespace, data: Dataset, loaded: LoadedMode
     contexts = list(data["context"])  # RAG retrieves from every context, not only the test split's
     if args.split == "test":
         data = split_qa_data(data, args.test_size, args.seed)["test"]
-    # made as train_job/run.py makes them, after the split and with its seed: the rows it held out
-    data = with_unanswerable(data, args.unanswerable, seed=args.seed)
-    if args.limit:
-        data = data.select(range(min(args.limit, len(data))))
+    data = held_out_questions(data, args.limit, args.unanswerable, seed=args.seed)
     generation = GenerationSettings(max_new_tokens=args.max_new_tokens)
     options = {
         "prompt_style": args.prompt_style,
@@ -333,7 +346,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--test-size", type=float, default=0.1)
     parser.add_argument("--seed", type=int, default=42)
-    parser.add_argument("--limit", type=int, help="at most this many questions")
+    parser.add_argument(
+        "--limit", type=int, help="at most this many questions of the data (the --unanswerable ones come on top)"
+    )
     parser.add_argument(
         "--unanswerable",
         type=float,

@@ -42,7 +42,7 @@ from qa_core.generation import Backend
 from qa_core.generation.inference_server import InferenceServer
 from qa_core.generation.local import LocalBackend
 from qa_core.generation.server import ServerBackend
-from qa_core.hub.checkpoints import STEP, read_checkpoint_record, resolve_revision
+from qa_core.hub.checkpoints import is_checkpoint_revision, read_checkpoint_record, resolve_revision
 from qa_core.hub.client import unreachable_reason
 from qa_core.hub.refs import ModelRef, public_name
 from qa_core.hub.snapshots import ADAPTER_CONFIG, download_snapshot, require_adapter
@@ -193,7 +193,7 @@ def locate(spec: str, settings: Settings, weights: bool = True) -> tuple[Path, s
             raise ModelLoadError(f"{spec}: no such folder")
         return ref.path, spec, None
     repo_id, revision = ref.repo_id, ref.revision
-    if revision and STEP.match(revision):  # a training step: the commit of that checkpoint
+    if revision and is_checkpoint_revision(revision):  # a training step or `best`: that checkpoint's commit
         revision = resolve_revision(repo_id, revision, settings)
     snapshot = download_snapshot(repo_id, revision, settings, weights)
     return snapshot.path, repo_id, snapshot.commit

@@ -4,6 +4,7 @@ results.md / results.json / answers.csv / comparison.png     one row per answer 
 checkpoints.md / checkpoints.json / checkpoints.png          one row per pushed checkpoint
 perplexity.md / perplexity.json                               perplexity of base and fine-tuned on a text
 loss.png                                                      a training run's loss curves
+answer_scores.png                                             its answer scores by step, the base's as lines
 """
 
 from __future__ import annotations
@@ -16,6 +17,8 @@ import matplotlib
 
 matplotlib.use("Agg")  # files only, no display
 from matplotlib import pyplot as plt  # noqa: E402
+
+from qa_core.hub.checkpoints import SCORE_KEYS, score_label  # noqa: E402
 
 CHART_METRICS = ("exact_figure", "contains_answer", "semantic_similarity", "rouge_l", "numeric_match", "refusal_rate")
 
@@ -115,6 +118,37 @@ def write_loss_curve(log_history: list[dict], path: Path, title: str) -> bool:
     axis.set_ylabel("loss")
     axis.set_title(title)
     axis.legend()
+    figure.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    figure.savefig(path, dpi=120)
+    plt.close(figure)
+    return True
+
+
+def write_score_curve(history: list[dict], path: Path, title: str) -> bool:
+    """Plot a run's answer scores (`answer_scores` of its checkpoint record: step 0 is the base)
+    against the step into `path`, each base score a dashed line of its colour.
+
+    Returns:
+        False (and no file) when no checkpoint has been scored.
+    """
+    trained = [entry for entry in history if entry["step"] > 0]
+    base = next((entry for entry in history if entry["step"] == 0), {})
+    keys = [key for key in SCORE_KEYS if any(key in entry for entry in trained)]
+    if not keys:
+        return False
+    figure, axis = plt.subplots(figsize=(7, 4))
+    for key in keys:
+        points = [(entry["step"], entry[key]) for entry in trained if key in entry]
+        steps, values = zip(*points, strict=True)
+        line = axis.plot(steps, values, marker="o" if len(points) < 30 else None, label=score_label(key))[0]
+        if key in base:
+            axis.axhline(base[key], color=line.get_color(), linestyle="--", linewidth=1)
+    axis.set_xlabel("training step")
+    axis.set_ylabel("share of held-out questions (dashed: base model)")
+    axis.set_ylim(-0.02, 1.02)
+    axis.set_title(title)
+    axis.legend(fontsize="small")
     figure.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     figure.savefig(path, dpi=120)

@@ -17,7 +17,14 @@ from hub.merge import merge_adapter
 from qa_core.config import load_settings
 from qa_core.demo_model import build_demo_model, random_adapter
 from qa_core.errors import HubError, MergeError
-from qa_core.hub.checkpoints import list_checkpoints, pull, push_checkpoint, pushed_checkpoints, resolve_revision
+from qa_core.hub.checkpoints import (
+    MAIN_SCORE,
+    list_checkpoints,
+    pull,
+    push_checkpoint,
+    pushed_checkpoints,
+    resolve_revision,
+)
 from qa_core.hub.client import push_folder
 from qa_core.hub.visitor_adapters import list_visitor_checkpoints
 from qa_core.models import load_model
@@ -277,3 +284,70 @@ def test_a_repo_without_checkpoint_commits_is_one_clear_error(hub_settings, tmp_
     assert list_checkpoints("tester/plain", hub_settings) == []
     with pytest.raises(HubError, match=r"^tester/plain has no checkpoint commits \(pushed by train_job/run.py"):
         pushed_checkpoints("tester/plain", hub_settings)
+
+
+@pytest.fixture(scope="module")
+def scored_run(tmp_path_factory, hub_server, demo_dir):
+    """Four checkpoints with answer scores, as train_job/run.py records them: step 20 and 30 tie for
+    the best exact figure, step 40 has the fewest unsupported figures; the base scored at step 0."""
+    settings = load_settings(None, hf_endpoint=hub_server.url, hf_token=HUB_TOKEN)
+    scores = {
+        0: (0.50, 0.30),
+        10: (0.625, 0.20),
+        20: (0.75, 0.15),
+        30: (0.75, 0.10),
+        40: (0.6875, 0.05),
+    }
+    history = [{"step": s, "eval_exact_figure": e, "eval_unsupported_figure": u} for s, (e, u) in scores.items()]
+    commits = {}
+    for n, step in enumerate((10, 20, 30, 40)):
+        folder = random_adapter(demo_dir, tmp_path_factory.mktemp(f"scored{step}"), seed=step)
+        info = {"loss": 2.0 - n / 10, **history[n + 1], "answer_scores": history[: n + 2]}
+        commits[step] = push_checkpoint(folder, "tester/scored-run", {**info, "score_metric": MAIN_SCORE}, settings)
+    return {"repo": "tester/scored-run", "commits": commits}
+
+
+def test_a_checkpoint_commit_names_its_main_score_against_the_base(scored_run, hub_settings):
+    titles = [c.title for c in list_checkpoints(scored_run["repo"], hub_settings)]
+    assert titles[0] == "checkpoint step 40: loss 1.7000, exact figure 0.69 (base 0.50)"
+    assert titles[-1] == "checkpoint step 10: loss 2.0000, exact figure 0.62 (base 0.50)"
+
+
+def test_best_is_the_highest_score_and_the_earlier_step_on_a_tie(scored_run, hub_settings, tmp_path, capsys):
+    commits = scored_run["commits"]
+    assert resolve_revision(scored_run["repo"], "best", hub_settings) == commits[20]  # 20 and 30 tie: the earlier
+    assert "tester/scored-run@best: step 20" in capsys.readouterr().err
+    # lower is better for unsupported figures; `eval_` may be left out
+    assert resolve_revision(scored_run["repo"], "best:unsupported_figure", hub_settings) == commits[40]
+    assert resolve_revision(scored_run["repo"], "best:eval_unsupported_figure", hub_settings) == commits[40]
+    with pytest.raises(HubError, match=r"no checkpoint records eval_rouge_l .*--score_questions.* record eval_exact"):
+        resolve_revision(scored_run["repo"], "best:rouge_l", hub_settings)
+    # wherever REPO@REV is taken: an adapter loaded as REPO@best is that checkpoint
+    loaded = load_model("demo", adapter=f"{scored_run['repo']}@best", settings=hub_settings)
+    assert loaded.adapter_commit == commits[20]
+    flags = ["--hub-endpoint", hub_settings.hf_endpoint, "--hub-token", HUB_TOKEN]
+    assert hub_main([*flags, "pull", scored_run["repo"], "--revision", "best", "--out", str(tmp_path / "b")]) == 0
+    assert f"{scored_run['repo']}@{commits[20]} (step 20)" in capsys.readouterr().out
+
+
+def test_a_run_without_scores_has_no_best(run, hub_settings):
+    with pytest.raises(HubError, match=r"tester/policy-run: no checkpoint records eval_exact_figure \(train with"):
+        resolve_revision(run["repo"], "best", hub_settings)
+
+
+def test_list_shows_the_scores_as_columns_with_the_base(scored_run, hub_server, capsys):
+    flags = ["--hub-endpoint", hub_server.url, "--hub-token", HUB_TOKEN]
+    assert hub_main([*flags, "list", scored_run["repo"]]) == 0
+    header, *rows = capsys.readouterr().out.splitlines()
+    assert header.split()[-4:] == ["exact", "figure", "unsupported", "figure"]
+    assert [row.split()[1] for row in rows[:-1]] == ["40", "30", "20", "10"]
+    assert rows[-1].split()[:3] == ["base", "model", "0"] and rows[-1].split()[-2:] == ["0.5", "0.3"]
+    assert rows[0].split()[-2:] == ["0.6875", "0.05"]
+    assert hub_main([*flags, "list", scored_run["repo"], "--json"]) == 0
+    listed = json.loads(capsys.readouterr().out)
+    assert [(c["step"], c["eval_exact_figure"], c["base_scores"]["eval_exact_figure"]) for c in listed] == [
+        (40, 0.6875, 0.5),
+        (30, 0.75, 0.5),
+        (20, 0.75, 0.5),
+        (10, 0.625, 0.5),
+    ]

@@ -11,6 +11,7 @@ import pytest
 import torch
 from huggingface_hub import HfApi, ModelCard, snapshot_download
 from peft import LoraConfig
+from safetensors.torch import load_file
 from trl import SFTConfig, SFTTrainer
 
 import qa_core.hub.client
@@ -571,3 +572,69 @@ def test_kernels_are_liger_only_where_they_run(tmp_path):
         train(tmp_path / "liger", "--kernels", "liger", "--max_steps", "1")
     with pytest.raises(QAError, match=r"--kernels 'fast': choose auto, liger, none"):
         train(tmp_path / "bad", "--kernels", "fast")
+
+
+def test_answers_are_scored_at_every_checkpoint_and_change_no_weight(hub_server, hub_settings, tmp_path):
+    """--score_questions: the base at step 0, every pushed checkpoint after, in the log history the
+    Trainer judges by, the records, commit titles, cards and a PNG; the weights as with it off."""
+    steps = ["--max_steps", "8", "--save_steps", "4", "--seed", "7"]
+    scored = train(
+        tmp_path / "on",
+        *steps,
+        "--score_questions",
+        "6",
+        "--push-to-hub",
+        "--hub-repo",
+        "tester/scored-tiny",
+        server=hub_server,
+    )
+    train(tmp_path / "off", *steps, "--score_questions", "0")
+    weights = [load_file(tmp_path / side / "final" / "adapter_model.safetensors") for side in ("on", "off")]
+    assert weights[0].keys() == weights[1].keys()
+    assert all(torch.equal(weights[0][name], weights[1][name]) for name in weights[0])
+
+    assert [entry["step"] for entry in scored["answer_scores"]] == [0, 4, 8]  # 0: the base model
+    assert all("eval_exact_figure" in entry and "eval_rouge_l" in entry for entry in scored["answer_scores"])
+    assert scored["score_metric"] == "eval_exact_figure"
+    assert scored["scored_with"].endswith("--split test --test-size 0.1 --seed 7 --limit 6")
+    history = json.loads((tmp_path / "on" / "checkpoint-8" / "trainer_state.json").read_text())["log_history"]
+    assert [e["step"] for e in history if "eval_contains_answer" in e] == [0, 4, 8]
+    off = json.loads((tmp_path / "off" / "checkpoint-8" / "trainer_state.json").read_text())["log_history"]
+    assert not any("eval_contains_answer" in entry for entry in off)
+    assert (tmp_path / "on" / "final" / "answer_scores.png").stat().st_size > 10_000
+
+    checkpoints = list_checkpoints("tester/scored-tiny", hub_settings)
+    assert [c.step for c in checkpoints] == [8, 4]
+    base = scored["answer_scores"][0]["eval_exact_figure"]
+    for checkpoint in checkpoints:
+        assert f"exact figure {checkpoint.info['eval_exact_figure']:.2f} (base {base:.2f})" in checkpoint.title
+    card = ModelCard.load(Path(snapshot_download("tester/scored-tiny", **hub_kwargs(hub_settings))) / "README.md")
+    results = {(r.metric_type, r.metric_value) for r in card.data.eval_results}
+    assert ("exact_figure", scored["eval_exact_figure"]) in results and ("rouge_l", scored["eval_rouge_l"]) in results
+    table = card.text[card.text.index("## Answer scores") :]
+    assert "| base |" in table and "| 4 |" in table and "| 8 |" in table and "answer_scores.png" in table
+
+
+def test_the_trainer_keeps_the_best_checkpoint_by_an_answer_score(tmp_path):
+    record = train(
+        tmp_path,
+        *(
+            "--max_steps",
+            "6",
+            "--save_steps",
+            "2",
+            "--eval_steps",
+            "2",
+            "--score_questions",
+            "4",
+            "--save_total_limit",
+            "1",
+        ),
+        *("--metric_for_best_model", "eval_rouge_l", "--load_best_model_at_end"),
+    )
+    state = json.loads((tmp_path / "checkpoint-6" / "trainer_state.json").read_text())
+    trained = [entry for entry in record["answer_scores"] if entry["step"] > 0]
+    best = max(trained, key=lambda entry: entry["eval_rouge_l"])  # max keeps the first of equals, as the Trainer
+    assert state["best_metric"] == pytest.approx(best["eval_rouge_l"])
+    assert state["best_model_checkpoint"].endswith(f"checkpoint-{best['step']}")
+    assert record["score_metric"] == "eval_rouge_l"

@@ -27,7 +27,7 @@ from transformers import TrainerCallback, TrainerControl, TrainerState, Training
 
 from qa_core.config import Settings
 from qa_core.hub import client as hub_client
-from qa_core.hub.checkpoints import write_record
+from qa_core.hub.checkpoints import score_history, write_record
 from qa_core.hub.client import NEVER_PUSHED
 from train_job.shards import is_sharded, write_whole_adapter
 
@@ -35,7 +35,8 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 def checkpoint_record(state: TrainerState, extra: dict) -> dict:
-    """Step, epoch, the last logged training loss, this step's eval metrics, plus `extra`."""
+    """Step, epoch, the last logged training loss, this step's eval metrics (answer scores included),
+    the answer scores of every evaluation so far and of the base (`answer_scores`), plus `extra`."""
     record: dict = {"step": state.global_step, "epoch": round(state.epoch or 0.0, 4), **extra}
     for entry in state.log_history:
         for key, value in entry.items():
@@ -45,6 +46,9 @@ def checkpoint_record(state: TrainerState, extra: dict) -> dict:
                 record[key] = round(float(value), 6)
     if "eval_loss" in record:
         record["eval_perplexity"] = round(math.exp(min(record["eval_loss"], 50)), 4)
+    history = score_history(state.log_history)
+    if history:  # every checkpoint so far and the base: the card's table, `@best` across a run
+        record["answer_scores"] = history
     return record
 
 

@@ -27,8 +27,9 @@ token, the text cut into full max_length blocks. --init-adapter starts either fr
 so documents -> pretrain -> SFT is two runs. --unanswerable_share adds questions their context cannot
 answer, taught "The context does not state this." (qa_core/unanswerable.py); --task dpo continues an
 adapter on preference pairs judged from its own answers (train_job/preference.py).
-Every run draws its loss curve into output_dir/loss.png,
-which is saved and pushed with the final checkpoint.
+Every run draws its loss curve into output_dir/loss.png, and the answer scores of its held-out
+questions at every checkpoint (--score_questions, train_job/scoring.py) into answer_scores.png; both
+are saved and pushed with the final checkpoint.
 """
 
 from __future__ import annotations
@@ -52,7 +53,7 @@ import torch
 from accelerate import PartialState
 from datasets import Dataset, DatasetDict
 from peft import LoraConfig, PeftModel, prepare_model_for_kbit_training
-from transformers import PreTrainedModel, TrainingArguments
+from transformers import IntervalStrategy, PreTrainedModel, TrainingArguments
 from transformers.trainer_utils import get_last_checkpoint
 from trl import DPOConfig, SFTConfig, TrlParser
 
@@ -61,20 +62,30 @@ from qa_core.config import Settings, load_settings, setting_option
 from qa_core.data import load_qa_data, split_qa_data
 from qa_core.demo_model import sample_data_path
 from qa_core.errors import QAError
-from qa_core.hub.checkpoints import pull, read_checkpoint_record, write_record
+from qa_core.evaluate import held_out_questions
+from qa_core.hub.checkpoints import (
+    MAIN_SCORE,
+    SCORE_KEYS,
+    base_scores,
+    pull,
+    read_checkpoint_record,
+    score_label,
+    write_record,
+)
 from qa_core.hub.publish import adapter_card, check_push_options, check_write_access
 from qa_core.hub.refs import ModelRef, public_name
 from qa_core.hub.snapshots import require_adapter
 from qa_core.metrics import says_not_stated
 from qa_core.models import LoadedModel, load_model, locate
 from qa_core.prompts import STYLE_HELP, build_prompt, resolve_style
-from qa_core.reports import write_loss_curve
+from qa_core.reports import write_loss_curve, write_score_curve
 from qa_core.text_data import load_texts, passages
 from qa_core.unanswerable import NOT_STATED_ANSWER, with_unanswerable
 from train_job.launch import check_job, check_launch, job_facts
 from train_job.preference import PreferenceTrainer, build_pairs, completion, load_pairs, push_pairs
 from train_job.pushing import CheckpointCallback, CheckpointPusher, PushReport, checkpoint_record
 from train_job.sampling import GroupedSFTTrainer
+from train_job.scoring import AnswerScoreCallback, EvaluationDrawsNothing
 from train_job.shards import is_sharded, write_whole_adapter
 
 # TRL 1.16 still sets and reads activation checkpointing under its deprecated name (SFTConfig's
@@ -85,6 +96,7 @@ BATCHINGS = ("auto", "packed", "grouped", "max-length")
 KERNELS = ("auto", "liger", "none")
 TASKS = ("sft", "pretrain", "dpo")
 LOSS_CURVE = "loss.png"
+SCORE_CURVE = "answer_scores.png"
 PUSH_FAILED = 3  # exit status: training completed, but some checkpoint pushes failed for good
 
 
@@ -123,6 +135,14 @@ class DataArguments:
     )
     not_stated_answer: str = field(
         default=NOT_STATED_ANSWER, metadata={"help": "The answer taught for unanswerable rows."}
+    )
+    score_questions: int = field(
+        default=32,
+        metadata={
+            "help": "sft, dpo: answer the first N held-out questions (and unanswerable ones made from them) with "
+            "the base before training and at every evaluation, logged as eval_exact_figure, eval_contains_answer "
+            "... (train_job/scoring.py); evaluation then happens at every checkpoint (eval_steps = save_steps). 0: off."
+        },
     )
     batching: str = field(
         default="auto",
@@ -284,8 +304,13 @@ def check_options(
         check_push_options(publish_args.hub_repo, settings)
 
 
-def load_data(data_args: DataArguments, settings: Settings, seed: int) -> DatasetDict:
-    """QA rows, or passages of raw text, split reproducibly into `train` and `test`."""
+def load_data(data_args: DataArguments, settings: Settings, seed: int) -> tuple[DatasetDict, Dataset | None]:
+    """QA rows, or passages of raw text, split reproducibly into `train` and `test`.
+
+    Returns:
+        (the split, unanswerable rows added to both parts; the held-out questions whose answers are
+        scored during training, None for raw text or with --score_questions 0).
+    """
     if data_args.task == "pretrain":
         problems: list[str] = []
         texts = load_texts([data_args.data], settings, data_args.text_column, problems)
@@ -295,10 +320,15 @@ def load_data(data_args: DataArguments, settings: Settings, seed: int) -> Datase
     else:
         data = load_qa_data(data_args.data, data_args.columns, token=settings.hub_token)
     parts = split_qa_data(data, data_args.test_size, seed)
-    if data_args.task != "pretrain":  # made after the split: no held-out question is trained on in another context
-        for name, part in parts.items():
-            parts[name] = with_unanswerable(part, data_args.unanswerable_share, data_args.not_stated_answer, seed)
-    return parts
+    if data_args.task == "pretrain":
+        return parts, None
+    share, answer = data_args.unanswerable_share, data_args.not_stated_answer
+    scored = None
+    if data_args.score_questions:  # the questions `qa_core.evaluate --split test --limit N` asks
+        scored = held_out_questions(parts["test"], data_args.score_questions, share, answer, seed)
+    for name, part in parts.items():  # made after the split: no held-out question is trained on in another context
+        parts[name] = with_unanswerable(part, share, answer, seed)
+    return parts, scored
 
 
 def load_trainable_model(
@@ -421,6 +451,35 @@ def dpo_config(training_args: SFTConfig, options: PreferenceArguments, evaluate:
     return DPOConfig(**shared, beta=options.beta, loss_type=options.preference_loss)
 
 
+def add_scoring(
+    trainer: GroupedSFTTrainer,
+    loaded: LoadedModel,
+    questions: Dataset,
+    style: str,
+    settings: Settings,
+    data_args: DataArguments,
+) -> dict:
+    """Score answers to `questions` at every evaluation (train_job/scoring.py).
+
+    Returns:
+        What the checkpoint records say of it: the score commit titles name, and the command that
+        asks the same questions afterwards; {} when the run never evaluates (DPO without held-out pairs).
+    """
+    if trainer.args.eval_strategy == IntervalStrategy.NO:
+        print("note: no held-out pairs, so no evaluation: answers are not scored during training", file=sys.stderr)
+        return {}
+    trainer.add_callback(AnswerScoreCallback(trainer, loaded, questions, style, settings))
+    chosen = trainer.args.metric_for_best_model or ""
+    chosen = chosen if chosen.startswith("eval_") else f"eval_{chosen}"
+    command = (
+        f"python -m qa_core.evaluate --data {public_name(data_args.data)} --split test --test-size "
+        f"{data_args.test_size} --seed {trainer.args.seed} --limit {data_args.score_questions}"
+    )
+    if data_args.unanswerable_share:
+        command += f" --unanswerable {data_args.unanswerable_share}"
+    return {"score_metric": chosen if chosen in SCORE_KEYS else MAIN_SCORE, "scored_with": command}
+
+
 def resolve_batching(batching: str, model) -> str:
     """`auto` is `packed` on a GPU or with flash-attention, else `grouped`.
 
@@ -449,9 +508,12 @@ def resolve_kernels(kernels: str, model) -> str:
     return kernels
 
 
-def configure_trainer(training_args: SFTConfig, publish_args: PublishArguments, batching: str, kernels: str) -> None:
+def configure_trainer(
+    training_args: SFTConfig, publish_args: PublishArguments, batching: str, kernels: str, scoring: bool
+) -> None:
     """Every SFTConfig field this script derives from its own options, set in one place (`batching`:
-    resolved by `resolve_batching`, or `wrapped` for raw text; `kernels` by `resolve_kernels`)."""
+    resolved by `resolve_batching`, or `wrapped` for raw text; `kernels` by `resolve_kernels`;
+    `scoring`: answers are scored at every evaluation, so there is one at every checkpoint)."""
     # The trainer pickles its arguments into every checkpoint: keep the token out of them, and keep
     # it from pushing on its own (this script pushes one commit per checkpoint).
     training_args.hub_token, training_args.push_to_hub = None, False
@@ -459,6 +521,11 @@ def configure_trainer(training_args: SFTConfig, publish_args: PublishArguments, 
         training_args.include_num_input_tokens_seen = "non_padding"
     if publish_args.push_every:
         training_args.save_strategy, training_args.save_steps = "steps", publish_args.push_every
+    if scoring and training_args.save_strategy in ("steps", "epoch"):  # scores for every checkpoint pushed
+        training_args.eval_strategy = IntervalStrategy(
+            getattr(training_args.save_strategy, "value", training_args.save_strategy)
+        )
+        training_args.eval_steps, training_args.do_eval = training_args.save_steps, True
     training_args.use_liger_kernel = kernels == "liger"
     training_args.packing = training_args.padding_free = batching == "packed"
     if batching == "wrapped":  # raw text: concatenated and cut into full max_length blocks, no padding at all
@@ -573,7 +640,9 @@ def train_and_evaluate(trainer: GroupedSFTTrainer, resume_from: str | None, push
     """
     try:
         output = trainer.train(resume_from_checkpoint=resume_from)
-        if trainer.eval_dataset is not None:
+        step = trainer.state.global_step
+        evaluated = any("eval_loss" in entry and entry.get("step") == step for entry in trainer.state.log_history)
+        if trainer.eval_dataset is not None and not evaluated:  # answers are not scored twice at one step
             trainer.evaluate()
         return output
     except BaseException as exc:
@@ -604,11 +673,18 @@ def save_final(trainer: GroupedSFTTrainer, train_output, extra: dict, title: str
     last = output_dir / f"checkpoint-{trainer.state.global_step}"
     complete = last if last.is_dir() else final
     if trainer.is_world_process_zero():
-        curve = output_dir / LOSS_CURVE
-        if write_loss_curve(trainer.state.log_history, curve, title):
-            record["loss_curve"] = LOSS_CURVE  # the card shows it
-            for folder in {final, complete}:
-                shutil.copy(curve, folder / LOSS_CURVE)
+        curves = {
+            "loss_curve": (LOSS_CURVE, write_loss_curve(trainer.state.log_history, output_dir / LOSS_CURVE, title)),
+            "score_curve": (
+                SCORE_CURVE,
+                write_score_curve(record.get("answer_scores", []), output_dir / SCORE_CURVE, title),
+            ),
+        }
+        for key, (name, written) in curves.items():
+            if written:
+                record[key] = name  # the card shows it
+                for folder in {final, complete}:
+                    shutil.copy(output_dir / name, folder / name)
         write_record(final, record)
         write_record(complete, record)
     return final, complete, record
@@ -624,8 +700,17 @@ def summary(
         f"({record['train_tokens'] / max(record['train_runtime'], 1e-9):.0f} tokens/s), "
         f"train loss {record['train_loss']:.4f}, "
         f"eval loss {record.get('eval_loss', float('nan')):.4f} "
-        f"(perplexity {record.get('eval_perplexity', float('nan')):.2f}); adapter in {final}"
+        f"(perplexity {record.get('eval_perplexity', float('nan')):.2f}){score_summary(record)}; adapter in {final}"
     )
+
+
+def score_summary(record: dict) -> str:
+    """The run's main answer score against the base's, as the summary line says it ("" without scores)."""
+    metric = record.get("score_metric")
+    if metric not in record:
+        return ""
+    base = base_scores(record).get(metric)
+    return f", {score_label(metric)} {record[metric]:.3f}" + (f" (base {base:.3f})" if base is not None else "")
 
 
 def push_summary(report: PushReport, repo: str, output_dir: str, final: Path) -> str:
@@ -656,11 +741,11 @@ def main(
     if preference_args.push_pairs and not settings.hf_token:
         raise QAError("--push_pairs needs a token: set HF_TOKEN or pass --hub-token")
 
-    parts = load_data(data_args, settings, training_args.seed)
+    parts, scored = load_data(data_args, settings, training_args.seed)
     loaded, model, lora, init_record = load_trainable_model(model_args, training_args, settings)
     style, batching, train, test = prepare_examples(data_args, parts, loaded.tokenizer, model, init_record)
     kernels = resolve_kernels(model_args.kernels, model)
-    configure_trainer(training_args, publish_args, batching, kernels)
+    configure_trainer(training_args, publish_args, batching, kernels, scoring=scored is not None)
     resume_from, already_pushed = find_resume_point(publish_args, training_args, settings)
     pusher = None
     if push and is_main:  # write access is checked before any compute is spent
@@ -697,8 +782,10 @@ def main(
         eval_dataset=test,
         processing_class=loaded.tokenizer,
         peft_config=None if init_record else lora,
-        callbacks=[CheckpointCallback(extra, pusher)],
+        callbacks=[CheckpointCallback(extra, pusher), EvaluationDrawsNothing()],
     )
+    if scored is not None:
+        extra.update(add_scoring(trainer, loaded, scored, style, settings, data_args))
     extra.update(job_facts(trainer))  # what runs, not what a config asked: every checkpoint records it
     check_job(extra)
     train_output = train_and_evaluate(trainer, resume_from, pusher)

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import re
+import sys
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -30,6 +31,22 @@ from qa_core.hub.client import api, call, push_folder
 CHECKPOINT_FILE = "checkpoint.json"
 TRAINER_STATE = "trainer_state.json"  # the Trainer's, pushed with each checkpoint: its log history holds every loss
 STEP = re.compile(r"^(?:step[-=:]?)?(\d{1,6})$")
+BEST = re.compile(r"^best(?::(\w+))?$")  # `best`, `best:unsupported_figure`, `best:eval_loss`
+
+# Answer scores of held-out questions, logged during training as `eval_<name>` (train_job/scoring.py);
+# a record's `answer_scores` lists them step by step, step 0 being the base model's.
+SCORES = (
+    "exact_figure",
+    "contains_answer",
+    "rouge_l",
+    "figures_supported",
+    "unsupported_figure",
+    "refusal_rate",
+    "not_stated",
+)
+SCORE_KEYS = tuple(f"eval_{name}" for name in SCORES)
+MAIN_SCORE = "eval_exact_figure"  # what commit titles and `@best` go by unless told another
+LOWER_IS_BETTER = ("eval_unsupported_figure", "eval_refusal_rate")  # and every loss
 
 
 @dataclass
@@ -45,12 +62,47 @@ class Checkpoint:
     def step(self) -> int | None:
         return self.info.get("step")
 
+    @property
+    def base_scores(self) -> dict:
+        """The base model's answer scores, logged before the run's first step ({} without scoring)."""
+        return base_scores(self.info)
+
+
+def score_history(log_history: list[dict]) -> list[dict]:
+    """The answer scores in a trainer's `log_history`, one entry per step (step 0: the base), oldest first."""
+    history: dict[int, dict] = {}
+    for entry in log_history:
+        scores = {key: entry[key] for key in SCORE_KEYS if key in entry}
+        if scores and "step" in entry:
+            history.setdefault(entry["step"], {"step": entry["step"]}).update(scores)
+    return [history[step] for step in sorted(history)]
+
+
+def base_scores(info: dict) -> dict:
+    """The base model's scores in a checkpoint record: its `answer_scores` entry of step 0, less the step."""
+    first = next(iter(info.get("answer_scores") or []), {})
+    return {key: value for key, value in first.items() if key != "step"} if first.get("step") == 0 else {}
+
+
+def score_label(key: str) -> str:
+    """`eval_exact_figure` as people read it: `exact figure`."""
+    return key.removeprefix("eval_").replace("_", " ")
+
 
 def checkpoint_message(info: dict) -> tuple[str, str]:
-    """The commit title and description for a checkpoint record (`step` is required)."""
+    """The commit title and description for a checkpoint record (`step` is required): the title names
+    the loss and, with answer scores, the main one against the base's
+    (`checkpoint step 40: loss 1.2345, exact figure 0.81 (base 0.47)`)."""
     title = f"checkpoint step {info['step']}"
+    said = []
     if isinstance(info.get("loss"), (int, float)):
-        title += f": loss {info['loss']:.4f}"
+        said.append(f"loss {info['loss']:.4f}")
+    metric = info.get("score_metric", MAIN_SCORE)
+    if isinstance(info.get(metric), (int, float)):
+        base = base_scores(info).get(metric)
+        said.append(f"{score_label(metric)} {info[metric]:.2f}" + (f" (base {base:.2f})" if base is not None else ""))
+    if said:
+        title += ": " + ", ".join(said)
     return title, json.dumps(info, sort_keys=True)
 
 
@@ -142,14 +194,48 @@ def pushed_checkpoints(repo_id: str, settings: Settings) -> list[Checkpoint]:
     return found
 
 
+def is_checkpoint_revision(revision: str) -> bool:
+    """Whether `revision` names a checkpoint by its step (`40`) or score (`best`), not a Git revision."""
+    return bool(STEP.match(revision) or BEST.match(revision))
+
+
+def best_checkpoint(repo_id: str, checkpoints: list[Checkpoint], metric: str | None = None) -> Checkpoint:
+    """The checkpoint with the best `metric` (default: the one the run's commit titles name, else
+    eval_exact_figure; `exact_figure` and `eval_exact_figure` are the same), the earlier step on a
+    tie; lower is better for losses, unsupported figures and refusals.
+
+    Raises:
+        HubError: no checkpoint records that metric.
+    """
+    if metric is None:
+        metric = next((c.info["score_metric"] for c in checkpoints if "score_metric" in c.info), MAIN_SCORE)
+    key = metric if metric.startswith("eval_") else f"eval_{metric}"
+    scored = sorted((c for c in checkpoints if isinstance(c.info.get(key), (int, float))), key=lambda c: c.step)
+    if not scored:
+        named = sorted({k for c in checkpoints for k, v in c.info.items() if k.startswith("eval_")})
+        hint = f"; its checkpoints record {', '.join(named)}" if named else ""
+        raise HubError(
+            f"{repo_id}: no checkpoint records {key} (train with --score_questions N, on by default, to score "
+            f"answers at every checkpoint){hint}"
+        )
+    sign = -1 if key in LOWER_IS_BETTER or key.endswith("loss") else 1
+    best = max(scored, key=lambda c: sign * c.info[key])  # max keeps the first of equals: the earlier step
+    print(f"{repo_id}@best: step {best.step}, commit {best.commit[:12]}, {key} {best.info[key]:.4g}", file=sys.stderr)
+    return best
+
+
 def resolve_revision(repo_id: str, revision: str, settings: Settings) -> str:
-    """The full commit sha for a step (`40`, `step-40`), a branch, a tag or a (short) sha.
+    """The full commit sha for a step (`40`, `step-40`), the best scored checkpoint (`best`,
+    `best:METRIC`, see `best_checkpoint`), a branch, a tag or a (short) sha.
 
     Branch names are resolved on the Hub every time, never from a possibly stale local cache.
 
     Raises:
-        HubError: no checkpoint has that step, or the revision does not exist.
+        HubError: no checkpoint has that step or a score, or the revision does not exist.
     """
+    best = BEST.match(revision)
+    if best:
+        return best_checkpoint(repo_id, pushed_checkpoints(repo_id, settings), best.group(1)).commit
     step = STEP.match(revision)
     if step:
         checkpoints = list_checkpoints(repo_id, settings)

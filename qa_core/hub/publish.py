@@ -9,10 +9,11 @@ pushes themselves are `qa_core.hub.client.push_folder` (one commit, never a toke
 
 from __future__ import annotations
 
-from huggingface_hub import ModelCard, ModelCardData
+from huggingface_hub import EvalResult, ModelCard, ModelCardData
 
 from qa_core.config import Settings
 from qa_core.errors import HubError
+from qa_core.hub.checkpoints import SCORE_KEYS, score_label
 from qa_core.hub.client import api, call
 from qa_core.hub.refs import is_hub_dataset, public_name
 
@@ -42,15 +43,56 @@ def check_write_access(repo_id: str, settings: Settings, repo_type: str = "model
     call(lambda: api(settings).create_repo(repo_id, exist_ok=True, repo_type=repo_type), settings, repo_id)
 
 
-def _card(data: ModelCardData, title: str, intro: str, facts: dict, metrics: dict) -> str:
-    """A model card: metadata the Hub indexes, an intro, a facts table, a metrics table."""
+def _card(data: ModelCardData, title: str, intro: str, facts: dict, metrics: dict, more: list[str] = ()) -> str:
+    """A model card: metadata the Hub indexes, an intro, a facts table, `more` lines, a metrics table."""
     lines = [f"# {title}", "", intro, "", "| | |", "|---|---|"]
     lines += [f"| {key} | {value} |" for key, value in facts.items() if value not in (None, "")]
+    lines += more
     numbers = {k: v for k, v in metrics.items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
     if numbers:
         lines += ["", "## Metrics", "", "| metric | value |", "|---|---|"]
         lines += [f"| {key} | {value:.6g} |" for key, value in sorted(numbers.items())]
     return str(ModelCard(f"---\n{data.to_yaml()}\n---\n\n" + "\n".join(lines) + "\n"))
+
+
+def _score_table(record: dict) -> list[str]:
+    """The card's section of answer scores: every checkpoint so far against the base, and how to
+    ask the same questions again ([] for a run that scored none)."""
+    history = record.get("answer_scores") or []
+    keys = [key for key in SCORE_KEYS if any(key in entry for entry in history)]
+    if not keys:
+        return []
+    lines = ["", "## Answer scores", ""]
+    if record.get("scored_with"):
+        lines += [f"Held-out questions answered at every checkpoint (`{record['scored_with']}` asks them again):", ""]
+    if record.get("score_curve"):
+        lines += [f"![answer scores by step]({record['score_curve']})", ""]
+    lines += ["| step | " + " | ".join(score_label(key) for key in keys) + " |", "|---" * (len(keys) + 1) + "|"]
+    for entry in history:
+        step = "base" if entry["step"] == 0 else str(entry["step"])
+        cells = [f"{entry[key]:.3f}" if key in entry else "" for key in keys]
+        lines.append(f"| {step} | " + " | ".join(cells) + " |")
+    return lines
+
+
+def _eval_results(record: dict) -> list[EvalResult] | None:
+    """The checkpoint's own answer scores as the Hub's `model-index` (shown on the model page)."""
+    scores = [key for key in SCORE_KEYS if isinstance(record.get(key), (int, float))]
+    if not scores:
+        return None
+    dataset = public_name(record.get("dataset") or "held-out data")
+    return [
+        EvalResult(
+            task_type="question-answering",
+            dataset_type=dataset,
+            dataset_name=f"{dataset}, held-out questions",
+            dataset_split="test",
+            metric_type=key.removeprefix("eval_"),
+            metric_name=score_label(key),
+            metric_value=record[key],
+        )
+        for key in scores
+    ]
 
 
 def _card_data(base: str, library: str, tags: list[str], dataset: str | None, **extra: object) -> ModelCardData:
@@ -101,8 +143,17 @@ def adapter_card(repo_id: str, record: dict) -> str:
     if record.get("loss_curve"):
         intro += f"\n\n![training and eval loss]({record['loss_curve']})"
     lora = record.get("lora") or {}
+    results = _eval_results(record)
     return _card(
-        _card_data(base, "peft", ["lora", "question-answering"], record.get("dataset"), prompt_style=style),
+        _card_data(
+            base,
+            "peft",
+            ["lora", "question-answering"],
+            record.get("dataset"),
+            prompt_style=style,
+            model_name=repo_id if results else None,  # the Hub's model-index needs the model's name
+            eval_results=results,
+        ),
         repo_id,
         intro,
         {
@@ -122,6 +173,7 @@ def adapter_card(repo_id: str, record: dict) -> str:
             "steps": record.get("step"),
         },
         record,
+        _score_table(record),
     )
 
 
