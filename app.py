@@ -45,6 +45,7 @@ from qa_core.demo_model import DEMO_NOTICE
 from qa_core.errors import QAError
 from qa_core.generation import GenerationSettings
 from qa_core.grounding import Grounded
+from qa_core.hub.checkpoints import score_label
 from qa_core.memory import limit_malloc_arenas
 from qa_core.rag import MODES
 from qa_core.rag.answer import RagAnswer, RagOptions
@@ -52,7 +53,8 @@ from qa_core.serving import CONTEXT_MODES, QAService
 
 DOCUMENTS = {"concurrency_id": "documents", "concurrency_limit": 4}  # retrieval never waits behind it
 CHUNK_COLUMNS = ["#", "source", "page/row", "score", "text"]
-CHECKPOINT_COLUMNS = ["step", "loss", "eval loss", "date", "commit"]
+CHECKPOINT_COLUMNS = ["step", "loss", "eval loss", "exact figure", "date", "commit"]
+PLOTTED_SCORES = ("eval_exact_figure", "eval_contains_answer", "eval_not_stated")  # more would crowd the plot
 UNEXPECTED = "Something went wrong on the server (it has been logged). Please try again."
 # A failed request is told in a toast (gr.Error). Gradio would also cover each of the event's outputs
 # with a red "Error" badge until the next success, hiding what they showed (the visitor's document
@@ -354,13 +356,29 @@ def loss_curves(rows: list[dict], logged: list[dict]) -> pd.DataFrame:
     )
 
 
+def score_curves(history: list[dict]) -> pd.DataFrame:
+    """Answer scores by step for the line plot (a record's `answer_scores`), each base score (step 0)
+    a flat line across the run, so the checkpoints are seen against it."""
+    trained = [entry for entry in history if entry["step"] > 0]
+    base = next((entry for entry in history if entry["step"] == 0), {})
+    points = []
+    for key in PLOTTED_SCORES:
+        label = score_label(key)
+        points += [{"step": e["step"], "score": e[key], "series": label} for e in trained if key in e]
+        if key in base and trained:
+            ends = (trained[0]["step"], trained[-1]["step"])
+            points += [{"step": step, "score": base[key], "series": f"{label} (base)"} for step in ends]
+    return pd.DataFrame(points, columns=["step", "score", "series"])
+
+
 def model_tab(service: QAService, shown: Callable, app: gr.Blocks, info: gr.Markdown) -> None:
     """Pushed checkpoints of a run, loading one as the adapter, base vs fine-tuned, the latest evaluation."""
 
     @shown
     def checkpoints(repo: str):
-        rows, logged = service.checkpoints(repo)
-        return [[row[c] for c in CHECKPOINT_COLUMNS] for row in rows], loss_curves(rows, logged)
+        rows, logged, scores = service.checkpoints(repo)
+        table = [[row[c] for c in CHECKPOINT_COLUMNS] for row in rows]
+        return table, loss_curves(rows, logged), score_curves(scores)
 
     def pick_checkpoint(selected: gr.SelectData) -> str:
         return str(selected.row_value[0])  # the step of the clicked row
@@ -371,6 +389,11 @@ def model_tab(service: QAService, shown: Callable, app: gr.Blocks, info: gr.Mark
     def load_adapter(repo: str, revision: str):
         service.load_adapter(repo, revision)
         return model_info(service)
+
+    @shown
+    def load_best(repo: str):
+        service.load_adapter(repo, "best")
+        return model_info(service), "best"
 
     @gpu
     @shown
@@ -388,13 +411,24 @@ def model_tab(service: QAService, shown: Callable, app: gr.Blocks, info: gr.Mark
             elem_id="checkpoints",
             scale=3,
         )
-        loss_plot = gr.LinePlot(x="step", y="loss", color="series", title="Loss by step", elem_id="loss-plot", scale=2)
     with gr.Row():
-        revision = gr.Textbox(label="Revision: step, commit or branch", placeholder="main", scale=3)
+        loss_plot = gr.LinePlot(x="step", y="loss", color="series", title="Loss by step", elem_id="loss-plot")
+        score_plot = gr.LinePlot(
+            x="step",
+            y="score",
+            color="series",
+            title="Held-out answer scores by step (base: flat)",
+            y_lim=[0, 1],
+            elem_id="score-plot",
+        )
+    with gr.Row():
+        revision = gr.Textbox(label="Revision: step, best, commit or branch", placeholder="main", scale=3)
         load_button = gr.Button("Load adapter", scale=1, elem_id="load-adapter")
-    list_button.click(checkpoints, repo, [checkpoint_table, loss_plot], api_name="checkpoints", **DOCUMENTS)
+        best_button = gr.Button("Load best", scale=1, elem_id="load-best")
+    list_button.click(checkpoints, repo, [checkpoint_table, loss_plot, score_plot], api_name="checkpoints", **DOCUMENTS)
     checkpoint_table.select(pick_checkpoint, None, revision, api_name=False)
     load_button.click(load_adapter, [repo, revision], info, api_name="load_adapter", **model_queue(service))
+    best_button.click(load_best, repo, [info, revision], api_name="load_best", **model_queue(service))
     question = gr.Textbox(label="Question to compare", elem_id="cmp-question")
     compare_context = gr.Textbox(
         "",

@@ -115,11 +115,16 @@ def _share(per_question: list[dict], name: str, unanswerable: bool) -> float | N
 
 
 def score_mode(
-    answers: list[str], references: list[str], questions: list[str], grounds: list[list[str]] | None = None
+    answers: list[str],
+    references: list[str],
+    questions: list[str],
+    grounds: list[list[str]] | None = None,
+    similarity: bool = True,
 ) -> tuple[dict, list[dict]]:
     """The table row's metrics and per-question metrics for one mode's answers; with `grounds` (the
-    texts each answer was grounded on), the figure check too."""
-    similarity = metrics.semantic_similarity(answers, references)
+    texts each answer was grounded on), the figure check too; without `similarity`, no semantic
+    similarity (None: it needs an embedding model, and a training run's scores do without it)."""
+    similarity = metrics.semantic_similarity(answers, references) if similarity else [None] * len(answers)
     grounds = grounds or [None] * len(answers)
     per_question = []
     for answer, reference, question, sim, sources in zip(
@@ -193,10 +198,12 @@ def evaluate(
     contexts: list[str] | None = None,
     context: str = "row",
     show_progress: bool = False,
+    similarity: bool = True,
 ) -> tuple[list[dict], list[dict]]:
     """Answer every question of `data` in each mode and score the answers. `context` `row` puts each
     row's own context in the prompts of base, finetuned and prompt (as training does), `none` asks
-    the question alone; `rag` retrieves from `contexts` (default: the data's).
+    the question alone; `rag` retrieves from `contexts` (default: the data's). `similarity` False
+    leaves semantic similarity out (see `score_mode`).
 
     Returns:
         (one row per mode with its metrics, perplexity and latency; one row per question and mode).
@@ -232,7 +239,7 @@ def evaluate(
             latency = (time.perf_counter() - started) / len(prompts)
             # a server returns text, not the log-probabilities of a given answer
             perplexity = reference_perplexity(loaded, prompts, references) if loaded.backend.scores_tokens else None
-        row, per_question = score_mode(answers, references, questions, grounds)
+        row, per_question = score_mode(answers, references, questions, grounds, similarity)
         rows.append({"mode": mode, "n": len(questions), **row, "perplexity": perplexity, "latency_s": latency})
         for question, reference, answer, scores in zip(questions, references, answers, per_question, strict=True):
             answers_out.append({"mode": mode, "question": question, "reference": reference, "answer": answer, **scores})

@@ -23,6 +23,7 @@ from qa_core.errors import QAError
 from qa_core.extractive import best_sentences, sentence_spans, split_sentences
 from qa_core.generation import GenerationSettings
 from qa_core.grounding import Grounded, check_figures, context_quote, settle_from_context, until_looping
+from qa_core.hub.checkpoints import MAIN_SCORE
 from qa_core.hub.visitor_adapters import fetch_visitor_adapter, list_visitor_checkpoints
 from qa_core.memory import MemoryTrimmer
 from qa_core.models import LoadedModel, attach_adapter_folder, load_model
@@ -208,10 +209,11 @@ class QAService:
             attach_adapter_folder(self.loaded, snapshot.path, snapshot.repo_id, snapshot.commit)
         return self.loaded.description
 
-    def checkpoints(self, repo: str) -> tuple[list[dict], list[dict]]:
+    def checkpoints(self, repo: str) -> tuple[list[dict], list[dict], list[dict]]:
         """The checkpoints pushed to Hub repo `repo`, newest first: step, train loss, eval loss,
-        date and commit of each (as `python -m hub list` shows them); and every loss the run logged
-        up to the newest ({"step", "loss" or "eval_loss"}; [] when its checkpoints hold no log).
+        exact figure, date and commit of each (as `python -m hub list` shows them); every loss the
+        run logged up to the newest ({"step", "loss" or "eval_loss"}; [] when its checkpoints hold
+        no log); and the newest checkpoint's answer scores by step, step 0 the base's ([] unscored).
 
         Raises:
             QAError: not a `USER/NAME` repo name, no such repo, or no checkpoint commits in it.
@@ -222,12 +224,13 @@ class QAService:
                 "step": c.step,
                 "loss": c.info.get("loss"),
                 "eval loss": c.info.get("eval_loss"),
+                "exact figure": c.info.get(MAIN_SCORE),
                 "date": f"{c.date:%Y-%m-%d %H:%M}",
                 "commit": c.commit[:12],
             }
             for c in found
         ]
-        return rows, logged
+        return rows, logged, found[0].info.get("answer_scores") or []
 
     def latest_results(self) -> str:
         """The newest evaluation table under QA_RESULTS_DIR (the results.md that `python -m

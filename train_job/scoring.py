@@ -66,6 +66,7 @@ class AnswerScoreCallback(TrainerCallback):
                     GenerationSettings(max_new_tokens=128),
                     prompt_style=self.style,
                     batch_size=self.batch_size,
+                    similarity=False,  # not a logged score: no embedding model loaded into a training run
                 )
         finally:
             model.train(was_training)
