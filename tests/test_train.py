@@ -294,10 +294,12 @@ def test_resume_from_the_latest_local_checkpoint(tmp_path):
     assert resumed["log_history"][: len(state["log_history"])] == state["log_history"]  # continued, not restarted
 
 
-def test_a_hub_outage_during_training_delays_the_pushes_and_loses_none(hub_server, hub_settings, tmp_path, capsys):
-    """The Hub answers 503 to more tries than one push makes: the push keeps trying (--push_patience),
-    training goes on, and every checkpoint lands, in order, once the Hub is back."""
+def test_a_hub_outage_during_training_delays_the_pushes_and_loses_none(hub_server, hub_settings, tmp_path, capfd):
+    """The Hub answers 503 to nine commits: the push keeps trying (--push_patience), one request a
+    try, training goes on, and every checkpoint lands, in order, once the Hub is back; the repo is
+    made once, before training, not again at every push."""
     hub_server.fail_next(9, route="/commit/")
+    before = len(hub_server.requests)
     record = train(
         tmp_path,
         "--push-to-hub",
@@ -311,11 +313,14 @@ def test_a_hub_outage_during_training_delays_the_pushes_and_loses_none(hub_serve
         "60",
         server=hub_server,
     )
-    out = capsys.readouterr().out
+    out, err = capfd.readouterr()
     assert record["step"] == 30 and record["push_failures"] == 0
     assert "pushed 3 checkpoint(s) to tester/flaky" in out and "failed" not in out
     assert [c.step for c in list_checkpoints("tester/flaky", hub_settings)] == [30, 20, 10]
-    assert hub_server.failures_left == 0  # the outage really outlasted one push's own retries
+    assert hub_server.failures_left == 0
+    assert err.count("push of step 10: ") == 9  # each failed request said, and waited for, once: no nested retries
+    requests = hub_server.requests[before:]
+    assert sum("POST /api/repos/create" in request for request in requests) == 1
 
 
 def test_a_run_whose_pushes_fail_exits_3_and_says_how_to_push_later(pushed, hub_server, hub_settings, tmp_path):

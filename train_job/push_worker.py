@@ -1,14 +1,16 @@
 """The process that pushes checkpoints for `train_job.pushing.CheckpointPusher`.
 
-    python -m train_job.push_worker USER/NAME [--retries N] [--backoff S] [--patience S]
+    python -m train_job.push_worker USER/NAME [--backoff S] [--patience S]
 
 Reads one JSON job per line on stdin, `{"folder": PATH, "record": {...}, "files": {NAME: TEXT}}`,
 pushes the folder (plus `files`) as one checkpoint commit, deletes the folder, and answers one JSON
 line on stdout: `{"step": N, "commit": SHA}` or `{"step": N, "error": "..."}`. It ends at the end of
-its input. The endpoint and token come from HF_ENDPOINT / HF_TOKEN in its environment. While the
-Hub is unavailable (HTTP 429 / 5xx, no connection) a push is tried again, waiting up to 30 s
-between tries, for `--patience` seconds: an outage of minutes delays the checkpoints, in order,
-instead of losing them. Other failures (a refused token, a bad repo) are answered at once.
+its input. The endpoint and token come from HF_ENDPOINT / HF_TOKEN in its environment; the repo
+exists (the training script made it before training). While the Hub is unavailable (HTTP 429 / 5xx,
+no connection) a push is tried again, waiting `--backoff` seconds, then twice as long each time up
+to 30 s, for `--patience` seconds: an outage of minutes delays the checkpoints, in order, instead
+of losing them. This loop is the only one: each try is a single request of the client (no retries
+of its own inside). Other failures (a refused token, a bad repo) are answered at once.
 
 It runs apart from the training process because uploads bring their own threads and progress bars:
 tqdm bars made in a thread beside the trainer's share tqdm's instance set under another lock, and
@@ -42,17 +44,11 @@ def push_patiently(job: dict, args: argparse.Namespace, settings: Settings) -> s
         HubError: a failure that is not an outage, or an outage longer than the patience.
     """
     deadline = time.monotonic() + args.patience
-    wait = args.backoff or 1.0
+    wait = args.backoff
     while True:
         try:
             return push_checkpoint(
-                job["folder"],
-                args.repo,
-                job["record"],
-                settings,
-                extra_files=job["files"],
-                retries=args.retries,
-                backoff=args.backoff,
+                job["folder"], args.repo, job["record"], settings, extra_files=job["files"], retries=0, create=False
             )
         except HubError as exc:
             if not is_transient(exc.__cause__) or time.monotonic() + wait > deadline:
@@ -65,8 +61,7 @@ def push_patiently(job: dict, args: argparse.Namespace, settings: Settings) -> s
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m train_job.push_worker", description=__doc__.split("\n")[0])
     parser.add_argument("repo")
-    parser.add_argument("--retries", type=int, default=None)
-    parser.add_argument("--backoff", type=float, default=None)
+    parser.add_argument("--backoff", type=float, default=1.0, help="seconds before the first try again")
     parser.add_argument("--patience", type=float, default=0.0, help="seconds to keep trying while the Hub is down")
     args = parser.parse_args(argv)
     settings = load_settings(None)

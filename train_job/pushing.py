@@ -90,8 +90,7 @@ class CheckpointPusher:
             "HF_HUB_DISABLE_PROGRESS_BARS": "1",
             "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])),
         }
-        limits = ["--retries", str(hub_client.RETRIES), "--backoff", str(hub_client.BACKOFF_SECONDS)]
-        limits += ["--patience", str(patience)]
+        limits = ["--backoff", str(hub_client.BACKOFF_SECONDS), "--patience", str(patience)]
         self._worker = subprocess.Popen(
             [sys.executable, "-m", "train_job.push_worker", repo_id, *limits],
             stdin=subprocess.PIPE,
