@@ -28,6 +28,7 @@ from qa_core.hub.checkpoints import (
     CHECKPOINT_FILE,
     SCORE_KEYS,
     list_checkpoints,
+    pin_checkpoint,
     pull,
     push_checkpoint,
     read_checkpoint_record,
@@ -132,6 +133,11 @@ def cmd_deploy(args: argparse.Namespace, settings: Settings) -> int:
         print("\n".join(plan.describe()))
         print("dry run: nothing was changed on the Hub", file=sys.stderr)
         return 0
+    adapter = plan.variables.get("QA_ADAPTER")
+    pinned = pin_checkpoint(adapter, settings) if adapter else None
+    if pinned != adapter:  # a step or `best`: the Space serves that commit, whatever the run pushes next
+        plan.variables["QA_ADAPTER"] = pinned
+        print(f"QA_ADAPTER={adapter} pinned to {pinned}", file=sys.stderr)
     deployment = deploy(plan, settings)
     print(f"deployed {len(plan.files)} files to {deployment.space_id}@{deployment.commit}", file=sys.stderr)
     print(deployment.url)

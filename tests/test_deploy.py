@@ -7,6 +7,9 @@ import pytest
 from huggingface_hub import HfApi, snapshot_download
 
 from hub.cli import main as hub_main
+from qa_core.config import load_settings
+from qa_core.demo_model import random_adapter
+from qa_core.hub.checkpoints import push_checkpoint
 from tests.conftest import HUB_READ_TOKEN, HUB_TOKEN
 from tests.helpers import ROOT
 
@@ -161,3 +164,25 @@ def test_a_space_of_another_sdk_or_a_file_over_10_mb_is_refused_before_anything_
     status, _, err = deploy(capsys, hub_server, checkout, "tester/too-big")
     assert status == 2 and "qa_core/resources/big.csv is 11.0 MB" in err
     assert not hub.repo_exists("tester/too-big", repo_type="space")
+
+
+def test_an_adapter_named_by_step_or_best_is_deployed_pinned_to_its_commit(capsys, hub_server, checkout, demo_dir):
+    """A Space restarts whenever it likes: `REPO@best` must not become another checkpoint then."""
+    settings = load_settings(None, hf_endpoint=hub_server.url, hf_token=HUB_TOKEN)
+    commits = {
+        step: push_checkpoint(
+            random_adapter(demo_dir, checkout.parent / f"s{step}", seed=step),
+            "tester/pinned-run",
+            {"step": step, "eval_exact_figure": figure},
+            settings,
+        )
+        for step, figure in ((10, 0.8), (20, 0.6))
+    }
+    status, _, err = deploy(
+        capsys, hub_server, checkout, "tester/pinned-space", "--var", "QA_BASE_MODEL=demo",
+        "--var", "QA_ADAPTER=tester/pinned-run@best",
+    )  # fmt: skip
+    assert status == 0, err
+    assert f"QA_ADAPTER=tester/pinned-run@best pinned to tester/pinned-run@{commits[10]}" in err
+    variables = space_api(hub_server).get_space_variables("tester/pinned-space")
+    assert variables["QA_ADAPTER"].value == f"tester/pinned-run@{commits[10]}"

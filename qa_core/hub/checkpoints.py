@@ -247,6 +247,19 @@ def resolve_revision(repo_id: str, revision: str, settings: Settings) -> str:
     return call(lambda: api(settings).repo_info(repo_id, revision=revision).sha, settings, repo_id, revision)
 
 
+def pin_checkpoint(spec: str, settings: Settings) -> str:
+    """`REPO@STEP` or `REPO@best[:METRIC]` as `REPO@COMMIT` (what a deployed Space must load: the
+    best of a run still training moves); any other name as it is.
+
+    Raises:
+        HubError: as for `resolve_revision`.
+    """
+    repo_id, _, revision = spec.rpartition("@")
+    if repo_id.count("/") == 1 and is_checkpoint_revision(revision):
+        return f"{repo_id}@{resolve_revision(repo_id, revision, settings)}"
+    return spec
+
+
 def pull(repo_id: str, revision: str, out: str | Path, settings: Settings) -> str:
     """Download every file of one checkpoint into `out`.
 
