@@ -66,10 +66,9 @@ from qa_core.evaluate import held_out_questions
 from qa_core.hub.checkpoints import (
     MAIN_SCORE,
     SCORE_KEYS,
-    base_scores,
+    main_score,
     pull,
     read_checkpoint_record,
-    score_label,
     write_record,
 )
 from qa_core.hub.publish import adapter_card, check_push_options, check_write_access
@@ -695,24 +694,18 @@ def save_final(trainer: GroupedSFTTrainer, train_output, extra: dict, title: str
 def summary(
     loaded: LoadedModel, examples: str, trainer: GroupedSFTTrainer, seconds: float, record: dict, final: Path
 ) -> str:
-    """The line printed at the end of a run: what was trained, how fast, the losses, where it went."""
+    """The line printed at the end of a run: what was trained, how fast, the losses and the main
+    answer score against the base's, where it went."""
+    scored = main_score(record, digits=3)
+    scored = f", {scored}" if scored else ""
     return (
         f"trained {loaded.description} on {examples} with {trainer.args.world_size} process(es): "
         f"{trainer.state.global_step} steps in {seconds:.0f}s "
         f"({record['train_tokens'] / max(record['train_runtime'], 1e-9):.0f} tokens/s), "
         f"train loss {record['train_loss']:.4f}, "
         f"eval loss {record.get('eval_loss', float('nan')):.4f} "
-        f"(perplexity {record.get('eval_perplexity', float('nan')):.2f}){score_summary(record)}; adapter in {final}"
+        f"(perplexity {record.get('eval_perplexity', float('nan')):.2f}){scored}; adapter in {final}"
     )
-
-
-def score_summary(record: dict) -> str:
-    """The run's main answer score against the base's, as the summary line says it ("" without scores)."""
-    metric = record.get("score_metric")
-    if metric not in record:
-        return ""
-    base = base_scores(record).get(metric)
-    return f", {score_label(metric)} {record[metric]:.3f}" + (f" (base {base:.3f})" if base is not None else "")
 
 
 def push_summary(report: PushReport, repo: str, output_dir: str, final: Path) -> str:

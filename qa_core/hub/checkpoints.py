@@ -89,6 +89,18 @@ def score_label(key: str) -> str:
     return key.removeprefix("eval_").replace("_", " ")
 
 
+def main_score(info: dict, digits: int = 2) -> str:
+    """A record's main answer score against the base's, as people read it (`exact figure 0.81
+    (base 0.47)`); "" when it has none."""
+    metric = info.get("score_metric", MAIN_SCORE)
+    if not isinstance(info.get(metric), (int, float)):
+        return ""
+    base = base_scores(info).get(metric)
+    return f"{score_label(metric)} {info[metric]:.{digits}f}" + (
+        f" (base {base:.{digits}f})" if base is not None else ""
+    )
+
+
 def checkpoint_message(info: dict) -> tuple[str, str]:
     """The commit title and description for a checkpoint record (`step` is required): the title names
     the loss and, with answer scores, the main one against the base's
@@ -97,10 +109,9 @@ def checkpoint_message(info: dict) -> tuple[str, str]:
     said = []
     if isinstance(info.get("loss"), (int, float)):
         said.append(f"loss {info['loss']:.4f}")
-    metric = info.get("score_metric", MAIN_SCORE)
-    if isinstance(info.get(metric), (int, float)):
-        base = base_scores(info).get(metric)
-        said.append(f"{score_label(metric)} {info[metric]:.2f}" + (f" (base {base:.2f})" if base is not None else ""))
+    scored = main_score(info)
+    if scored:
+        said.append(scored)
     if said:
         title += ": " + ", ".join(said)
     return title, json.dumps(info, sort_keys=True)
