@@ -217,13 +217,13 @@ def test_ask_with_a_context_prints_the_figure_check_as_json():
 
 
 def test_every_pushed_checkpoint_is_scored_and_the_best_reproduces_its_score(hub_server, tmp_path):
-    """smollm2 through train_job/run.py, pushing every 2 steps with 16 held-out questions scored: the
+    """smollm2 through train_job/run.py, pushing every 2 steps with 8 held-out questions scored: the
     list gives the base and each checkpoint its exact figure (they differ), `@best` is the highest,
-    and `qa_core.evaluate --split test --limit 16` on that commit gives the figure it recorded."""
+    and `qa_core.evaluate --split test --limit 8` on that commit gives the figure it recorded."""
     data = write_csv(tmp_path / "facts.csv", build_rows(240))
     hub = ["--hub-endpoint", hub_server.url, "--hub-token", HUB_TOKEN]
     options = ["--config", str(ROOT / "configs/smollm2-cpu.yaml"), "--data", str(data), "--max_steps", "4"]
-    options += ["--push-to-hub", "--hub-repo", "tester/scored-smollm2", "--push-every", "2", "--score_questions", "16"]
+    options += ["--push-to-hub", "--hub-repo", "tester/scored-smollm2", "--push-every", "2", "--score_questions", "8"]
     train_main(*parse_args([*options, *hub, "--output_dir", str(tmp_path / "run")]))
     env = {"HF_ENDPOINT": hub_server.url, "HF_TOKEN": HUB_TOKEN, "HF_HUB_DISABLE_XET": "1"}
     listed = run_cli("list", "tester/scored-smollm2", "--json", module="hub", env=env)
@@ -240,7 +240,7 @@ def test_every_pushed_checkpoint_is_scored_and_the_best_reproduces_its_score(hub
     assert f"@{commit} (step {best})" in pulled.stdout, pulled.stderr
     evaluated = run_cli(
         *("--data", str(data), "--model", "smollm2", "--adapter", f"tester/scored-smollm2@{commit}"),
-        *("--modes", "finetuned", "--split", "test", "--limit", "16", "--out", str(tmp_path / "eval")),
+        *("--modes", "finetuned", "--split", "test", "--limit", "8", "--out", str(tmp_path / "eval")),
         module="qa_core.evaluate",
         env=env,
     )
