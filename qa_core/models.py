@@ -21,7 +21,7 @@ import contextlib
 import importlib.util
 import logging
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import torch
@@ -319,6 +319,12 @@ def attach_adapter(loaded: LoadedModel, adapter: str, settings: Settings) -> Non
     """
     folder, name, commit = locate(adapter, settings)
     attach_adapter_folder(loaded, folder, name, commit)
+
+
+def answering_with(loaded: LoadedModel, model: PreTrainedModel, adapter: str) -> LoadedModel:
+    """`loaded` answering with `model` in this process instead: its base with an adapter being
+    trained (a PEFT model, so `adapter_off` switches it off), recorded as `adapter`."""
+    return replace(loaded, backend=LocalBackend(model, loaded.tokenizer), adapter=adapter)
 
 
 def attach_adapter_folder(loaded: LoadedModel, folder: Path, name: str, commit: str | None = None) -> None:

@@ -19,8 +19,6 @@ draws (`EvaluationDrawsNothing`): a run trains the same weights with scoring on 
 
 from __future__ import annotations
 
-import dataclasses
-
 import torch
 from datasets import Dataset
 from transformers import Trainer, TrainerCallback, TrainerControl, TrainerState, TrainingArguments
@@ -28,9 +26,8 @@ from transformers import Trainer, TrainerCallback, TrainerControl, TrainerState,
 from qa_core.config import Settings
 from qa_core.evaluate import evaluate
 from qa_core.generation import GenerationSettings
-from qa_core.generation.local import LocalBackend
 from qa_core.hub.checkpoints import SCORES
-from qa_core.models import LoadedModel
+from qa_core.models import LoadedModel, answering_with
 
 
 class AnswerScoreCallback(TrainerCallback):
@@ -52,8 +49,7 @@ class AnswerScoreCallback(TrainerCallback):
     def score(self, mode: str) -> dict[str, float]:
         """The scores of the model as it is now: `finetuned` with the adapter, `base` without."""
         model = self.trainer.accelerator.unwrap_model(self.trainer.model)
-        tokenizer = self.loaded.tokenizer
-        answering = dataclasses.replace(self.loaded, backend=LocalBackend(model, tokenizer), adapter="this run")
+        answering = answering_with(self.loaded, model, adapter="this run")
         was_training = model.training
         model.eval()
         try:
