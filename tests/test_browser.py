@@ -168,10 +168,10 @@ def test_every_tab_in_a_real_browser(served, tmp_path):
         page.locator("#list-checkpoints").click()
         expect(page.locator("#checkpoints")).to_contain_text("1.5", timeout=30_000)
         page.locator("#checkpoints").get_by_text("10", exact=True).first.click()  # pick the step-10 row
-        expect(page.get_by_label("Revision: step, commit or branch")).to_have_value("10")
+        expect(page.get_by_label("Revision: step, best, commit or branch")).to_have_value("10")
         page.locator("#load-adapter").click()
         expect(page.get_by_text("adapter tester/browser-run@")).to_be_visible(timeout=30_000)
-        page.get_by_label("Revision: step, commit or branch").fill("99")  # no such step: the model line stays
+        page.get_by_label("Revision: step, best, commit or branch").fill("99")  # no such step: the model line stays
         page.locator("#load-adapter").click()
         expect(page.get_by_text("no checkpoint at step 99")).to_be_visible(timeout=30_000)
         expect(page.get_by_text("adapter tester/browser-run@")).to_be_visible()

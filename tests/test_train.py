@@ -4,6 +4,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+import uuid
 from itertools import pairwise
 from pathlib import Path
 
@@ -134,6 +135,8 @@ def test_many_pushes_while_a_resumed_run_trains(pushed, hub_server, hub_settings
         "4",
         "--logging_steps",
         "1",
+        "--score_questions",
+        "0",  # scoring would evaluate at every checkpoint: this test is about evaluations every 4 steps
         server=hub_server,
     )
     assert record["push_failures"] == 0
@@ -585,8 +588,10 @@ def test_answers_are_scored_at_every_checkpoint_and_change_no_weight(hub_server,
     Trainer judges by, the trackers, the records, commit titles, cards and a PNG; the weights as
     with it off."""
     steps = ["--max_steps", "8", "--save_steps", "4", "--seed", "7"]
-    monkeypatch.setenv("TRACKIO_DIR", str(tmp_path / "trackio"))  # read when trackio is imported: by the run
-    trackers = ["--report_to", "trackio", "--project", "scored-tiny"]
+    # trackio reads TRACKIO_DIR once, when first imported (maybe by an earlier test): a project of its own
+    monkeypatch.setenv("TRACKIO_DIR", str(tmp_path / "trackio"))
+    project = f"scored-tiny-{uuid.uuid4().hex[:8]}"
+    trackers = ["--report_to", "trackio", "--project", project]
     push = ["--push-to-hub", "--hub-repo", "tester/scored-tiny"]
     scored = train(tmp_path / "on", *steps, "--score_questions", "6", *trackers, *push, server=hub_server)
     train(tmp_path / "off", *steps, "--score_questions", "0")
@@ -605,12 +610,9 @@ def test_answers_are_scored_at_every_checkpoint_and_change_no_weight(hub_server,
     assert (tmp_path / "on" / "final" / "answer_scores.png").stat().st_size > 10_000
     from trackio.sqlite_storage import SQLiteStorage
 
-    (run,) = SQLiteStorage.get_runs("scored-tiny")
-    tracked = [
-        log["eval/exact_figure"] for log in SQLiteStorage.get_logs("scored-tiny", run) if "eval/exact_figure" in log
-    ]
+    (run,) = SQLiteStorage.get_runs(project)
+    tracked = [log["eval/exact_figure"] for log in SQLiteStorage.get_logs(project, run) if "eval/exact_figure" in log]
     assert tracked == [entry["eval_exact_figure"] for entry in scored["answer_scores"]]
-    assert (tmp_path / "trackio" / "scored-tiny.db").is_file()
 
     checkpoints = list_checkpoints("tester/scored-tiny", hub_settings)
     assert [c.step for c in checkpoints] == [8, 4]
