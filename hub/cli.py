@@ -39,6 +39,7 @@ from qa_core.hub.publish import DEFAULT_TOLERANCE, MERGE_INFO_FILE, model_card
 from qa_core.hub.spaces import HARDWARE, deploy, plan_space
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent  # where app.py lives in a checkout
+COLUMN = {"loss": "train loss", "eval_loss": "eval loss"}  # `list`'s headers for what a record calls them
 
 
 def cmd_list(args: argparse.Namespace, settings: Settings) -> int:
@@ -61,9 +62,6 @@ def cmd_list(args: argparse.Namespace, settings: Settings) -> int:
         print("  ".join([f"{'base model':<12}", f"{0:>6}", f"{'before training':<16}", *_cells(base, keys)]))
     print(f"{args.repo}: {len(checkpoints)} checkpoint(s); --json for every recorded field", file=sys.stderr)
     return 0
-
-
-COLUMN = {"loss": "train loss", "eval_loss": "eval loss"}
 
 
 def _cells(info: dict, keys: list[str]) -> list[str]:
