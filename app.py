@@ -45,7 +45,7 @@ from qa_core.demo_model import DEMO_NOTICE
 from qa_core.errors import QAError
 from qa_core.generation import GenerationSettings
 from qa_core.grounding import Grounded
-from qa_core.hub.checkpoints import score_label
+from qa_core.hub.checkpoints import score_label, split_scores
 from qa_core.memory import limit_malloc_arenas
 from qa_core.rag import MODES
 from qa_core.rag.answer import RagAnswer, RagOptions
@@ -359,8 +359,7 @@ def loss_curves(rows: list[dict], logged: list[dict]) -> pd.DataFrame:
 def score_curves(history: list[dict]) -> pd.DataFrame:
     """Answer scores by step for the line plot (a record's `answer_scores`), each base score (step 0)
     a flat line across the run, so the checkpoints are seen against it."""
-    trained = [entry for entry in history if entry["step"] > 0]
-    base = next((entry for entry in history if entry["step"] == 0), {})
+    base, trained = split_scores(history)
     points = []
     for key in PLOTTED_SCORES:
         label = score_label(key)

@@ -18,7 +18,7 @@ import matplotlib
 matplotlib.use("Agg")  # files only, no display
 from matplotlib import pyplot as plt  # noqa: E402
 
-from qa_core.hub.checkpoints import SCORE_KEYS, score_label  # noqa: E402
+from qa_core.hub.checkpoints import SCORE_KEYS, score_label, split_scores  # noqa: E402
 
 CHART_METRICS = ("exact_figure", "contains_answer", "semantic_similarity", "rouge_l", "numeric_match", "refusal_rate")
 
@@ -132,8 +132,7 @@ def write_score_curve(history: list[dict], path: Path, title: str) -> bool:
     Returns:
         False (and no file) when no checkpoint has been scored.
     """
-    trained = [entry for entry in history if entry["step"] > 0]
-    base = next((entry for entry in history if entry["step"] == 0), {})
+    base, trained = split_scores(history)
     keys = [key for key in SCORE_KEYS if any(key in entry for entry in trained)]
     if not keys:
         return False

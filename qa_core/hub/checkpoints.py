@@ -78,10 +78,16 @@ def score_history(log_history: list[dict]) -> list[dict]:
     return [history[step] for step in sorted(history)]
 
 
+def split_scores(history: list[dict]) -> tuple[dict, list[dict]]:
+    """An `answer_scores` history as (the base's entry, {} if none; the trained checkpoints' entries)."""
+    base = next((entry for entry in history if entry["step"] == 0), {})
+    return base, [entry for entry in history if entry["step"] > 0]
+
+
 def base_scores(info: dict) -> dict:
     """The base model's scores in a checkpoint record: its `answer_scores` entry of step 0, less the step."""
-    first = next(iter(info.get("answer_scores") or []), {})
-    return {key: value for key, value in first.items() if key != "step"} if first.get("step") == 0 else {}
+    base, _ = split_scores(info.get("answer_scores") or [])
+    return {key: value for key, value in base.items() if key != "step"}
 
 
 def score_label(key: str) -> str:
