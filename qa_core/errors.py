@@ -41,6 +41,11 @@ class StoreError(QAError):
     """The vector store cannot be opened or used (bad collection name, server unreachable ...)."""
 
 
+class CollectionError(StoreError):
+    """A collection cannot be published or pulled: the repo is not one, its format or embedder does
+    not match, or a file is damaged; the message says which, and nothing was loaded."""
+
+
 class RefError(QAError, ValueError):
     """A name is neither an existing path nor a Hub repo id."""
 

@@ -113,6 +113,28 @@ def collection_exists(client: ClientAPI, name: str) -> bool:
     return True
 
 
+def replace_collection(client: ClientAPI, staging: Collection, name: str) -> None:
+    """Put the complete collection `staging` in place of `name` (which may not exist). Until the
+    first rename, `name` is untouched; only between the two renames is there no `name`."""
+    retired = f"{name[:480]}-retired"
+    if collection_exists(client, retired):  # left by a replacement killed between its renames
+        client.delete_collection(retired)
+    if collection_exists(client, name):
+        client.get_collection(name).modify(name=retired)
+    staging.modify(name=name)
+    if collection_exists(client, retired):
+        client.delete_collection(retired)
+
+
+def fresh_staging(client: ClientAPI, name: str, purpose: str) -> str:
+    """The name of a staging collection for `name` (`NAME-reindex`, `NAME-pull`), with any copy a
+    killed run left behind deleted."""
+    staging = f"{name[:480]}-{purpose}"
+    if collection_exists(client, staging):
+        client.delete_collection(staging)
+    return staging
+
+
 def check_collection_name(name: str) -> None:
     """Raises StoreError for a name Chroma would refuse, saying what a name may hold."""
     if not COLLECTION_NAME.match(name) or ".." in name:

@@ -8,6 +8,8 @@
     python -m qa_core.rag eval --csv qa_core/resources/sample_qa.csv --title-col doc_name --json
     python -m qa_core.rag eval --csv held_out.csv --title-col doc_name --tune-hybrid --collection filings
     python -m qa_core.rag reindex --collection filings --embedding-model runs/retriever
+    python -m qa_core.rag --collection filings push your-name/filings-index [--private]
+    python -m qa_core.rag --collection filings pull your-name/filings-index[@REV] [--reembed]
 
 The database is the folder QA_CHROMA_PATH (default ./chroma_db), or the Chroma server at
 QA_CHROMA_URL; the collection is --collection or QA_COLLECTION (default "documents"); the
@@ -122,6 +124,22 @@ def cmd_reset(args: argparse.Namespace, settings: Settings) -> int:
     count = store.count()
     store.reset()
     print(f"{store.name}: reset, {count} chunks deleted")
+    return 0
+
+
+def cmd_push(args: argparse.Namespace, settings: Settings) -> int:
+    from qa_core.rag.published import describe, push_collection
+
+    store = RagStore(settings, args.collection)
+    print(describe(push_collection(store, args.repo, settings, args.private or None, progress=True), pushed=True))
+    return 0
+
+
+def cmd_pull(args: argparse.Namespace, settings: Settings) -> int:
+    from qa_core.rag.published import describe, pull_collection
+
+    transfer = pull_collection(args.repo, settings, args.collection, args.reembed, progress=True)
+    print(describe(transfer, pushed=False))
     return 0
 
 
@@ -260,6 +278,16 @@ def build_parser() -> argparse.ArgumentParser:
     )
     reindex.set_defaults(run=cmd_reindex)
     add_eval(commands)
+    push = add_command(commands, "push", "publish the collection as a Hub dataset (one commit)", shared_options)
+    push.add_argument("repo", metavar="OWNER/NAME", help="the dataset repo (created if needed)")
+    push.add_argument("--private", action="store_true", help="create the repo private")
+    push.set_defaults(run=cmd_push)
+    pull = add_command(commands, "pull", "fill the collection from a published one, embedding nothing", shared_options)
+    pull.add_argument("repo", metavar="OWNER/NAME[@REV]", help="the dataset repo, at a branch, tag or commit")
+    pull.add_argument(
+        "--reembed", action="store_true", help="embed its texts with this side's model (built with another)"
+    )
+    pull.set_defaults(run=cmd_pull)
     return parser
 
 

@@ -12,6 +12,7 @@ its old ones are removed, so a failure half-way never loses what was there.
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
@@ -27,7 +28,15 @@ from qa_core.config import Settings
 from qa_core.documents import read_sources
 from qa_core.embeddings import EmbeddingModel
 from qa_core.errors import StoreError
-from qa_core.rag.chroma import built_with_model, check_collection_name, collection_exists, open_client, store_failure
+from qa_core.rag.chroma import (
+    built_with_model,
+    check_collection_name,
+    collection_exists,
+    fresh_staging,
+    open_client,
+    replace_collection,
+    store_failure,
+)
 from qa_core.rag.store import RagStore
 
 
@@ -90,8 +99,16 @@ def ingest(
             report.unchanged.append(file.source)
             continue
         chunks = chunk_documents(docs, store.embedder, fingerprint, ChunkOptions(chunk_tokens, overlap_tokens))
+        content = file.path.read_bytes()
+        recorded = {  # what a published collection's manifest says of each file and its chunking
+            "file_chunks": len(chunks),
+            "file_bytes": len(content),
+            "file_sha256": hashlib.sha256(content).hexdigest(),
+            "chunk_tokens": chunk_tokens,
+            "overlap_tokens": overlap_tokens,
+        }
         for chunk in chunks:
-            chunk.metadata["file_chunks"] = len(chunks)
+            chunk.metadata.update(recorded)
         if fingerprint in versions:
             report.completed.append(file.source)
         elif versions:
@@ -156,19 +173,13 @@ def reindex(
         raise StoreError(f"no collection {name!r} to reindex")
     old = client.get_collection(name)
     before = built_with_model(old)
-    staging = f"{name[:480]}-reindex"
-    if collection_exists(client, staging):  # left by a reindex that did not finish
-        client.delete_collection(staging)
-    store = RagStore(settings, staging, client, embedding)
+    store = RagStore(settings, fresh_staging(client, name, "reindex"), client, embedding)
     stored = old.get(include=["documents", "metadatas"])
     chunks = [
         Chunk(id_, text, chunk_header(meta), meta)
         for id_, text, meta in zip(stored["ids"], stored["documents"], stored["metadatas"], strict=True)
     ]
     store.add_chunks(chunks, progress)
-    retired = f"{name[:480]}-retired"
-    old.modify(name=retired)
-    store.collection.modify(name=name)
-    client.delete_collection(retired)
+    replace_collection(client, store.collection, name)
     store.name = name
     return before, store
