@@ -165,15 +165,16 @@ def public_sources(sources: list[str]) -> dict[str, str]:
     return {source: os.path.relpath(source, common) if source in local else source for source in sources}
 
 
-def write_dataset(store: RagStore, folder: Path, progress: bool = False, rows: int = SHARD_ROWS) -> dict:
+def write_dataset(store: RagStore, folder: Path, progress: bool = False, rows: int | None = None) -> dict:
     """Write `store`'s chunks as Parquet shards under `folder/data/` (through `datasets`), reading
-    `rows` chunks at a time.
+    `rows` chunks (default `SHARD_ROWS`) at a time.
 
     Returns:
         The manifest (not yet written).
     """
     manifest = _Manifest(store)
     names = public_sources([entry["source"] for entry in store.sources()])
+    rows = rows or SHARD_ROWS
     total = store.count()
     shards = max(1, -(-total // rows))
     (folder / "data").mkdir(parents=True, exist_ok=True)
@@ -404,19 +405,18 @@ def pull_collection(
         revision,
     )
     where = f"{repo_id}@{commit[:7]}"
-    if collection_exists(client, name):
-        existing = client.get_collection(name)
-        recorded = existing.metadata or {}
-        if recorded.get("pulled_from") == repo_id and recorded.get("pulled_commit") == commit:
-            return Transfer(name, repo_id, commit, existing.count(), changed=False)
-        if existing.count() and recorded.get("pulled_from") != repo_id:
-            raise StoreError(
-                f"collection {name!r} holds {existing.count()} chunks that were not pulled from {repo_id}; "
-                "pull into another --collection, or reset this one first"
-            )
+    existing = client.get_collection(name) if collection_exists(client, name) else None
+    recorded = (existing.metadata or {}) if existing else {}
+    if recorded.get("pulled_from") == repo_id and recorded.get("pulled_commit") == commit:
+        return Transfer(name, repo_id, commit, existing.count(), changed=False)
     embedding = resolve_embedding_model(settings.embedding_model, settings)
     manifest = _remote_manifest(repo_id, commit, settings)
     check_manifest(manifest, where, embedding, reembed)
+    if existing and existing.count() and recorded.get("pulled_from") != repo_id:
+        raise StoreError(
+            f"collection {name!r} holds {existing.count()} chunks that were not pulled from {repo_id}; "
+            "pull into another --collection, or reset this one first"
+        )
     folder = Path(
         call(
             lambda: snapshot_download(
