@@ -226,7 +226,13 @@ def context_qa_tab(service: QAService, shown: Callable) -> None:
 
 def chunks_table(result: RagAnswer) -> list[list]:
     return [
-        [n, hit.source, hit.metadata.get("page", hit.metadata.get("row", "")), round(hit.score, 3), hit.text[:300]]
+        [
+            n,
+            hit.source + hit.from_collection,
+            hit.metadata.get("page", hit.metadata.get("row", "")),
+            round(hit.score, 3),
+            hit.text[:300],
+        ]
         for n, hit in enumerate(result.hits, start=1)
     ]
 
@@ -301,6 +307,7 @@ def rag_panel(service: QAService, shown: Callable) -> None:
         for answer, result in service.rag_stream(request.session_hash, question, options, user(profile)):
             yield answer, result.citations, chunks_table(result), *grounded_outputs(result.grounded)
 
+    gr.Markdown(service.rag_scope(), elem_id="rag-scope")
     question = gr.Textbox(label="Question", elem_id="rag-question")
     with gr.Row():
         mode = gr.Radio(

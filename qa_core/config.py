@@ -157,6 +157,13 @@ class Settings:
         help="app: one collection every visitor sees (default: one per browser session)",
         example="team-docs",
     )
+    collection_repo: str | None = setting(
+        None,
+        "QA_COLLECTION_REPO",
+        help="app: a published collection (`python -m qa_core.rag push`) pulled at start-up and searched, "
+        "read-only, with every visitor's own uploads",
+        example="your-name/filings-index@main",
+    )
     max_uploads: int = setting(50, "QA_MAX_UPLOADS", help="app: most files per upload", parse=int, example="50")
     results_dir: Path = setting(
         Path("results"),

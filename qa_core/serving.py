@@ -63,7 +63,13 @@ class QAService:
         self.rag_mode = default_mode(self.loaded)
         self.batcher = self.loaded.backend.batcher(settings.max_batch_size)  # or the inference server's
         self.embedding = resolve_embedding_model(settings.embedding_model, settings)  # pinned once, for every visitor
-        self.collections = VisitorCollections(settings, open_client(settings), self.embedding)
+        chroma = open_client(settings)
+        published = None
+        if settings.collection_repo:
+            from qa_core.rag.published import serve_published  # datasets and pyarrow: only when used
+
+            published = serve_published(settings.collection_repo, settings, chroma)
+        self.collections = VisitorCollections(settings, chroma, self.embedding, published)
         self.trimmer = MemoryTrimmer()  # memory freed between visitors goes back to the system
 
     def close(self, end_sessions: bool = False) -> None:
@@ -167,6 +173,17 @@ class QAService:
         text = "\n\n".join(doc.text for doc in docs)
         self.check_input("", text)
         return text
+
+    def rag_scope(self) -> str:
+        """What the RAG tab searches, in a sentence (Markdown)."""
+        if not self.collections.published:
+            return "Searches **your uploads** (add documents on the left)."
+        store = self.collections.published.store
+        documents = len(self.collections.published_sources)
+        return (
+            f"Searches the published collection **{self.collections.published_from}** ({documents} documents, "
+            f"{store.count():,} chunks; read-only) together with **your uploads**. Citations say which each source is."
+        )
 
     def rag_stream(
         self, session: str, question: str, options: RagOptions | None = None, user: str | None = None

@@ -1,6 +1,8 @@
 """The document collections of the app's visitors: one per browser session (deleted when it ends or
 idles past QA_SESSION_TTL_S), one per signed-in user (kept), or one shared by all
-(QA_SHARED_COLLECTION); created on a visitor's first upload, within per-visitor quotas.
+(QA_SHARED_COLLECTION); created on a visitor's first upload, within per-visitor quotas. A
+published collection (QA_COLLECTION_REPO) is searched together with each visitor's own, read-only:
+uploads and deletions only ever reach the visitor's own collection.
 
     collections = VisitorCollections(settings, open_client(settings), resolve_embedding_model(None, settings))
     collections.ingest("session-id", ["report.pdf"], ["report.pdf"])
@@ -24,7 +26,7 @@ from qa_core.embeddings import EmbeddingModel
 from qa_core.errors import QAError, StoreError
 from qa_core.rag.chroma import collection_exists, store_errors
 from qa_core.rag.ingest import IngestReport, ingest
-from qa_core.rag.retrieval import Retriever
+from qa_core.rag.retrieval import JointRetriever, Retriever, Searcher
 from qa_core.rag.store import RagStore
 
 SESSION_PREFIX = "session-"  # the collections of visitors' sessions (swept when idle)
@@ -37,8 +39,13 @@ class VisitorCollections:
     """Which collection each visitor uses, what may go into it, and when it goes away; a sweeper
     thread deletes idle sessions' collections until `close()`."""
 
-    def __init__(self, settings: Settings, chroma: ClientAPI, embedding: EmbeddingModel) -> None:
+    def __init__(
+        self, settings: Settings, chroma: ClientAPI, embedding: EmbeddingModel, published: RagStore | None = None
+    ) -> None:
+        """`published`: a collection every visitor's questions also search, and none can change."""
         self.settings, self.chroma, self.embedding = settings, chroma, embedding
+        self.published = Retriever(published) if published else None
+        self.published_sources = {entry["source"] for entry in published.sources()} if published else set()
         # Bounded: a public app meets many sessions; a dropped retriever is rebuilt on its next use.
         self._retrievers: OrderedDict[str, Retriever] = OrderedDict()
         self._last_seen: dict[str, float] = {}  # collection -> when its session last did anything
@@ -69,8 +76,27 @@ class VisitorCollections:
             return USER_PREFIX + hashlib.sha256(user.encode()).hexdigest()[:24]
         return SESSION_PREFIX + hashlib.sha256(session.encode()).hexdigest()[:24]
 
-    def retriever(self, session: str, create: bool = False, user: str | None = None) -> Retriever | None:
-        """The retriever over the visitor's collection; None when it has none yet, unless `create`
+    @property
+    def published_from(self) -> str:
+        """`OWNER/NAME@COMMIT` of the published collection ("" without one)."""
+        if self.published is None:
+            return ""
+        meta = self.published.store.collection.metadata or {}
+        return f"{meta.get('pulled_from')}@{meta.get('pulled_commit', '')[:7]}"
+
+    def retriever(self, session: str, user: str | None = None) -> Searcher | None:
+        """What the visitor's questions search: the published collection and the visitor's own, as
+        one (each hit saying which it is from), or either alone; None when there is neither."""
+        own = self.own_retriever(session, user=user)
+        if self.published is None:
+            return own
+        parts = {self.published_from.split("@")[0]: self.published}
+        if own is not None:
+            parts["your upload"] = own
+        return JointRetriever(parts)
+
+    def own_retriever(self, session: str, create: bool = False, user: str | None = None) -> Retriever | None:
+        """The retriever over the visitor's own collection; None when it has none yet, unless `create`
         (only an upload creates a collection: looking creates nothing)."""
         name = self.collection_for(session, user)
         with self._lock:
@@ -98,7 +124,7 @@ class VisitorCollections:
         """
         if len(paths) > self.settings.max_uploads:
             raise QAError(f"{len(paths)} files at once; the limit is {self.settings.max_uploads} (QA_MAX_UPLOADS)")
-        store = self.retriever(session, create=True, user=user).store
+        store = self.own_retriever(session, create=True, user=user).store
         with store_errors(self.settings):
             return self._ingest_within_quota(store, paths, names)
 
@@ -125,7 +151,8 @@ class VisitorCollections:
         )
 
     def documents(self, session: str, user: str | None = None) -> list[dict]:
-        retriever = self.retriever(session, user=user)
+        """The visitor's own documents (source, title, chunks)."""
+        retriever = self.own_retriever(session, user=user)
         with store_errors(self.settings):
             return retriever.store.sources() if retriever else []
 
@@ -133,9 +160,11 @@ class VisitorCollections:
         """Delete one of the session's documents; returns the chunks removed.
 
         Raises:
-            StoreError: no such document.
+            StoreError: no such document, or one of the published collection (read-only).
         """
-        retriever = self.retriever(session, user=user)
+        if source in self.published_sources:
+            raise StoreError(f"{source!r} is in the published collection {self.published_from}, which is read-only")
+        retriever = self.own_retriever(session, user=user)
         if retriever is None:
             raise StoreError(f"no document {source!r}: you have not uploaded any")
         with store_errors(self.settings):

@@ -2,6 +2,7 @@
 back with `datasets`, pulled into fresh Chroma folders; retrieval on both sides compared."""
 
 import json
+import re
 from pathlib import Path
 
 import chromadb
@@ -16,7 +17,7 @@ from qa_core.errors import CollectionError, StoreError
 from qa_core.rag import published
 from qa_core.rag.cli import main as rag_main
 from qa_core.rag.ingest import ingest
-from qa_core.rag.published import MANIFEST, pull_collection, push_collection
+from qa_core.rag.published import MANIFEST, local_name, pull_collection, push_collection
 from qa_core.rag.retrieval import Retriever
 from qa_core.rag.store import RagStore
 from tests.conftest import HUB_TOKEN
@@ -66,9 +67,8 @@ def built(corpus, hub_server, tmp_path_factory):
 
 def elsewhere(settings, tmp_path: Path, **changes):
     """The same Hub seen from another machine: its own Chroma folder."""
-    return load_settings(
-        None, chroma_path=tmp_path / "elsewhere", hf_endpoint=settings.hf_endpoint, hf_token=HUB_TOKEN, **changes
-    )
+    same = {"chroma_path": tmp_path / "elsewhere", "hf_endpoint": settings.hf_endpoint, "hf_token": HUB_TOKEN}
+    return load_settings(None, **{**same, **changes})
 
 
 def commits(settings) -> list[str]:
@@ -239,3 +239,50 @@ def test_a_pull_stopped_part_way_leaves_the_previous_collection(built, corpus, t
     assert names == ["licences", "mine"]
     pulled = RagStore(here, "licences")
     assert pulled.count() == store.count() and Retriever(pulled).search(QUESTIONS[0], 3)
+
+
+def test_the_app_serves_a_published_collection_read_only_beside_each_visitors_uploads(built, demo, tmp_path, caplog):
+    from gradio_client import Client, handle_file
+    from gradio_client.exceptions import AppError
+
+    from app import create_app
+    from qa_core.serving import QAService
+
+    settings, store, commit = built
+    here = elsewhere(settings, tmp_path, collection_repo="tester/licences")
+    caplog.set_level("INFO", logger="qa_toolkit.published")
+    service = QAService(here, demo)
+    assert f"pulled from tester/licences@{commit[:7]}" in caplog.text
+    assert "published collection **tester/licences@" in service.rag_scope() and "read-only" in service.rag_scope()
+    app = create_app(service)
+    app.launch(server_name="127.0.0.1", prevent_thread_lock=True, quiet=True, show_error=False)
+    try:
+        visitor = Client(app.local_url, verbose=False)
+        answer, citations, chunks, _, _ = visitor.predict("Is the software provided with a warranty?", api_name="/rag")
+        assert "WARRANTY" in answer.upper() and re.search(r"\[\d\] \S+\.txt · tester/licences \(score", citations)
+        assert all(row[1].endswith(" · tester/licences") for row in chunks["data"])
+        with pytest.raises(
+            AppError, match="'Apache-2.0.txt' is in the published collection tester/licences@.*read-only"
+        ):
+            visitor.predict("Apache-2.0.txt", api_name="/delete_document")
+        own = tmp_path / "harbor.txt"
+        own.write_text("Harbor Utilities achieved an operating margin of 18.4% in the third quarter of 2025.")
+        visitor.predict([handle_file(str(own))], api_name="/ingest")
+        _, citations, _, _, _ = visitor.predict("What operating margin did Harbor Utilities achieve?", api_name="/rag")
+        assert citations.splitlines()[1].startswith("[1] harbor.txt · your upload")
+        stranger = Client(app.local_url, verbose=False)
+        assert stranger.predict(api_name="/documents")["data"] == []  # the visitor's upload is theirs only
+        _, citations, _, _, _ = stranger.predict("What operating margin did Harbor Utilities achieve?", api_name="/rag")
+        assert "harbor.txt" not in citations and "tester/licences" in citations
+    finally:
+        app.close()
+        service.close()
+    assert RagStore(here, local_name("tester/licences")).count() == store.count()  # nothing added or deleted
+
+    caplog.clear()
+    QAService(here, demo).close()  # restarted on the same volume: no second pull of the same commit
+    assert "unchanged since tester/licences@" in caplog.text
+    offline = elsewhere(settings, tmp_path, collection_repo="tester/licences", hf_endpoint="http://127.0.0.1:9")
+    with QAService(offline, demo) as service:  # the Hub down: the copy pulled before is served, with a warning
+        assert service.collections.published.store.count() == store.count()
+    assert "serving the copy pulled before (tester/licences@" in caplog.text

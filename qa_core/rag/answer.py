@@ -27,7 +27,7 @@ from qa_core.prompts import check_question
 from qa_core.qa import qa_prompt
 from qa_core.quantities import quantities
 from qa_core.rag import MODES
-from qa_core.rag.retrieval import Hit, Retriever
+from qa_core.rag.retrieval import Hit, Searcher
 
 CITATION = re.compile(r"\[(\d+)\]")
 # A best chunk scoring under this (cosine similarity with the question) speaks of something else:
@@ -95,7 +95,7 @@ class RagAnswer:
             heading = "Sources (not cited by the model; they state the answer's figures):"
         else:
             heading = "Retrieved (the answer cites none of them):"
-        return "\n".join([heading, *(f"[{n}] {hit.label} (score {hit.score:.3f})" for n, hit in self.sources())])
+        return "\n".join([heading, *(f"[{n}] {hit.label}{hit.from_collection} (score {hit.score:.3f})" for n, hit in self.sources())])
 
     def to_dict(self) -> dict:
         return {
@@ -140,7 +140,7 @@ def default_mode(loaded: LoadedModel) -> str:
 
 def prepare(
     loaded: LoadedModel,
-    retriever: Retriever,
+    retriever: Searcher,
     question: str,
     options: RagOptions | None = None,
     generator: TextGenerator | None = None,
@@ -172,7 +172,7 @@ def prepare(
     return RagAnswer(question=question, prompt=prompt, hits=hits, query=query, draft=draft)
 
 
-def retrieve(retriever: Retriever, query: str, options: RagOptions) -> list[Hit]:
+def retrieve(retriever: Searcher, query: str, options: RagOptions) -> list[Hit]:
     """The `options.k` chunks that best match `query`.
 
     Raises:
@@ -186,7 +186,7 @@ def retrieve(retriever: Retriever, query: str, options: RagOptions) -> list[Hit]
     return hits
 
 
-def quote(retriever: Retriever, question: str, options: RagOptions | None = None) -> RagAnswer:
+def quote(retriever: Searcher, question: str, options: RagOptions | None = None) -> RagAnswer:
     """The `extractive` mode: the retrieved chunks' sentence that best answers `question`, with its
     citation ("… [2]"). No language model is needed, and nothing is made up.
 
@@ -200,7 +200,7 @@ def quote(retriever: Retriever, question: str, options: RagOptions | None = None
     return RagAnswer(question=question, prompt="", hits=hits, query=question, answer=answer)
 
 
-def best_quote(question: str, hits: list[Hit], retriever: Retriever) -> str:
+def best_quote(question: str, hits: list[Hit], retriever: Searcher) -> str:
     """The sentence of `hits` that best answers `question` (`qa_core.grounding.answering_sentence`),
     quoted with its citation ("" if none)."""
     pinned = retriever.store.embedder.pinned
@@ -218,7 +218,7 @@ def quoted(sentence: str, hit: Hit) -> str:
 
 def answer_stream(
     loaded: LoadedModel | None,
-    retriever: Retriever,
+    retriever: Searcher,
     question: str,
     options: RagOptions | None = None,
     unsupported: str = "quote",
@@ -266,7 +266,7 @@ def answer_stream(
 
 def answer(
     loaded: LoadedModel | None,
-    retriever: Retriever,
+    retriever: Searcher,
     question: str,
     options: RagOptions | None = None,
     unsupported: str = "quote",

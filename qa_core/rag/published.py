@@ -24,8 +24,11 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
+import re
 import tempfile
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -42,7 +45,7 @@ from tqdm.auto import tqdm
 from qa_core.chunking import Chunk, chunk_header
 from qa_core.config import Settings
 from qa_core.embeddings import EmbeddingModel, resolve_embedding_model
-from qa_core.errors import CollectionError, StoreError
+from qa_core.errors import CollectionError, HubError, StoreError
 from qa_core.hub.client import api, call, push_folder
 from qa_core.rag.chroma import (
     check_collection_name,
@@ -59,6 +62,7 @@ MANIFEST = "collection.json"
 SHARD_ROWS = 5000  # chunks per Parquet file, and per read from Chroma: 5,000 x 384 floats is 7.7 MB
 # Kept from the collection's own metadata: hybrid search's tuned keyword weight.
 CARRIED_METADATA = ("keyword_weight",)
+log = logging.getLogger("qa_toolkit.published")
 
 
 @dataclass(frozen=True)
@@ -443,6 +447,35 @@ def pull_collection(
         raise
     replace_collection(client, store.collection, name)
     return Transfer(name, repo_id, commit, manifest["chunks"], changed=True)
+
+
+def local_name(repo_id: str) -> str:
+    """The Chroma collection a server keeps the published collection `repo_id` in."""
+    return "published-" + re.sub(r"[^A-Za-z0-9._-]", "-", repo_id)
+
+
+def serve_published(spec: str, settings: Settings, client: ClientAPI) -> RagStore:
+    """The published collection `spec` (`OWNER/NAME[@REV]`) as a server searches it: pulled into
+    `local_name(...)` unless that already holds the commit (a container's volume keeps it across
+    restarts); when the Hub cannot be reached, the copy pulled before, with a warning.
+
+    Raises:
+        QAError: as `pull_collection`, when no copy was pulled before.
+    """
+    repo_id, _ = _split_spec(spec)
+    name = local_name(repo_id)
+    started = time.monotonic()
+    try:
+        transfer = pull_collection(spec, settings, name, progress=True, client=client)
+    except HubError as exc:
+        stored = client.get_collection(name) if collection_exists(client, name) else None
+        if stored is None or (stored.metadata or {}).get("pulled_from") != repo_id or not stored.count():
+            raise
+        commit = stored.metadata["pulled_commit"]
+        log.warning("%s; serving the copy pulled before (%s@%s)", exc, repo_id, commit[:7])
+    else:
+        log.info("%s in %.1f s", describe(transfer, pushed=False), time.monotonic() - started)
+    return RagStore(settings, name, client)
 
 
 def describe(transfer: Transfer, pushed: bool) -> str:

@@ -14,7 +14,7 @@ measures it on a given corpus (benchmarks/README.md has the figures behind the w
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import bm25s
 import numpy as np
@@ -42,6 +42,7 @@ class Hit:
     text: str
     score: float
     metadata: dict
+    origin: str = ""  # which collection, when several are searched as one (`JointRetriever`)
 
     @property
     def source(self) -> str:
@@ -56,8 +57,14 @@ class Hit:
             return f"{self.source}, row {self.metadata['row']}"
         return self.source
 
+    @property
+    def from_collection(self) -> str:
+        """` · ` and the collection the chunk is from when several were searched, else ""."""
+        return f" · {self.origin}" if self.origin else ""
+
     def to_dict(self) -> dict:
-        return {"id": self.id, "score": round(self.score, 4), "label": self.label, "text": self.text, **self.metadata}
+        found = {"id": self.id, "score": round(self.score, 4), "label": self.label, "text": self.text}
+        return {**found, **({"origin": self.origin} if self.origin else {}), **self.metadata}
 
 
 @dataclass
@@ -182,3 +189,25 @@ class Retriever:
         best_keyword = float(bm25[candidates].max()) or 1.0
         fused = similarity[candidates] + self.keyword_weight * bm25[candidates] / best_keyword
         return [index.hit(candidates[j], fused[j]) for j in _top(fused, k)]
+
+
+class JointRetriever:
+    """Several collections searched as one: each is searched as it is, and the best `k` of all their
+    hits kept, each hit saying which collection it is from (`Hit.origin`). The app searches a
+    published collection and a visitor's own uploads so; they share an embedding model (a pull
+    checks it), so their dense scores compare."""
+
+    def __init__(self, parts: dict[str, Retriever]) -> None:
+        """`parts`: origin (as citations show it) -> the retriever of that collection."""
+        self.parts = parts
+        self.store = next(iter(parts.values())).store  # its embedding model is every part's
+
+    def search(self, query: str, k: int = 5, hybrid: bool = False) -> list[Hit]:
+        """The `k` best chunks of all the collections for `query`, highest score first."""
+        hits = [
+            replace(hit, origin=origin) for origin, part in self.parts.items() for hit in part.search(query, k, hybrid)
+        ]
+        return sorted(hits, key=lambda hit: hit.score, reverse=True)[:k]
+
+
+Searcher = Retriever | JointRetriever  # what answering takes: `search`, and a `store` for its embedding model
