@@ -136,6 +136,12 @@ def cmd_deploy(args: argparse.Namespace, settings: Settings) -> int:
     if pinned != adapter:  # a step or `best`: the Space serves that commit, whatever the run pushes next
         plan.variables["QA_ADAPTER"] = pinned
         print(f"QA_ADAPTER={adapter} pinned to {pinned}", file=sys.stderr)
+    collection = plan.variables.get("QA_COLLECTION_REPO")
+    if collection:  # checked to be a collection, and served at the commit it is at now
+        from qa_core.rag.published import pin_collection
+
+        plan.variables["QA_COLLECTION_REPO"] = pin_collection(collection, settings)
+        print(f"QA_COLLECTION_REPO={collection} pinned to {plan.variables['QA_COLLECTION_REPO']}", file=sys.stderr)
     deployment = deploy(plan, settings)
     print(f"deployed {len(plan.files)} files to {deployment.space_id}@{deployment.commit}", file=sys.stderr)
     print(deployment.url)

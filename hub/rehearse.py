@@ -12,7 +12,8 @@
    them back). HF_ENDPOINT is the Hub the Space was deployed to.
 4. One question per tab through `gradio_client` (QA, context QA, an upload and a RAG question), then
    the defaults a public Space needs: visitors cannot load adapters, one visitor's documents are not
-   another's, and no secret appears in the page or its API description.
+   another's, and no secret appears in the page or its API description. With QA_COLLECTION_REPO, a
+   fresh visitor asks a question only the published collection answers, and cannot delete from it.
 
 The QA answer is printed, so it can be compared with `python -m qa_core ask` on this machine (the
 same model, adapter and greedy settings give the same words). What fails is one `error:` line.
@@ -228,6 +229,33 @@ def check_public_defaults(url: str, variables: dict[str, str], secrets: dict[str
     return checked
 
 
+def check_published_collection(url: str, spec: str, settings: Settings) -> str:
+    """A fresh visitor asks a question only the published collection `spec` answers, and cannot
+    delete its documents; returns what was checked.
+
+    Raises:
+        DeployError: the answer does not cite the collection, or a visitor could delete from it.
+    """
+    from gradio_client import Client
+
+    from qa_core.rag.published import sample_question
+
+    repo_id = spec.split("@")[0]
+    question, source = sample_question(spec, settings)
+    visitor = Client(url, verbose=False)
+    answer, sources, *_ = visitor.predict(question, "extractive", 3, False, 64, api_name="/rag")
+    if f"{source}" not in sources or f"· {repo_id}" not in sources:
+        raise DeployError(f"asked {question!r}, the Space did not cite {source} of {repo_id}: {sources!r}")
+    try:
+        visitor.predict(source, api_name="/delete_document")
+    except Exception as exc:
+        if "read-only" not in str(exc):
+            raise DeployError(f"deleting a published document failed in an unexpected way: {exc}") from exc
+    else:
+        raise DeployError(f"a visitor deleted {source} from the published collection {repo_id}")
+    return f"the published collection {repo_id} answered a question from {source}; visitors cannot delete from it"
+
+
 def rehearse(
     space_id: str,
     settings: Settings,
@@ -275,6 +303,8 @@ def rehearse(
             document.write_text(DOCUMENT)
             answers = ask_each_tab(url, document, max_new_tokens)
             checks = check_public_defaults(url, variables, secrets)
+            if variables.get("QA_COLLECTION_REPO"):
+                checks.append(check_published_collection(url, variables["QA_COLLECTION_REPO"], settings))
             progress.update()
         finally:
             stop_app(process)

@@ -1,6 +1,7 @@
 """`python -m hub deploy`: exactly the Space's files in one commit, its variables, secrets and hardware
 through the real Hub client, and every refusal as one line that changes nothing on the Hub."""
 
+import re
 import shutil
 
 import pytest
@@ -186,3 +187,32 @@ def test_an_adapter_named_by_step_or_best_is_deployed_pinned_to_its_commit(capsy
     assert f"QA_ADAPTER=tester/pinned-run@best pinned to tester/pinned-run@{commits[10]}" in err
     variables = space_api(hub_server).get_space_variables("tester/pinned-space")
     assert variables["QA_ADAPTER"].value == f"tester/pinned-run@{commits[10]}"
+
+
+def test_a_published_collection_is_deployed_pinned_and_a_repo_that_is_not_one_is_refused(
+    capsys, hub_server, checkout, tmp_path
+):
+    from qa_core.documents import Document
+    from qa_core.rag.published import push_collection
+    from qa_core.rag.store import RagStore
+
+    settings = load_settings(None, hf_endpoint=hub_server.url, hf_token=HUB_TOKEN, chroma_path=tmp_path / "db")
+    store = RagStore(settings, "rules")
+    store.add_documents("rule.txt", [Document("Issuers may repurchase at most 25% of volume.", "rule.txt", "")], "v1")
+    commit = push_collection(store, "tester/rules-index", settings).commit
+    status, _, err = deploy(
+        capsys, hub_server, checkout, "tester/rules-space", "--var", "QA_BASE_MODEL=demo",
+        "--var", "QA_COLLECTION_REPO=tester/rules-index",
+    )  # fmt: skip
+    assert status == 0, err
+    assert f"QA_COLLECTION_REPO=tester/rules-index pinned to tester/rules-index@{commit}" in err
+    variables = space_api(hub_server).get_space_variables("tester/rules-space")
+    assert variables["QA_COLLECTION_REPO"].value == f"tester/rules-index@{commit}"
+
+    space_api(hub_server).create_repo("tester/plain-data", repo_type="dataset")
+    status, _, err = deploy(
+        capsys, hub_server, checkout, "tester/other-space", "--var", "QA_COLLECTION_REPO=tester/plain-data"
+    )
+    (line,) = err.strip().splitlines()
+    assert status == 2 and re.fullmatch(r"error: tester/plain-data@\w{7} is not a published collection \(.*\)", line)
+    assert not space_api(hub_server).repo_exists("tester/other-space", repo_type="space")

@@ -95,7 +95,8 @@ class RagAnswer:
             heading = "Sources (not cited by the model; they state the answer's figures):"
         else:
             heading = "Retrieved (the answer cites none of them):"
-        return "\n".join([heading, *(f"[{n}] {hit.label}{hit.from_collection} (score {hit.score:.3f})" for n, hit in self.sources())])
+        lines = (f"[{n}] {hit.label}{hit.from_collection} (score {hit.score:.3f})" for n, hit in self.sources())
+        return "\n".join([heading, *lines])
 
     def to_dict(self) -> dict:
         return {

@@ -314,9 +314,9 @@ def push_collection(
     return Transfer(store.name, repo_id, commit, chunks, changed=True)
 
 
-def check_manifest(manifest: dict | None, where: str, embedding: EmbeddingModel, reembed: bool) -> None:
+def check_manifest(manifest: dict | None, where: str, embedding: EmbeddingModel | None, reembed: bool) -> None:
     """Raise CollectionError unless `manifest` describes a collection this side can load as it is
-    (or, with `reembed`, re-embed)."""
+    (or, with `reembed`, re-embed: then `embedding` may be None)."""
     if manifest is None or manifest.get("format") != FORMAT:
         raise CollectionError(f"{where} is not a published collection (no {MANIFEST} of format {FORMAT!r})")
     if manifest.get("format_version") != FORMAT_VERSION:
@@ -402,12 +402,7 @@ def pull_collection(
     name = collection or settings.collection
     check_collection_name(name)
     client = client or open_client(settings)
-    commit = call(
-        lambda: api(settings).repo_info(repo_id, repo_type="dataset", revision=revision).sha,
-        settings,
-        repo_id,
-        revision,
-    )
+    commit = _resolve(repo_id, revision, settings)
     where = f"{repo_id}@{commit[:7]}"
     existing = client.get_collection(name) if collection_exists(client, name) else None
     recorded = (existing.metadata or {}) if existing else {}
@@ -447,6 +442,62 @@ def pull_collection(
         raise
     replace_collection(client, store.collection, name)
     return Transfer(name, repo_id, commit, manifest["chunks"], changed=True)
+
+
+def pin_collection(spec: str, settings: Settings) -> str:
+    """`spec` (`OWNER/NAME[@REV]`) as `OWNER/NAME@COMMIT`, once its manifest says it is a collection
+    this toolkit reads (what a deployed Space must serve: a branch moves with the next push).
+
+    Raises:
+        CollectionError: not a published collection, or of an unknown format version.
+        HubError: the repo or revision does not exist, or the Hub cannot be reached.
+    """
+    repo_id, revision = _split_spec(spec)
+    commit = _resolve(repo_id, revision, settings)
+    check_manifest(_remote_manifest(repo_id, commit, settings), f"{repo_id}@{commit[:7]}", None, reembed=True)
+    return f"{repo_id}@{commit}"
+
+
+def sample_question(spec: str, settings: Settings) -> tuple[str, str]:
+    """A question only the published collection `spec` answers: a sentence of one of its chunks
+    (from its first shard), and the source that chunk is from.
+
+    Raises:
+        CollectionError, HubError: as `pin_collection`; or no chunk holds a sentence of six words.
+    """
+    repo_id, revision = _split_spec(spec)
+    commit = _resolve(repo_id, revision, settings)
+    manifest = _remote_manifest(repo_id, commit, settings)
+    check_manifest(manifest, f"{repo_id}@{commit[:7]}", None, reembed=True)
+    shard = call(
+        lambda: hf_hub_download(
+            repo_id,
+            manifest["shards"][0]["path"],
+            repo_type="dataset",
+            revision=commit,
+            endpoint=settings.hf_endpoint,
+            token=settings.hub_token,
+        ),
+        settings,
+        repo_id,
+        commit,
+    )
+    rows = pq.read_table(shard, columns=["text", "source"]).to_pylist()
+    for row in rows:
+        for sentence in re.split(r"(?<=[.!?])\s+", " ".join(row["text"].split())):
+            if 6 <= len(sentence.split()) <= 40 and sentence[0].isupper():
+                return sentence, row["source"]
+    raise CollectionError(f"{repo_id}@{commit[:7]}: no chunk of its first shard holds a sentence to ask about")
+
+
+def _resolve(repo_id: str, revision: str, settings: Settings) -> str:
+    """The commit `revision` (a branch, tag or sha) of the dataset repo `repo_id` is at."""
+    return call(
+        lambda: api(settings).repo_info(repo_id, repo_type="dataset", revision=revision).sha,
+        settings,
+        repo_id,
+        revision,
+    )
 
 
 def local_name(repo_id: str) -> str:
