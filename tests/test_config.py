@@ -80,7 +80,7 @@ def test_the_settings_table_and_env_example_are_made_from_the_declarations():
     assert markdown_table() in (ROOT / "docs" / "settings.md").read_text()
     assert (ROOT / ".env.example").read_text() == env_example()
     declared = {variable for f in fields(Settings) for variable in f.metadata["variables"]}
-    assert len(declared) == 33 and {"HF_TOKEN", "HF", "QA_SESSION_TTL_S", "QA_OPENAI_API_KEY"} <= declared
+    assert len(declared) == 34 and {"HF_TOKEN", "HF", "QA_SESSION_TTL_S", "QA_OPENAI_API_KEY"} <= declared
     assert all(f"# {name}=" in env_example() for name in declared - {"HF"})
 
 
