@@ -319,7 +319,8 @@ def rag_panel(service: QAService, shown: Callable) -> None:
         k = gr.Slider(1, 10, value=5, step=1, label="Chunks (k)")
         hybrid = gr.Checkbox(label="Hybrid (BM25 + dense)")
     tokens = gr.Slider(1, 1024, value=256, step=1, label="Max new tokens")
-    rag_button = gr.Button("Answer from my documents", variant="primary", elem_id="rag-button")
+    searched = "the documents" if service.collections.published else "my documents"
+    rag_button = gr.Button(f"Answer from {searched}", variant="primary", elem_id="rag-button")
     answer = gr.Textbox(label="Answer", lines=5, elem_id="rag-answer")
     report, checked = figure_outputs("rag")
     sources = gr.Textbox(label="Citations", lines=3, elem_id="rag-sources")
@@ -489,6 +490,8 @@ def main() -> int:
     """Serve until stopped; returns 2 with one `error:` line, as the command lines do, when the
     settings or the model cannot be used (the messages are redacted where they are made)."""
     limit_malloc_arenas()  # before the model and the worker threads allocate
+    logging.basicConfig(format="%(levelname)s %(name)s: %(message)s")
+    logging.getLogger("qa_toolkit").setLevel(logging.INFO)  # the toolkit's start-up steps; libraries' warnings only
     try:
         service = QAService(load_settings())
     except QAError as exc:

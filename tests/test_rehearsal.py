@@ -39,7 +39,10 @@ def test_the_documented_offline_deploy_rehearses_a_space_that_answers_as_ask_doe
     assert set(answers) == {"qa", "context_qa", "rag"} and all(answers.values())
     checks = next(line for line in lines if line.startswith("public defaults: ")).split("; ")
     assert len(checks) == 5  # adapters locked, documents per visitor, no secret in the page, the published collection
-    assert checks[3] == "the published collection tester/rules-index answered a question from benchmarks/data/rule_10b18.txt"
+    assert (
+        checks[3]
+        == "the published collection tester/rules-index answered a question from benchmarks/data/rule_10b18.txt"
+    )
     assert checks[4] == "visitors cannot delete from it"
     assert answers["qa"] == " ".join(lines[-1].split())  # ask's answer here: the served one, word for word
 

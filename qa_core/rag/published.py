@@ -525,7 +525,11 @@ def serve_published(spec: str, settings: Settings, client: ClientAPI) -> RagStor
         commit = stored.metadata["pulled_commit"]
         log.warning("%s; serving the copy pulled before (%s@%s)", exc, repo_id, commit[:7])
     else:
-        log.info("%s in %.1f s", describe(transfer, pushed=False), time.monotonic() - started)
+        how = "pulled" if transfer.changed else "already here (that commit was pulled before)"
+        at = f"{repo_id}@{transfer.commit[:7]}"
+        log.info(
+            "published collection %s: %d chunks, %s, in %.1f s", at, transfer.chunks, how, time.monotonic() - started
+        )
     return RagStore(settings, name, client)
 
 
