@@ -110,9 +110,15 @@ def pull_vs_ingest(docs: Path, url: str, token: str, work: Path) -> float:
     same = 0
     for question in QUESTIONS:
         a, b = Retriever(store).search(question, 5), Retriever(copy).search(question, 5)
-        same += [h.id for h in a] == [h.id for h in b] and all(
+        if [h.id for h in a] == [h.id for h in b] and all(
             abs(x.score - y.score) < 1e-4 for x, y in zip(a, b, strict=True)
-        )
+        ):
+            same += 1
+        else:
+            print(
+                f"differs: {question!r}\n  built:  {[(h.label, round(h.score, 5)) for h in a]}\n"
+                f"  pulled: {[(h.label, round(h.score, 5)) for h in b]}"
+            )
     print(
         f"{pulled.chunks} chunks of {len(list(corpus.iterdir()))} documents: ingest {ingest_s:.1f} s, "
         f"pull {pull_s:.1f} s (embedding calls: {calls}); same top-5 and scores for {same}/{len(QUESTIONS)} questions"

@@ -580,3 +580,16 @@ def test_a_pdf_without_a_real_title_is_named_by_its_heading_or_file_name(setting
     assert ingest(store, [str(heading), str(sentence)]).problems == []
     titles = {Path(entry["source"]).name: entry["title"] for entry in store.sources()}
     assert titles == {"q3.pdf": "Harbor Utilities Q3 Report", "board_memo-2024.pdf": "board memo 2024"}
+
+
+def test_equal_scores_come_in_chunk_id_order(settings, tmp_path):
+    """The same text in two files scores the same; Chroma returns such ties in an order of its own,
+    which differs between a collection and its published copy (benchmarks/collection_transfer.py)."""
+    for folder in ("c", "a", "b"):  # one title ("report"), so one embedded text
+        (tmp_path / folder).mkdir()
+        (tmp_path / folder / "report.txt").write_text("Harbor Utilities achieved an operating margin of 18.4% in 2025.")
+    store = RagStore(settings, "ties")
+    ingest(store, [str(tmp_path / folder / "report.txt") for folder in ("c", "a", "b")])
+    for hybrid in (False, True):
+        hits = Retriever(store).search("What operating margin did Harbor Utilities achieve?", 3, hybrid)
+        assert len({round(hit.score, 6) for hit in hits}) == 1 and [h.id for h in hits] == sorted(h.id for h in hits)

@@ -104,6 +104,11 @@ class _Index:
         return Hit(self.ids[i], self.texts[i], float(score), self.metadatas[i])
 
 
+def ranking(hit: Hit) -> tuple[float, str]:
+    """Sort key: highest score first, equal scores by chunk id."""
+    return -hit.score, hit.id
+
+
 def _top(scores: np.ndarray, k: int) -> np.ndarray:
     """Indices of the `k` highest scores, highest first."""
     k = min(k, len(scores))
@@ -168,13 +173,15 @@ class Retriever:
         each of the `k` best pages (a chunk's page: its file's page or row, or its file), then, where
         fewer pages match, the next best chunks (so a single long file still gives `k` chunks)."""
         pool = k * PAGE_POOL if self.per_page else k
-        hits = self._hybrid(query, pool) if hybrid else self.dense(query, pool)
+        # Equal scores (the same text in two files) in a fixed order: Chroma's index returns ties in
+        # an order of its own, which differs between two copies of one collection.
+        hits = sorted(self._hybrid(query, pool) if hybrid else self.dense(query, pool), key=ranking)
         if self.per_page:
             best: dict[str, Hit] = {}  # the first (best) chunk of each page, in order
             for hit in hits:
                 best.setdefault(hit.label, hit)
             hits = [*best.values(), *(hit for hit in hits if best[hit.label] is not hit)]
-        return sorted(hits[:k], key=lambda hit: hit.score, reverse=True)
+        return sorted(hits[:k], key=ranking)
 
     def _hybrid(self, query: str, k: int) -> list[Hit]:
         index = self.index()
@@ -207,7 +214,7 @@ class JointRetriever:
         hits = [
             replace(hit, origin=origin) for origin, part in self.parts.items() for hit in part.search(query, k, hybrid)
         ]
-        return sorted(hits, key=lambda hit: hit.score, reverse=True)[:k]
+        return sorted(hits, key=ranking)[:k]
 
 
 Searcher = Retriever | JointRetriever  # what answering takes: `search`, and a `store` for its embedding model
