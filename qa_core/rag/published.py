@@ -420,6 +420,7 @@ def pull_collection(
                 repo_type="dataset",
                 revision=commit,
                 allow_patterns=[MANIFEST, "data/*.parquet"],
+                max_workers=1,  # each download holds a buffer of its own: one at a time keeps memory flat
                 endpoint=settings.hf_endpoint,
                 token=settings.hub_token,
             ),
