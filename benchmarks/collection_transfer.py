@@ -182,7 +182,13 @@ def measure(step: str, size: int, url: str) -> dict:
     arrow_peak = (pa.default_memory_pool().max_memory() or 0) - arrow_before
     sampler.done.set()
     sampler.join()
-    return {"s": seconds, "held_mb": (python_peak + arrow_peak) / 1e6, "rss_growth_mb": sampler.peak - before}
+    return {
+        "s": seconds,
+        "held_mb": (python_peak + arrow_peak) / 1e6,
+        "python_mb": python_peak / 1e6,
+        "arrow_mb": arrow_peak / 1e6,
+        "rss_growth_mb": sampler.peak - before,
+    }
 
 
 def main() -> None:
@@ -213,7 +219,8 @@ def main() -> None:
                 m = json.loads(child.stdout.strip().splitlines()[-1])
                 held[step, size] = m["held_mb"]
                 print(
-                    f"{size:>6} chunks {step}: {m['s']:.1f} s, Python + Arrow peak {m['held_mb']:.1f} MB, "
+                    f"{size:>6} chunks {step}: {m['s']:.1f} s, Python + Arrow peak {m['held_mb']:.1f} MB "
+                    f"({m['python_mb']:.1f} + {m['arrow_mb']:.1f}), "
                     f"resident set peak {m['rss_growth_mb']:.1f} MB above its start"
                 )
         small, large = min(args.sizes), max(args.sizes)

@@ -364,7 +364,9 @@ def _load(store: RagStore, folder: Path, manifest: dict, reembed: bool, progress
                 else:
                     vectors = batch.column("embedding").flatten().to_numpy().reshape(len(ids), manifest["dimension"])
                     store.collection.upsert(ids=ids, embeddings=vectors, documents=texts, metadatas=metadatas)
+                    del vectors  # a view of the batch's buffers
                 bar.update(len(ids))
+                del batch  # freed before the next is read: one batch's buffers at a time, however many shards
 
 
 def _split_spec(spec: str) -> tuple[str, str]:
