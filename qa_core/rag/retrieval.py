@@ -105,8 +105,9 @@ class _Index:
 
 
 def ranking(hit: Hit) -> tuple[float, str]:
-    """Sort key: highest score first, equal scores by chunk id."""
-    return -hit.score, hit.id
+    """Sort key: highest score first; scores equal to 6 decimals (the same text embedded twice differs
+    in the last bits, with the batch it was embedded in) by chunk id."""
+    return -round(hit.score, 6), hit.id
 
 
 def _top(scores: np.ndarray, k: int) -> np.ndarray:
