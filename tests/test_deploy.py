@@ -179,14 +179,20 @@ def test_an_adapter_named_by_step_or_best_is_deployed_pinned_to_its_commit(capsy
         )
         for step, figure in ((10, 0.8), (20, 0.6))
     }
+    assert_deployed_pinned(
+        capsys, hub_server, checkout, "QA_ADAPTER", "tester/pinned-run@best", f"tester/pinned-run@{commits[10]}"
+    )
+
+
+def assert_deployed_pinned(capsys, hub_server, checkout, variable: str, spec: str, pinned: str) -> None:
+    """A deploy with `--var VARIABLE=SPEC` says it pinned SPEC to PINNED, and the Space's variable is PINNED."""
+    space = f"tester/space-{variable.lower().replace('_', '-')}"
     status, _, err = deploy(
-        capsys, hub_server, checkout, "tester/pinned-space", "--var", "QA_BASE_MODEL=demo",
-        "--var", "QA_ADAPTER=tester/pinned-run@best",
-    )  # fmt: skip
+        capsys, hub_server, checkout, space, "--var", "QA_BASE_MODEL=demo", "--var", f"{variable}={spec}"
+    )
     assert status == 0, err
-    assert f"QA_ADAPTER=tester/pinned-run@best pinned to tester/pinned-run@{commits[10]}" in err
-    variables = space_api(hub_server).get_space_variables("tester/pinned-space")
-    assert variables["QA_ADAPTER"].value == f"tester/pinned-run@{commits[10]}"
+    assert f"{variable}={spec} pinned to {pinned}" in err
+    assert space_api(hub_server).get_space_variables(space)[variable].value == pinned
 
 
 def test_a_published_collection_is_deployed_pinned_and_a_repo_that_is_not_one_is_refused(
@@ -200,14 +206,9 @@ def test_a_published_collection_is_deployed_pinned_and_a_repo_that_is_not_one_is
     store = RagStore(settings, "rules")
     store.add_documents("rule.txt", [Document("Issuers may repurchase at most 25% of volume.", "rule.txt", "")], "v1")
     commit = push_collection(store, "tester/rules-index", settings).commit
-    status, _, err = deploy(
-        capsys, hub_server, checkout, "tester/rules-space", "--var", "QA_BASE_MODEL=demo",
-        "--var", "QA_COLLECTION_REPO=tester/rules-index",
-    )  # fmt: skip
-    assert status == 0, err
-    assert f"QA_COLLECTION_REPO=tester/rules-index pinned to tester/rules-index@{commit}" in err
-    variables = space_api(hub_server).get_space_variables("tester/rules-space")
-    assert variables["QA_COLLECTION_REPO"].value == f"tester/rules-index@{commit}"
+    assert_deployed_pinned(
+        capsys, hub_server, checkout, "QA_COLLECTION_REPO", "tester/rules-index", f"tester/rules-index@{commit}"
+    )
 
     space_api(hub_server).create_repo("tester/plain-data", repo_type="dataset")
     status, _, err = deploy(
