@@ -17,7 +17,14 @@ from qa_core.errors import CollectionError, StoreError
 from qa_core.rag import published
 from qa_core.rag.cli import main as rag_main
 from qa_core.rag.ingest import ingest
-from qa_core.rag.published import MANIFEST, local_name, pull_collection, push_collection
+from qa_core.rag.published import (
+    MANIFEST,
+    local_name,
+    pin_collection,
+    pull_collection,
+    push_collection,
+    sample_question,
+)
 from qa_core.rag.retrieval import Retriever
 from qa_core.rag.store import RagStore
 from tests.conftest import HUB_TOKEN
@@ -286,3 +293,13 @@ def test_the_app_serves_a_published_collection_read_only_beside_each_visitors_up
     with QAService(offline, demo) as service:  # the Hub down: the copy pulled before is served, with a warning
         assert service.collections.published.store.count() == store.count()
     assert "serving the copy pulled before (tester/licences@" in caplog.text
+
+
+def test_the_rehearsals_question_is_a_sentence_of_a_published_chunk(built):
+    settings, store, commit = built
+    question, source = sample_question("tester/licences", settings)
+    assert pin_collection("tester/licences", settings) == f"tester/licences@{commit}"
+    stored = store.collection.get(include=["documents", "metadatas"])
+    assert any(question in " ".join(text.split()) for text in stored["documents"]) and len(question.split()) >= 6
+    assert source in {"Apache-2.0.txt", "MPL-2.0.txt", "CC0-1.0.txt", "faq.csv", "green.pdf"}
+    assert Retriever(store).search(question, 1)[0].source.endswith(source)  # the collection answers it

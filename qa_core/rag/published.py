@@ -452,9 +452,7 @@ def pin_collection(spec: str, settings: Settings) -> str:
         CollectionError: not a published collection, or of an unknown format version.
         HubError: the repo or revision does not exist, or the Hub cannot be reached.
     """
-    repo_id, revision = _split_spec(spec)
-    commit = _resolve(repo_id, revision, settings)
-    check_manifest(_remote_manifest(repo_id, commit, settings), f"{repo_id}@{commit[:7]}", None, reembed=True)
+    repo_id, commit, _ = _published(spec, settings)
     return f"{repo_id}@{commit}"
 
 
@@ -465,10 +463,7 @@ def sample_question(spec: str, settings: Settings) -> tuple[str, str]:
     Raises:
         CollectionError, HubError: as `pin_collection`; or no chunk holds a sentence of six words.
     """
-    repo_id, revision = _split_spec(spec)
-    commit = _resolve(repo_id, revision, settings)
-    manifest = _remote_manifest(repo_id, commit, settings)
-    check_manifest(manifest, f"{repo_id}@{commit[:7]}", None, reembed=True)
+    repo_id, commit, manifest = _published(spec, settings)
     shard = call(
         lambda: hf_hub_download(
             repo_id,
@@ -488,6 +483,21 @@ def sample_question(spec: str, settings: Settings) -> tuple[str, str]:
             if 6 <= len(sentence.split()) <= 40 and sentence[0].isupper():
                 return sentence, row["source"]
     raise CollectionError(f"{repo_id}@{commit[:7]}: no chunk of its first shard holds a sentence to ask about")
+
+
+def _published(spec: str, settings: Settings) -> tuple[str, str, dict]:
+    """The repo, the commit `spec` is at, and its manifest, checked to be a collection's (of any
+    embedding model: that is the pulling side's to check).
+
+    Raises:
+        CollectionError: not a published collection, or of an unknown format version.
+        HubError: the repo or revision does not exist, or the Hub cannot be reached.
+    """
+    repo_id, revision = _split_spec(spec)
+    commit = _resolve(repo_id, revision, settings)
+    manifest = _remote_manifest(repo_id, commit, settings)
+    check_manifest(manifest, f"{repo_id}@{commit[:7]}", None, reembed=True)
+    return repo_id, commit, manifest
 
 
 def _resolve(repo_id: str, revision: str, settings: Settings) -> str:
