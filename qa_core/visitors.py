@@ -46,6 +46,9 @@ class VisitorCollections:
         self.settings, self.chroma, self.embedding = settings, chroma, embedding
         self.published = Retriever(published) if published else None
         self.published_sources = {entry["source"] for entry in published.sources()} if published else set()
+        pulled = (published.collection.metadata or {}) if published else {}  # read once: it never changes here
+        self.published_repo = pulled.get("pulled_from", "")
+        self.published_from = f"{self.published_repo}@{pulled.get('pulled_commit', '')[:7]}" if published else ""
         # Bounded: a public app meets many sessions; a dropped retriever is rebuilt on its next use.
         self._retrievers: OrderedDict[str, Retriever] = OrderedDict()
         self._last_seen: dict[str, float] = {}  # collection -> when its session last did anything
@@ -76,21 +79,13 @@ class VisitorCollections:
             return USER_PREFIX + hashlib.sha256(user.encode()).hexdigest()[:24]
         return SESSION_PREFIX + hashlib.sha256(session.encode()).hexdigest()[:24]
 
-    @property
-    def published_from(self) -> str:
-        """`OWNER/NAME@COMMIT` of the published collection ("" without one)."""
-        if self.published is None:
-            return ""
-        meta = self.published.store.collection.metadata or {}
-        return f"{meta.get('pulled_from')}@{meta.get('pulled_commit', '')[:7]}"
-
     def retriever(self, session: str, user: str | None = None) -> Searcher | None:
         """What the visitor's questions search: the published collection and the visitor's own, as
         one (each hit saying which it is from), or either alone; None when there is neither."""
         own = self.own_retriever(session, user=user)
         if self.published is None:
             return own
-        parts = {self.published_from.split("@")[0]: self.published}
+        parts = {self.published_repo: self.published}
         if own is not None:
             parts["your upload"] = own
         return JointRetriever(parts)
