@@ -1,6 +1,7 @@
 """A collection published as a Hub dataset: pushed to the test Hub with the real client, loaded
 back with `datasets`, pulled into fresh Chroma folders; retrieval on both sides compared."""
 
+import hashlib
 import json
 import re
 from pathlib import Path
@@ -101,7 +102,7 @@ def test_the_dataset_loads_with_datasets_and_says_what_it_is(built, corpus):
     manifest = json.loads((folder / MANIFEST).read_text())
     apache = next(s for s in manifest["sources"] if s["source"] == "Apache-2.0.txt")
     content = (corpus / "Apache-2.0.txt").read_bytes()
-    assert apache["bytes"] == len(content) and apache["sha256"] == __import__("hashlib").sha256(content).hexdigest()
+    assert apache["bytes"] == len(content) and apache["sha256"] == hashlib.sha256(content).hexdigest()
     assert manifest["embedding_model"]["name"] == store.embedder.pinned.name and manifest["dimension"] == 384
     assert manifest["chunking"] == [{"chunk_tokens": 512, "overlap_tokens": 64}]
     assert manifest["chunks"] == store.count() and manifest["collection_metadata"] == {"keyword_weight": 0.3}

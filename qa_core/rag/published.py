@@ -249,6 +249,31 @@ def dataset_card(repo_id: str, manifest: dict) -> str:
     return str(DatasetCard(f"---\n{data.to_yaml()}\n---\n\n" + "\n".join(lines) + "\n"))
 
 
+def _download(repo_id: str, path: str, revision: str, settings: Settings) -> Path | None:
+    """One file of the dataset repo at `revision`, in the Hub cache; None when the repo, the
+    revision or the file does not exist.
+
+    Raises:
+        HubError: the Hub cannot be reached or refused the token.
+    """
+
+    def download() -> Path | None:
+        try:
+            found = hf_hub_download(
+                repo_id,
+                path,
+                repo_type="dataset",
+                revision=revision,
+                endpoint=settings.hf_endpoint,
+                token=settings.hub_token,
+            )
+        except (RepositoryNotFoundError, RevisionNotFoundError, EntryNotFoundError):
+            return None
+        return Path(found)
+
+    return call(download, settings, repo_id, revision)
+
+
 def _remote_manifest(repo_id: str, revision: str, settings: Settings) -> dict | None:
     """The manifest on the Hub at `revision`, or None when the repo or the file does not exist.
 
@@ -256,23 +281,7 @@ def _remote_manifest(repo_id: str, revision: str, settings: Settings) -> dict | 
         HubError: the Hub cannot be reached or refused the token.
         CollectionError: the file is not JSON.
     """
-
-    def download() -> Path | None:
-        try:
-            return Path(
-                hf_hub_download(
-                    repo_id,
-                    MANIFEST,
-                    repo_type="dataset",
-                    revision=revision,
-                    endpoint=settings.hf_endpoint,
-                    token=settings.hub_token,
-                )
-            )
-        except (RepositoryNotFoundError, RevisionNotFoundError, EntryNotFoundError):
-            return None
-
-    path = call(download, settings, repo_id, revision)
+    path = _download(repo_id, MANIFEST, revision, settings)
     if path is None:
         return None
     try:
@@ -464,19 +473,10 @@ def sample_question(spec: str, settings: Settings) -> tuple[str, str]:
         CollectionError, HubError: as `pin_collection`; or no chunk holds a sentence of six words.
     """
     repo_id, commit, manifest = _published(spec, settings)
-    shard = call(
-        lambda: hf_hub_download(
-            repo_id,
-            manifest["shards"][0]["path"],
-            repo_type="dataset",
-            revision=commit,
-            endpoint=settings.hf_endpoint,
-            token=settings.hub_token,
-        ),
-        settings,
-        repo_id,
-        commit,
-    )
+    first = manifest["shards"][0]["path"]
+    shard = _download(repo_id, first, commit, settings)
+    if shard is None:
+        raise CollectionError(f"{repo_id}@{commit[:7]}: {first}, named in its manifest, is missing")
     rows = pq.read_table(shard, columns=["text", "source"]).to_pylist()
     for row in rows:
         for sentence in re.split(r"(?<=[.!?])\s+", " ".join(row["text"].split())):
